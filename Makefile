@@ -1,0 +1,16 @@
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+# One set-up command: a virtual environment with torch pinned to the CPU build first,
+# then neuropath and its dev tools (pytest, stable-baselines3 for the throughput benchmark).
+install:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip
+	$(BIN)/pip install torch==2.13.0
+	$(BIN)/pip install -e ".[dev]"
+
+test:
+	$(BIN)/python -m pytest
+
+.PHONY: install test

@@ -1,0 +1,22 @@
+"""neuropath: energy-efficient reinforcement learning through neural pathways.
+
+Python API (the CLI is a thin layer over it)::
+
+    import neuropath as npth
+    cfg = npth.Config.preset("quickstart")            # or npth.Config().set({...})
+    trainer = npth.Trainer(cfg)                       # a new run directory under runs/
+    trainer.train()
+    policy = npth.load_policy(trainer.run_dir)        # SB3-style predict()
+    action, _ = policy.predict(obs, deterministic=True)
+"""
+
+__version__ = "0.1.0"
+
+from .errors import UsageError  # noqa: E402
+from .training.config import Config, PathwayConfig, RunConfig  # noqa: E402
+from .algos.sac import SACConfig  # noqa: E402
+from .training.online import Trainer  # noqa: E402
+from .policy import Policy, evaluate, load_policy  # noqa: E402
+
+__all__ = ["Config", "PathwayConfig", "Policy", "RunConfig", "SACConfig", "Trainer", "UsageError",
+           "evaluate", "load_policy", "__version__"]

@@ -1,0 +1,40 @@
+"""Pieces every algorithm shares: batches, MLPs of masked layers, Polyak averaging."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from ..pathways import MaskedLinear
+
+
+class Batch(NamedTuple):
+    obs: torch.Tensor
+    action: torch.Tensor
+    reward: torch.Tensor        # [B, 1]
+    next_obs: torch.Tensor
+    not_done: torch.Tensor      # [B, 1]; 0 only on true termination, never on time-limit truncation
+
+
+def mlp(in_dim: int, hidden: Sequence[int], out_dim: int, *, init: str = "xavier_normal") -> nn.Sequential:
+    """ReLU MLP of `MaskedLinear` layers; weights initialised as in the authors' SAC."""
+    dims = [in_dim, *hidden, out_dim]
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
+        layer = MaskedLinear(a, b)
+        if init == "xavier_normal":
+            nn.init.xavier_normal_(layer.weight)
+        layers.append(layer)
+        if i < len(dims) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+@torch.no_grad()
+def polyak(target: nn.Module, source: nn.Module, tau: float) -> None:
+    """target ← (1-τ)·target + τ·source, over parameters only (masks are copied on change)."""
+    t = list(target.parameters())
+    torch._foreach_lerp_(t, list(source.parameters()), tau)

@@ -1,0 +1,77 @@
+"""`MaskedLinear`: a linear layer whose weights are gated by a boolean pathway mask.
+
+Why a plain subclass and no hooks: `torch.nn.utils.prune` breaks deepcopy and
+`parametrize` renames state-dict keys; a subclass keeps the keys `weight`, `bias`,
+`mask`, deep-copies and saves like any module, and costs one `torch.where`.
+
+`torch.where(mask, W, 0)` (not `W * mask`) gives masked entries an exactly-zero gradient
+even when the upstream gradient is inf/NaN, and leaves their stored values untouched, so a
+weight that a later mask re-selects resumes where it stopped (the authors' behaviour).
+
+Masks are keyed by task from the start: the buffer is ``[tasks, out, in]``; a single-task
+network has ``tasks == 1``. ``active_task`` picks the pathway a 2-D input runs through; a
+3-D input ``[tasks, batch, in]`` runs every task's pathway in one batched matmul.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class MaskedLinear(nn.Linear):
+    """Linear layer computing ``x @ (W ⊙ m_task)^T + b``. Biases are never masked.
+
+    While ``use_mask`` is False (a dense network) or ``force_dense`` is set (inside
+    `unmasked()`), the layer is an ordinary `nn.Linear` with no masking cost.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, *, tasks: int = 1,
+                 device=None, dtype=None) -> None:
+        super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
+        if tasks < 1:
+            raise ValueError(f"tasks must be >= 1, got {tasks}")
+        self.register_buffer("mask", torch.ones(tasks, out_features, in_features, dtype=torch.bool,
+                                                device=device))
+        self.use_mask = False
+        self.force_dense = 0        # > 0 inside `unmasked()`: run every stored weight
+        self.active_task = 0
+
+    @property
+    def tasks(self) -> int:
+        return self.mask.shape[0]
+
+    def effective_weight(self, task: int | None = None) -> torch.Tensor:
+        """The weight the forward pass uses for ``task`` (default: the active one)."""
+        if not self.use_mask or self.force_dense:
+            return self.weight
+        t = self.active_task if task is None else task
+        return torch.where(self.mask[t], self.weight, 0.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 3 and self.use_mask and not self.force_dense and self.tasks > 1 and x.shape[0] == self.tasks:
+            w = torch.where(self.mask, self.weight, 0.0)          # [T, out, in]
+            y = torch.bmm(x, w.transpose(1, 2))
+            return y if self.bias is None else y + self.bias
+        return F.linear(x, self.effective_weight(), self.bias)
+
+    def set_mask(self, mask: torch.Tensor, task: int = 0) -> int:
+        """Install ``mask`` for ``task``; returns how many entries changed."""
+        mask = mask.to(device=self.mask.device, dtype=torch.bool)
+        if mask.shape != self.mask.shape[1:]:
+            raise ValueError(f"mask shape {tuple(mask.shape)} != weight shape {tuple(self.mask.shape[1:])}")
+        changed = int((self.mask[task] != mask).sum())
+        self.mask[task].copy_(mask)
+        self.use_mask = True
+        return changed
+
+    def get_extra_state(self):
+        return {"use_mask": self.use_mask, "active_task": self.active_task}
+
+    def set_extra_state(self, state) -> None:
+        self.use_mask = bool(state["use_mask"])
+        self.active_task = int(state["active_task"])
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", tasks={self.tasks}, masked={self.use_mask}"

@@ -1,0 +1,54 @@
+"""Exact top-k selection over a network's scores and their L1 normalisation."""
+
+from __future__ import annotations
+
+import torch
+
+Scores = dict[str, torch.Tensor]
+
+
+def l1_normalise(scores: Scores) -> Scores:
+    """Divide every score by the sum over the whole network, so that scores from different
+    batches are on one scale before they are averaged."""
+    total = sum(float(s.sum()) for s in scores.values())
+    if total <= 0.0:
+        return {k: s.clone() for k, s in scores.items()}
+    return {k: s / total for k, s in scores.items()}
+
+
+def keep_count(total: int, keep_ratio: float) -> int:
+    """k = ⌊keep_ratio · N⌋, at least one weight."""
+    if not 0.0 < keep_ratio <= 1.0:
+        raise ValueError(f"keep ratio must be in (0, 1], got {keep_ratio}")
+    return max(1, int(keep_ratio * total))
+
+
+def topk_masks(scores: Scores, keep_ratio: float, *, scope: str = "global") -> Scores:
+    """Boolean masks keeping exactly k = ⌊keep_ratio·N⌋ of the highest scores.
+
+    ``scope="global"`` ranks all layers together (the paper); ``"layer"`` keeps the same
+    fraction in each layer. Ties are broken by position (earlier layer, lower flat index
+    wins), so the count is exact and the result deterministic -- the authors' ``score >=
+    threshold`` could keep more than k.
+    """
+    if scope == "layer":
+        return {name: _topk_flat(s.flatten(), keep_count(s.numel(), keep_ratio)).view_as(s)
+                for name, s in scores.items()}
+    if scope != "global":
+        raise ValueError(f"unknown top-k scope {scope!r}; allowed: global, layer")
+    flat = torch.cat([s.flatten() for s in scores.values()])
+    keep = _topk_flat(flat, keep_count(flat.numel(), keep_ratio))
+    out, offset = {}, 0
+    for name, s in scores.items():
+        out[name] = keep[offset:offset + s.numel()].view_as(s)
+        offset += s.numel()
+    return out
+
+
+def _topk_flat(flat: torch.Tensor, k: int) -> torch.Tensor:
+    # NaN scores rank last; a stable descending sort makes ties go to the lower index.
+    values = torch.nan_to_num(flat.float(), nan=-float("inf"))
+    order = torch.sort(values, descending=True, stable=True).indices
+    keep = torch.zeros(flat.numel(), dtype=torch.bool, device=flat.device)
+    keep[order[:k]] = True
+    return keep

@@ -1,0 +1,103 @@
+"""A trained policy on its own: load it from a run, act with SB3's ``predict`` signature,
+evaluate it, save it to one file. Anything with ``predict`` works with SB3's
+``evaluate_policy`` too."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .algos.sac import Actor
+from .envs.make import make_env
+from .errors import UsageError
+from .pathways import density
+from .training import checkpoint
+from .training.evaluate import run_episodes, summarise
+from .training.online import load_run_config
+
+
+class Policy:
+    """The actor of a run (its pathway included) plus the env's action bounds."""
+
+    def __init__(self, actor: Actor, low: np.ndarray, high: np.ndarray, env_id: str) -> None:
+        self.actor = actor.eval()
+        self.low, self.high, self.env_id = np.asarray(low), np.asarray(high), env_id
+
+    @property
+    def density(self) -> float:
+        return density(self.actor)
+
+    @torch.no_grad()
+    def act_unit(self, observation: np.ndarray, deterministic: bool = True) -> np.ndarray:
+        """Action in [-1, 1] (what the agent was trained to output)."""
+        x = torch.as_tensor(observation, dtype=torch.float32)
+        single = x.dim() == 1
+        x = x.unsqueeze(0) if single else x
+        a = torch.tanh(self.actor(x)[0]) if deterministic else self.actor.sample(x)[0]
+        a = a.numpy()
+        return a[0] if single else a
+
+    def predict(self, observation: np.ndarray, state=None, episode_start=None,
+                deterministic: bool = False) -> tuple[np.ndarray, None]:
+        """SB3's signature: the action in the environment's own bounds, and no state."""
+        a = self.act_unit(observation, deterministic)
+        return self.low + (a + 1.0) * 0.5 * (self.high - self.low), None
+
+    def save(self, path: str | Path) -> None:
+        net = self.actor.net
+        torch.save({"format": 1, "actor": self.actor.state_dict(), "env": self.env_id,
+                    "obs_dim": net[0].in_features, "act_dim": net[-1].out_features // 2,
+                    "hidden": [m.out_features for m in list(net)[:-1:2]],
+                    "low": self.low, "high": self.high}, path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Policy":
+        try:
+            data = torch.load(path, map_location="cpu", weights_only=False)
+            actor = Actor(data["obs_dim"], data["act_dim"], data["hidden"])
+            actor.load_state_dict(data["actor"])
+        except Exception as exc:  # noqa: BLE001
+            raise UsageError(f"cannot load policy {str(path)!r}: {type(exc).__name__}") from None
+        return cls(actor, data["low"], data["high"], data["env"])
+
+
+def load_policy(run_dir: str | Path) -> Policy:
+    """The policy of a run's latest checkpoint (a run directory or a saved policy file)."""
+    run_dir = Path(run_dir)
+    if run_dir.is_file():
+        return Policy.load(run_dir)
+    cfg = load_run_config(run_dir)
+    path = checkpoint.latest(run_dir)
+    meta = checkpoint.read_meta(path)
+    state = checkpoint.load_state(path)
+    actor = Actor(meta["obs_dim"], meta["act_dim"], meta["hidden"])
+    prefix = "actor."
+    try:
+        actor.load_state_dict({k[len(prefix):]: v for k, v in state["algo"].items() if k.startswith(prefix)})
+    except RuntimeError as exc:
+        raise UsageError(f"checkpoint {str(path)!r} does not fit its own config: "
+                         f"{str(exc).splitlines()[0]}") from None
+    env = make_env(cfg.run.env)
+    try:
+        space = env.unwrapped.action_space
+        return Policy(actor, space.low, space.high, cfg.run.env)
+    finally:
+        env.close()
+
+
+def evaluate(policy: Policy, env_id: str | None = None, episodes: int = 10, seed: int = 0,
+             deterministic: bool = True, render: bool = False) -> dict:
+    """Mean ± std return over ``episodes``; with ``render`` also the RGB frames."""
+    env = make_env(env_id or policy.env_id, render_mode="rgb_array" if render else None)
+    frames: list | None = [] if render else None
+    try:
+        returns, lengths = run_episodes(env, lambda o: policy.act_unit(o, deterministic), episodes,
+                                        seed, frames=frames)
+    finally:
+        env.close()
+    out = {**summarise(returns, lengths), "returns": returns, "episodes": episodes}
+    if render:
+        out["frames"] = frames
+    return out

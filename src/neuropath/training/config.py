@@ -1,0 +1,245 @@
+"""Typed configuration of a training run: one dataclass per concern, composed in `Config`.
+
+Every field is a command-line flag (``keep_ratio`` → ``--keep-ratio``) and a preset key;
+field names are unique across sections so that a flat ``key: value`` YAML preset can set
+any of them. The docstring under each field is its ``--help`` text.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import inspect
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..algos.sac import SACConfig
+from ..errors import UsageError
+
+PATHWAYS = ("dapd", "dense", "static", "random")
+
+# Freeze thresholds on the mean evaluation return used when --freeze-return is "auto".
+# HalfCheetah 8000 is the authors' (README of their code). The others are ours: roughly
+# what a dense SAC reaches late in a 1M-step run on v5, since the paper's are not public.
+AUTO_FREEZE_RETURN = {"HalfCheetah": 8000.0, "Walker2d": 4000.0, "Hopper": 3000.0, "Ant": 4000.0,
+                      "Humanoid": 5000.0}
+
+
+@dataclass
+class RunConfig:
+    """What to train on, for how long, and where the run lives."""
+    env: str = "HalfCheetah-v5"
+    """Gymnasium environment id (continuous actions), e.g. Hopper-v5"""
+    steps: int = 1_000_000
+    """environment steps (one gradient update per step after the seed steps)"""
+    seed_steps: int = 5000
+    """initial steps with uniform random actions and no updates"""
+    eval_every: int = 5000
+    """evaluate every this many steps"""
+    eval_episodes: int = 10
+    """deterministic episodes per evaluation"""
+    seed: int = 0
+    """seed of environment, networks and sampling"""
+    replay_size: int = 1_000_000
+    """replay buffer capacity (transitions)"""
+    run_dir: str | None = None
+    """run directory (default: a new folder under runs/)"""
+    device: str = "auto"
+    """auto, cpu or cuda"""
+    threads: int = 0
+    """torch CPU threads (0 = torch's default)"""
+    checkpoint_every: int = 50_000
+    """checkpoint at the first episode end after every this many steps"""
+    keep_checkpoints: int = 2
+    """how many recent checkpoints to keep on disk"""
+    log_every: int = 1000
+    """write training scalars to TensorBoard every this many steps"""
+    progress: bool = True
+    """show a progress bar"""
+
+
+@dataclass
+class PathwayConfig:
+    """Which pathway method shapes the networks and its DAPD knobs."""
+    pathway: str = "dapd"
+    """dapd, dense, static (initial SNIP mask kept) or random (random static mask)"""
+    keep_ratio: float = 0.05
+    """fraction of each network's weights in the pathway, in (0, 1]"""
+    window: int = 1000
+    """L: score on the most recent L transitions"""
+    score_batch: int = 256
+    """transitions per scoring pass"""
+    moving_average: int = 5
+    """K: the mask is the top-k of the mean of the last K scores"""
+    mask_every: int = 0
+    """update the mask every this many steps during warm-up (0 = at every episode end)"""
+    init_steps: int = 5000
+    """steps of the untrained policy that score the initial mask (not counted in --steps)"""
+    freeze_return: str = "auto"
+    """freeze the mask once the eval return exceeds this: a number, auto (per-env table) or none"""
+    freeze_step: int | None = None
+    """freeze the mask at this step whatever the return (none = no step trigger)"""
+    prune: str = "keep"
+    """keep: inactive weights keep their values; zero: they are set to zero"""
+    scope: str = "global"
+    """top-k over the whole network (global) or per layer (layer)"""
+    score: str = "snip"
+    """connection score: snip, magnitude or random"""
+
+
+@dataclass
+class Config:
+    run: RunConfig = field(default_factory=RunConfig)
+    sac: SACConfig = field(default_factory=SACConfig)
+    pathway: PathwayConfig = field(default_factory=PathwayConfig)
+
+    SECTIONS = ("run", "sac", "pathway")
+
+    # ---- flat access: presets and the CLI set fields by their unique names ---------------
+
+    @classmethod
+    def fields(cls) -> dict[str, tuple[str, dataclasses.Field, str]]:
+        """name → (section, field, help) for every settable field."""
+        out: dict[str, tuple[str, dataclasses.Field, str]] = {}
+        for section, klass in (("run", RunConfig), ("sac", SACConfig), ("pathway", PathwayConfig)):
+            docs = _field_docs(klass)
+            for f in dataclasses.fields(klass):
+                out[f.name] = (section, f, docs.get(f.name, ""))
+        return out
+
+    def set(self, values: dict[str, Any]) -> "Config":
+        """Set fields by flat name (``keep_ratio``) or nested section (``{"sac": {...}}``)."""
+        known = self.fields()
+        for key, value in values.items():
+            if key in self.SECTIONS and isinstance(value, dict):
+                self.set(value)
+                continue
+            name = key.replace("-", "_")
+            if name not in known:
+                close = [k for k in known if k.startswith(name[:3])]
+                raise UsageError(f"unknown setting {key!r}" + (f"; similar: {', '.join(close)}" if close else ""))
+            section, f, _ = known[name]
+            setattr(getattr(self, section), name, _coerce(name, f, value))
+        return self
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return {s: dataclasses.asdict(getattr(self, s)) for s in self.SECTIONS}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Config":
+        return cls().set(data)
+
+    # ---- resolution and validation ---------------------------------------------------------
+
+    def resolved_freeze_return(self) -> float | None:
+        value = str(self.pathway.freeze_return).strip().lower()
+        if value == "none":
+            return None
+        if value == "auto":
+            family = self.run.env.split("/")[-1].split("-")[0]
+            return AUTO_FREEZE_RETURN.get(family)
+        return float(value)
+
+    def validate(self) -> "Config":
+        r, p, s = self.run, self.pathway, self.sac
+        _positive("steps", r.steps)
+        _positive("eval_every", r.eval_every)
+        _positive("eval_episodes", r.eval_episodes)
+        _positive("replay_size", r.replay_size)
+        _positive("checkpoint_every", r.checkpoint_every)
+        _positive("keep_checkpoints", r.keep_checkpoints)
+        _positive("log_every", r.log_every)
+        _positive("batch_size", s.batch_size)
+        _positive("window", p.window)
+        _positive("score_batch", p.score_batch)
+        _positive("moving_average", p.moving_average)
+        _positive("target_every", s.target_every)
+        _positive("actor_every", s.actor_every)
+        for obj, name in ((r, "seed_steps"), (r, "threads"), (p, "mask_every"), (p, "init_steps")):
+            if getattr(obj, name) < 0:
+                raise UsageError(f"--{_flag(name)} must be >= 0, got {getattr(obj, name)}")
+        if not s.hidden or any(h < 1 for h in s.hidden):
+            raise UsageError(f"--hidden needs one or more positive widths, got {s.hidden}")
+        if p.pathway not in PATHWAYS:
+            raise UsageError(f"unknown pathway method {p.pathway!r}; allowed: {', '.join(PATHWAYS)}")
+        if not (isinstance(p.keep_ratio, float) and 0.0 < p.keep_ratio <= 1.0) or math.isnan(p.keep_ratio):
+            raise UsageError(f"--keep-ratio must be in (0, 1], got {p.keep_ratio}")
+        if p.prune not in ("keep", "zero"):
+            raise UsageError(f"--prune must be keep or zero, got {p.prune!r}")
+        if p.scope not in ("global", "layer"):
+            raise UsageError(f"--scope must be global or layer, got {p.scope!r}")
+        if p.score not in ("snip", "magnitude", "random"):
+            raise UsageError(f"--score must be snip, magnitude or random, got {p.score!r}")
+        if p.freeze_step is not None and p.freeze_step < 0:
+            raise UsageError(f"--freeze-step must be >= 0, got {p.freeze_step}")
+        try:
+            self.resolved_freeze_return()
+        except ValueError:
+            raise UsageError(f"--freeze-return must be a number, auto or none, got {p.freeze_return!r}") from None
+        if r.device not in ("auto", "cpu", "cuda") and not r.device.startswith("cuda:"):
+            raise UsageError(f"--device must be auto, cpu or cuda, got {r.device!r}")
+        if not 0.0 < s.gamma <= 1.0 or not 0.0 < s.tau <= 1.0 or s.lr <= 0 or s.init_temperature <= 0:
+            raise UsageError("gamma and tau must be in (0, 1]; lr and init temperature > 0")
+        return self
+
+
+def _flag(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def _positive(name: str, value: int) -> None:
+    if value is None or value <= 0:
+        raise UsageError(f"--{_flag(name)} must be a positive number, got {value}")
+
+
+def _coerce(name: str, f: dataclasses.Field, value: Any) -> Any:
+    """Convert a preset/CLI value to the field's type, with a one-line error."""
+    kind = str(f.type)
+    try:
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            if "None" in kind:
+                return None
+            if kind == "str":
+                return "none"
+            raise ValueError
+        if kind.startswith("list[int]"):
+            items = value.replace(",", " ").split() if isinstance(value, str) else value
+            return [int(v) for v in items]
+        if kind.startswith("int"):
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(float(value)) if isinstance(value, (str, float)) else int(value)
+        if kind.startswith("float"):
+            return float(value)
+        if kind.startswith("bool"):
+            if isinstance(value, str):
+                if value.lower() in ("1", "true", "yes", "on"):
+                    return True
+                if value.lower() in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError
+            return bool(value)
+        if kind.startswith("str"):
+            return str(value)
+    except (TypeError, ValueError):
+        pass
+    else:
+        return value
+    raise UsageError(f"--{_flag(name)}: cannot read {value!r} as {kind}")
+
+
+def _field_docs(klass: type) -> dict[str, str]:
+    """Docstrings written under dataclass fields (CleanRL/tyro style) → help texts."""
+    try:
+        tree = ast.parse(inspect.getsource(klass))
+    except (OSError, TypeError):
+        return {}
+    body = tree.body[0].body
+    docs = {}
+    for node, nxt in zip(body, body[1:]):
+        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)
+                and isinstance(nxt.value.value, str)):
+            docs[node.target.id] = nxt.value.value.strip()
+    return docs

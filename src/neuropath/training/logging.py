@@ -1,0 +1,116 @@
+"""What a run writes as it goes: TensorBoard scalars, ``metrics.csv`` (one row per
+evaluation), ``pathway.jsonl`` (one line per mask event) and the progress bar.
+
+On resume, rows past the checkpoint's step are dropped and TensorBoard purges its events
+past that step, so a resumed run shows one continuous curve.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from .checkpoint import write_text_atomic
+
+EVAL_FIELDS = ["step", "return_mean", "return_std", "return_min", "return_max", "length_mean",
+               "phase", "actor_density", "critic_density", "wall_time"]
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    if not Path(path).is_file():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not Path(path).is_file():
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def truncate_after(run_dir: Path, step: int) -> None:
+    """Drop log rows written after ``step`` (by a run killed after its last checkpoint)."""
+    run_dir = Path(run_dir)
+    rows = [r for r in read_csv(run_dir / "metrics.csv") if int(r["step"]) <= step]
+    if (run_dir / "metrics.csv").is_file():
+        lines = [",".join(EVAL_FIELDS)] + [",".join(r.get(k, "") for k in EVAL_FIELDS) for r in rows]
+        write_text_atomic(run_dir / "metrics.csv", "\n".join(lines) + "\n")
+    for name in ("pathway.jsonl", "episodes.csv"):
+        path = run_dir / name
+        if not path.is_file():
+            continue
+        kept = []
+        for line in path.read_text().splitlines(keepends=True):
+            if name.endswith(".jsonl"):
+                ok = line.strip() and json.loads(line)["step"] <= step
+            else:
+                head = line.split(",", 1)[0]
+                ok = not head.isdigit() or int(head) <= step
+            if ok:
+                kept.append(line)
+        write_text_atomic(path, "".join(kept))
+
+
+class RunLogger:
+    def __init__(self, run_dir: Path, *, start_step: int, total_steps: int, progress: bool) -> None:
+        from torch.utils.tensorboard import SummaryWriter  # slow import: only when a run starts
+
+        self.run_dir = Path(run_dir)
+        self.tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=start_step if start_step else None)
+        new = not (self.run_dir / "metrics.csv").is_file()
+        self._metrics = open(self.run_dir / "metrics.csv", "a", newline="")
+        self._writer = csv.DictWriter(self._metrics, fieldnames=EVAL_FIELDS)
+        if new:
+            self._writer.writeheader()
+        self._pathway = open(self.run_dir / "pathway.jsonl", "a")
+        new_ep = not (self.run_dir / "episodes.csv").is_file()
+        self._episodes = open(self.run_dir / "episodes.csv", "a")
+        if new_ep:
+            self._episodes.write("step,return,length\n")
+        self.bar = None
+        if progress:
+            from tqdm import tqdm
+            self.bar = tqdm(total=total_steps, initial=start_step, unit="step", dynamic_ncols=True,
+                            file=sys.stderr, smoothing=0.05)
+
+    def scalars(self, step: int, values: dict[str, float]) -> None:
+        for key, value in values.items():
+            self.tb.add_scalar(key, value, step)
+
+    def episode(self, step: int, ret: float, length: int) -> None:
+        self._episodes.write(f"{step},{ret:.6g},{length}\n")
+        self.tb.add_scalar("charts/episodic_return", ret, step)
+        self.tb.add_scalar("charts/episodic_length", length, step)
+
+    def evaluation(self, row: dict[str, Any]) -> None:
+        self._writer.writerow({k: row.get(k, "") for k in EVAL_FIELDS})
+        self._metrics.flush()
+        self.tb.add_scalar("eval/return", row["return_mean"], row["step"])
+
+    def pathway_event(self, event: dict[str, Any]) -> None:
+        self._pathway.write(json.dumps(event) + "\n")
+        self._pathway.flush()
+        if "changed" in event:
+            self.tb.add_scalar(f"pathway/{event['net']}/changed", event["changed"], event["step"])
+            self.tb.add_scalar(f"pathway/{event['net']}/density", event["density"], event["step"])
+
+    def progress(self, step: int, postfix: dict[str, str]) -> None:
+        if self.bar is not None:
+            self.bar.n = step
+            self.bar.set_postfix(postfix, refresh=True)
+
+    def flush(self) -> None:
+        self._episodes.flush()
+        self.tb.flush()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        for f in (self._metrics, self._pathway, self._episodes):
+            f.close()
+        self.tb.close()

@@ -1,0 +1,374 @@
+"""The online training loop: act → step → store → update → maybe change masks → evaluate
+→ checkpoint. `Trainer` owns a run directory; `Trainer.resume` continues one.
+
+Checkpoints are taken at the first episode end after each ``checkpoint_every`` steps,
+before the environment resets: the state to restore is then just the environment's RNG,
+and a resumed run replays exactly the same transitions (tested on CPU).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from .. import __version__
+from ..algos.sac import SAC
+from ..data.replay import ReplayBuffer
+from ..envs.make import check_env_id, env_rng_state, make_env, set_env_rng_state
+from ..errors import UsageError
+from ..pathways import density, layer_density, unmasked
+from . import checkpoint
+from .build import build_pathways, needs_init_data
+from .config import Config
+from .evaluate import run_episodes, summarise
+from .logging import RunLogger, truncate_after
+
+Callback = Callable[[int, dict[str, Any]], bool]
+EVAL_SEED_OFFSET = 1_000_003
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError("--device cuda asked for, but torch sees no CUDA device; use --device cpu or auto")
+    return torch.device(name)
+
+
+def default_run_dir(cfg: Config, root: Path = Path("runs")) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    env = re.sub(r"[^A-Za-z0-9_.-]", "_", cfg.run.env)
+    base = root / f"{env}__{cfg.pathway.pathway}__s{cfg.run.seed}__{stamp}"
+    path, n = base, 1
+    while path.exists():
+        path, n = Path(f"{base}-{n}"), n + 1
+    return path
+
+
+class Trainer:
+    """One SAC run with pathways. ``Trainer(cfg).train()`` starts a new run directory and
+    refuses an existing non-empty one; ``Trainer.resume(run_dir).train()`` continues."""
+
+    def __init__(self, cfg: Config, *, _resume_from: Path | None = None) -> None:
+        self.cfg = cfg.validate()
+        check_env_id(cfg.run.env)
+        r = cfg.run
+        if _resume_from is None:
+            self.run_dir = Path(r.run_dir) if r.run_dir else default_run_dir(cfg)
+            if self.run_dir.exists() and any(self.run_dir.iterdir()):
+                raise UsageError(f"run directory {str(self.run_dir)!r} exists and is not empty; "
+                                 "pick another --run-dir or continue it with --resume")
+        else:
+            self.run_dir = _resume_from
+        if r.threads:
+            torch.set_num_threads(r.threads)
+        self.device = resolve_device(r.device)
+        self._seed_everything(r.seed)
+
+        self.env = make_env(r.env)
+        self.eval_env = make_env(r.env)
+        obs_dim = self.env.observation_space.shape[0]
+        act_dim = self.env.action_space.shape[0]
+        self.algo = SAC(obs_dim, act_dim, cfg.sac).to(self.device)
+        self.optimizers = self.algo.make_optimizers()
+        self.pathways = build_pathways(cfg, self.algo, self.optimizers)
+        self.buffer = ReplayBuffer(obs_dim, act_dim, min(r.replay_size, r.steps), self.device)
+        self.rng = np.random.default_rng(r.seed)
+
+        self.step = 0
+        self.episodes = 0
+        self.initialised = False
+        self.last_eval: float | None = None
+        self.next_checkpoint = r.checkpoint_every
+        self.obs: np.ndarray | None = None
+        self.ep_return, self.ep_len = 0.0, 0
+        self.logger: RunLogger | None = None
+        self._last_eval_row: dict[str, Any] = {}
+
+    # ---- construction helpers -------------------------------------------------------------
+
+    @staticmethod
+    def _seed_everything(seed: int) -> None:
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+
+    @classmethod
+    def resume(cls, run_dir: str | Path, *, steps: int | None = None, progress: bool | None = None,
+               device: str | None = None, threads: int | None = None) -> "Trainer":
+        """Rebuild a run from its ``config.yaml`` and load its latest checkpoint."""
+        run_dir = Path(run_dir)
+        cfg = load_run_config(run_dir)
+        ckpt = checkpoint.latest(run_dir)
+        overrides = {"steps": steps, "progress": progress, "device": device, "threads": threads}
+        cfg.set({k: v for k, v in overrides.items() if v is not None})
+        trainer = cls(cfg, _resume_from=run_dir)
+        trainer.load_checkpoint(ckpt)
+        return trainer
+
+    # ---- the loop -----------------------------------------------------------------------------
+
+    def train(self, callback: Callback | None = None) -> dict[str, Any]:
+        """Run until ``cfg.run.steps``; ``callback(step, info)`` returning False stops early
+        (without a checkpoint, like a killed run). Returns the last evaluation."""
+        r = self.cfg.run
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.step == 0 and not (self.run_dir / "config.yaml").exists():
+            self._write_config()
+        truncate_after(self.run_dir, self.step)
+        self.logger = RunLogger(self.run_dir, start_step=self.step, total_steps=r.steps, progress=r.progress)
+        try:
+            if not self.initialised:
+                self._init_pathways()
+            if self.obs is None:
+                self.obs = self._reset()
+            return self._loop(callback)
+        finally:
+            self.logger.close()
+            self.logger = None
+
+    def _loop(self, callback: Callback | None) -> dict[str, Any]:
+        r, algo, buf = self.cfg.run, self.algo, self.buffer
+        batch_size = self.cfg.sac.batch_size
+        metrics: dict[str, torch.Tensor] = {}
+        t_last, s_last = time.perf_counter(), self.step
+        sps = 0.0
+        while self.step < r.steps:
+            if self.step < r.seed_steps:
+                action = self.rng.uniform(-1.0, 1.0, self.algo.act_dim).astype(np.float32)
+            else:
+                action = algo.act(self.obs)
+            next_obs, reward, terminated, truncated, _ = self.env.step(action)
+            buf.add(self.obs, action, float(reward), next_obs, bool(terminated))
+            self.ep_return += float(reward)
+            self.ep_len += 1
+            self.step += 1
+            done = bool(terminated or truncated)
+            self.obs = next_obs
+
+            if self.step >= r.seed_steps and len(buf) >= batch_size:
+                metrics = algo.update(buf.sample(batch_size), self.optimizers)
+            self._maybe_update_masks(episode_end=done)
+
+            if self.step % r.eval_every == 0:
+                self.evaluate()
+            if self.step % r.log_every == 0:
+                now = time.perf_counter()
+                sps = (self.step - s_last) / max(now - t_last, 1e-9)
+                t_last, s_last = now, self.step
+                self._log_scalars(metrics, sps)
+                self.logger.progress(self.step, self._postfix(sps))
+            if done:
+                self.logger.episode(self.step, self.ep_return, self.ep_len)
+                self.episodes += 1
+                if self.step >= self.next_checkpoint or self.step >= r.steps:
+                    self.save_checkpoint()
+                self.obs = self._reset()
+            if callback is not None and callback(self.step, {"done": done}) is False:
+                return self._last_eval_row
+        if self.ep_len:                      # the run ended mid-episode: keep its end state
+            self.save_checkpoint(reset_pending=False)
+        self.logger.progress(self.step, self._postfix(sps))
+        return self._last_eval_row
+
+    def _reset(self) -> np.ndarray:
+        if self.episodes == 0 and self.step == 0:
+            obs, _ = self.env.reset(seed=self.cfg.run.seed)
+        else:
+            obs, _ = self.env.reset()
+        self.ep_return, self.ep_len = 0.0, 0
+        return obs
+
+    # ---- pathways ----------------------------------------------------------------------------
+
+    def _init_pathways(self) -> None:
+        """Initial masks. DAPD and static SNIP score the untrained networks on ``init_steps``
+        transitions of the untrained (stochastic) policy, as the authors do; that data is
+        then dropped and does not count towards the step budget."""
+        p = self.cfg.pathway
+        if self.pathways:
+            losses = self.algo.losses()
+            sample: Callable[[], Any] | None = None
+            if needs_init_data(self.cfg):
+                init_buf = self._collect_init_data(max(p.init_steps, 1))
+                sample = lambda: init_buf.sample(p.score_batch)  # noqa: E731
+            with unmasked(self.algo):
+                for name, pw in self.pathways.items():
+                    closure = (lambda n=name: losses[n](sample())) if sample else None
+                    result = pw.init(closure)
+                    self.logger.pathway_event(self._event("init", name, result))
+                    if pw.frozen:
+                        self.logger.pathway_event({"step": 0, "net": name, "event": "freeze",
+                                                   "reason": pw.schedule.freeze_reason})
+        self.initialised = True
+
+    def _collect_init_data(self, n: int) -> ReplayBuffer:
+        buf = ReplayBuffer(self.algo.obs_dim, self.algo.act_dim, n, self.device)
+        obs, _ = self.env.reset(seed=self.cfg.run.seed + 7919)
+        for _ in range(n):
+            action = self.algo.act(obs)
+            next_obs, reward, terminated, truncated, _ = self.env.step(action)
+            buf.add(obs, action, float(reward), next_obs, bool(terminated))
+            obs = next_obs if not (terminated or truncated) else self.env.reset()[0]
+        return buf
+
+    def _maybe_update_masks(self, *, episode_end: bool) -> None:
+        if not self.pathways:
+            return
+        due = []
+        for name, pw in self.pathways.items():
+            was_frozen = pw.frozen
+            if pw.due(self.step, episode_end=episode_end):
+                due.append(name)
+            elif pw.frozen and not was_frozen:
+                self._log_freeze(name, pw)
+        if not due:
+            return
+        p = self.cfg.pathway
+        losses = self.algo.losses()
+        with unmasked(self.algo):        # score the dense networks, target critic included
+            for name in due:
+                result = self.pathways[name].update(
+                    self.step, lambda n=name: losses[n](self.buffer.sample_recent(p.score_batch, p.window)))
+                self.logger.pathway_event(self._event("update", name, result))
+
+    def _log_freeze(self, name: str, pw) -> None:
+        self.logger.pathway_event({"step": self.step, "net": name, "event": "freeze",
+                                   "frozen_at": pw.schedule.frozen_at, "reason": pw.schedule.freeze_reason})
+
+    def _event(self, kind: str, name: str, result) -> dict[str, Any]:
+        net = self.algo.networks[name]
+        return {"step": self.step, "net": name, "event": kind, "changed": result.changed,
+                "density": round(result.density, 6),
+                "layers": {k: round(v, 6) for k, v in layer_density(net).items()},
+                "frozen": self.pathways[name].frozen}
+
+    def phase(self) -> str:
+        if not self.pathways:
+            return "dense"
+        schedules = [pw.schedule for pw in self.pathways.values()]
+        return schedules[0].phase if all(s.phase == schedules[0].phase for s in schedules) else "mixed"
+
+    # ---- evaluation and logging -------------------------------------------------------------
+
+    def evaluate(self) -> dict[str, Any]:
+        r = self.cfg.run
+        returns, lengths = run_episodes(self.eval_env, lambda o: self.algo.act(o, deterministic=True),
+                                        r.eval_episodes, seed=r.seed + EVAL_SEED_OFFSET + self.step)
+        row = {"step": self.step, **summarise(returns, lengths), "phase": self.phase(),
+               "actor_density": round(density(self.algo.actor), 6),
+               "critic_density": round(density(self.algo.critic), 6), "wall_time": round(time.time(), 3)}
+        self.last_eval = row["return_mean"]
+        self._last_eval_row = row
+        self.logger.evaluation(row)
+        for name, pw in self.pathways.items():
+            was_frozen = pw.frozen
+            pw.observe(self.step, row["return_mean"])
+            if pw.frozen and not was_frozen:
+                self._log_freeze(name, pw)
+        return row
+
+    def _log_scalars(self, metrics: dict[str, torch.Tensor], sps: float) -> None:
+        values = {k: float(v) for k, v in metrics.items()}
+        values["charts/SPS"] = sps
+        values["pathway/actor_density"] = density(self.algo.actor)
+        values["pathway/critic_density"] = density(self.algo.critic)
+        self.logger.scalars(self.step, values)
+        self.logger.flush()
+
+    def _postfix(self, sps: float) -> dict[str, str]:
+        ret = "-" if self.last_eval is None else f"{self.last_eval:.0f}"
+        return {"sps": f"{sps:.0f}", "eval": ret, "phase": self.phase(),
+                "actor_sp": f"{1 - density(self.algo.actor):.1%}",
+                "critic_sp": f"{1 - density(self.algo.critic):.1%}"}
+
+    def _write_config(self) -> None:
+        data = self.cfg.to_dict()
+        data["run"]["run_dir"] = str(self.run_dir)
+        text = yaml.safe_dump({"neuropath": __version__, **data}, sort_keys=False)
+        checkpoint.write_text_atomic(self.run_dir / "config.yaml", text)
+
+    # ---- checkpoints -------------------------------------------------------------------------
+
+    def state_dict(self, *, reset_pending: bool = True) -> dict[str, Any]:
+        return {
+            "algo": self.algo.state_dict(), "algo_updates": self.algo.updates,
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "pathways": {k: p.state_dict() for k, p in self.pathways.items()},
+            "counters": {"step": self.step, "episodes": self.episodes, "initialised": self.initialised,
+                         "last_eval": self.last_eval, "last_eval_row": self._last_eval_row,
+                         "next_checkpoint": self.next_checkpoint, "reset_pending": reset_pending,
+                         "ep_return": self.ep_return, "ep_len": self.ep_len,
+                         "obs": None if reset_pending else self.obs},
+            "rng": {"python": random.getstate(), "numpy_global": np.random.get_state(),
+                    "numpy": self.rng.bit_generator.state, "torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+                    "env": env_rng_state(self.env)},
+            "replay": self.buffer.state_dict(),
+        }
+
+    def save_checkpoint(self, *, reset_pending: bool = True) -> Path:
+        r = self.cfg.run
+        while self.next_checkpoint <= self.step:
+            self.next_checkpoint += r.checkpoint_every
+        meta = {"neuropath": __version__, "env": r.env, "pathway": self.cfg.pathway.pathway,
+                "obs_dim": self.algo.obs_dim, "act_dim": self.algo.act_dim, "hidden": self.cfg.sac.hidden}
+        return checkpoint.save(self.run_dir, self.step, self.state_dict(reset_pending=reset_pending),
+                               replay=self.buffer, meta=meta, keep=r.keep_checkpoints)
+
+    def load_checkpoint(self, path: Path) -> None:
+        state = checkpoint.load_state(path, map_location=self.device)
+        try:
+            self.algo.load_state_dict(state["algo"])
+            for k, o in self.optimizers.items():
+                o.load_state_dict(state["optimizers"][k])
+            for k, p in self.pathways.items():
+                p.load_state_dict(state["pathways"][k])
+            self.buffer.load(path / "replay.npy", state["replay"])
+        except (RuntimeError, KeyError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UsageError(f"checkpoint {str(path)!r} does not fit this run's networks: {first}") from None
+        self.algo.updates = state["algo_updates"]
+        c = state["counters"]
+        self.step, self.episodes, self.initialised = c["step"], c["episodes"], c["initialised"]
+        self.last_eval, self._last_eval_row = c["last_eval"], c["last_eval_row"]
+        self.next_checkpoint = c["next_checkpoint"]
+        rng = state["rng"]
+        random.setstate(rng["python"])
+        np.random.set_state(rng["numpy_global"])
+        self.rng.bit_generator.state = rng["numpy"]
+        torch.set_rng_state(rng["torch"].cpu())
+        if rng["cuda"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        self.env.reset(seed=self.cfg.run.seed)      # build the env, then restore its RNG
+        set_env_rng_state(self.env, rng["env"])
+        # At an episode end the next reset replays exactly; a run that stopped at its step
+        # budget mid-episode and is extended starts a new episode there.
+        self.obs = None
+        self.ep_return, self.ep_len = 0.0, 0
+
+
+def load_run_config(run_dir: Path) -> Config:
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UsageError(f"run directory {str(run_dir)!r} does not exist")
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        raise UsageError(f"{str(run_dir)!r} is not a neuropath run directory (no config.yaml)")
+    try:
+        data = yaml.safe_load(path.read_text())
+        data.pop("neuropath", None)
+        return Config.from_dict(data)
+    except UsageError as exc:
+        raise UsageError(f"{str(path)!r} is corrupt: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - any unreadable config is corrupt
+        raise UsageError(f"{str(path)!r} is corrupt: {type(exc).__name__}") from None
