@@ -1,0 +1,185 @@
+"""The ``neuropath`` command: train | eval | inspect | presets.
+
+Every user mistake ends in one line on stderr and exit status 2; nothing on disk is
+overwritten.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+from .errors import UsageError
+
+EPILOG = "Docs: README.md. Every setting is also a key of a --preset YAML file."
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (its default prints the whole usage first)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message} (see --help)")
+
+
+def _add_config_flags(p: argparse.ArgumentParser) -> None:
+    from .training.config import Config
+
+    groups = {s: p.add_argument_group(f"{s} settings") for s in Config.SECTIONS}
+    for name, (section, f, doc) in Config.fields().items():
+        flag = "--" + name.replace("_", "-")
+        kind = str(f.type)
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        help_text = f"{doc} (default: {default})" if doc else f"(default: {default})"
+        if kind.startswith("list"):
+            groups[section].add_argument(flag, dest=name, nargs="+", metavar="N", default=None, help=help_text)
+        elif kind == "bool":
+            groups[section].add_argument(flag, dest=name, default=None, action=argparse.BooleanOptionalAction,
+                                         help=help_text)
+        else:
+            groups[section].add_argument(flag, dest=name, default=None, metavar=kind.split(" ")[0].upper(),
+                                         help=help_text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="neuropath", description="Reinforcement learning through neural pathways (DAPD).",
+                     epilog=EPILOG)
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train SAC, dense or through pathways", epilog=EPILOG,
+                       description="Train SAC on a Gymnasium environment, dense or through neural pathways.")
+    t.add_argument("--preset", help="a preset name (see `neuropath presets`) or a YAML file")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its latest checkpoint "
+                   "(only --steps, --device, --threads, --progress may change)")
+    _add_config_flags(t)
+
+    e = sub.add_parser("eval", help="evaluate a run's policy", epilog=EPILOG)
+    e.add_argument("run_dir", help="run directory (or a saved policy file)")
+    e.add_argument("--episodes", type=int, default=10)
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--stochastic", action="store_true", help="sample actions instead of the mean")
+    e.add_argument("--video", metavar="FILE.mp4|FILE.gif", help="save a video of the episodes (needs rendering)")
+
+    i = sub.add_parser("inspect", help="show a run's pathway: sparsity, updates, freeze", epilog=EPILOG)
+    i.add_argument("run_dir")
+    i.add_argument("--plot", metavar="PNG", help="where to write the plot (default: RUN_DIR/pathway.png)")
+    i.add_argument("--no-plot", action="store_true")
+
+    sub.add_parser("presets", help="list the presets")
+    return parser
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .training.config import Config
+
+    values = {k: v for k, v in vars(args).items()
+              if k in Config.fields() and v is not None}
+    if args.resume:
+        from .training.online import Trainer
+
+        allowed = {"steps", "device", "threads", "progress"}
+        extra = sorted(set(values) - allowed)
+        if extra or args.preset:
+            bad = ["preset"] * bool(args.preset) + extra
+            raise UsageError(f"--resume continues a run with its own config; cannot change "
+                             f"{', '.join('--' + b.replace('_', '-') for b in bad)}")
+        if "steps" in values:
+            Config().set({"steps": values["steps"]}).validate()      # a bad --steps fails here
+        trainer = Trainer.resume(args.resume, **{k: v for k, v in values.items() if k in allowed})
+        values = {}
+    else:
+        from .experiments.presets import preset_values
+
+        cfg = Config()
+        if args.preset:
+            cfg.set(preset_values(args.preset))
+        cfg.set(values).validate()
+        from .envs.make import check_env_id
+        check_env_id(cfg.run.env)
+        from .training.online import Trainer
+
+        trainer = Trainer(cfg)
+    print(f"run directory: {trainer.run_dir}", file=sys.stderr)
+    row = trainer.train()
+    if row:
+        print(f"step {row['step']}: eval return {row['return_mean']:.1f} ± {row['return_std']:.1f} "
+              f"({trainer.phase()}, actor density {row['actor_density']:.3f}, "
+              f"critic density {row['critic_density']:.3f})")
+    print(f"run directory: {trainer.run_dir}")
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from .policy import evaluate, load_policy
+
+    if args.episodes < 1:
+        raise UsageError(f"--episodes must be >= 1, got {args.episodes}")
+    policy = load_policy(args.run_dir)
+    render = bool(args.video)
+    try:
+        res = evaluate(policy, episodes=args.episodes, seed=args.seed, deterministic=not args.stochastic,
+                       render=render)
+    except UsageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - rendering backends fail in many ways
+        if render:
+            raise UsageError(f"cannot render on this machine ({type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0] if str(exc) else ''}); try MUJOCO_GL=egl or osmesa, "
+                             "or drop --video") from None
+        raise
+    print(f"{policy.env_id}: return {res['return_mean']:.1f} ± {res['return_std']:.1f} over "
+          f"{args.episodes} episodes (min {res['return_min']:.1f}, max {res['return_max']:.1f}; "
+          f"actor density {policy.density:.3f})")
+    if render:
+        _write_video(Path(args.video), res["frames"], policy.env_id)
+    return 0
+
+
+def _write_video(path: Path, frames: list, env_id: str) -> None:
+    import imageio.v2 as imageio
+
+    if path.exists():
+        raise UsageError(f"{str(path)!r} exists; not overwriting it")
+    try:
+        imageio.mimsave(path, frames, fps=30)
+    except Exception as exc:  # noqa: BLE001
+        raise UsageError(f"cannot write video {str(path)!r}: {type(exc).__name__} "
+                         "(mp4 needs imageio-ffmpeg; .gif always works)") from None
+    print(f"video: {path} ({len(frames)} frames of {env_id})")
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from .experiments.inspect import inspect_run
+
+    plot = None if args.no_plot else Path(args.plot) if args.plot else Path(args.run_dir) / "pathway.png"
+    print(inspect_run(Path(args.run_dir), plot))
+    return 0
+
+
+def _presets(_: argparse.Namespace) -> int:
+    from .experiments.presets import list_presets
+
+    for name, desc in list_presets().items():
+        print(f"{name:22s} {desc}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        return {"train": _train, "eval": _eval, "inspect": _inspect, "presets": _presets}[args.command](args)
+    except UsageError as exc:
+        print(f"neuropath: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("neuropath: interrupted; continue with `neuropath train --resume RUN_DIR`", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

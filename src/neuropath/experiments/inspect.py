@@ -1,0 +1,118 @@
+"""``neuropath inspect``: what a run's pathway looks like and how it got there.
+
+Reads the run's latest checkpoint (masks) and ``pathway.jsonl`` (every mask event) and
+``metrics.csv`` (evaluations); prints per-layer sparsity, active weights, the entries each
+warm-up update changed, when and why the masks froze; plots it all in one PNG.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..training import checkpoint
+from ..training.logging import read_csv, read_jsonl
+from ..training.online import load_run_config
+
+
+def layer_table(state: dict, prefix: str) -> list[tuple[str, tuple[int, int], int, int, bool]]:
+    """(layer, shape, active, total, masked) for each masked layer under ``prefix``."""
+    algo = state["algo"]
+    rows = []
+    for key, mask in algo.items():
+        if not (key.startswith(prefix) and key.endswith(".mask")):
+            continue
+        layer = key[len(prefix):-len(".mask")]
+        extra = algo.get(key[:-len("mask")] + "_extra_state", {})
+        masked = bool(extra.get("use_mask", True))
+        m = mask[0]
+        rows.append((layer, tuple(m.shape), int(m.sum()) if masked else m.numel(), m.numel(), masked))
+    return rows
+
+
+def inspect_run(run_dir: Path, plot: Path | None = None) -> str:
+    cfg = load_run_config(run_dir)
+    ckpt = checkpoint.latest(run_dir)
+    state = checkpoint.load_state(ckpt)
+    events = read_jsonl(run_dir / "pathway.jsonl")
+    evals = read_csv(run_dir / "metrics.csv")
+    p = cfg.pathway
+
+    out = [f"run      {run_dir}",
+           f"env      {cfg.run.env}   pathway {p.pathway}   keep ratio {p.keep_ratio}   "
+           f"score {p.score}   K={p.moving_average}   L={p.window}",
+           f"step     {state['counters']['step']} of {cfg.run.steps} (checkpoint {ckpt.name})"]
+    if evals:
+        last = evals[-1]
+        out.append(f"eval     {float(last['return_mean']):.1f} ± {float(last['return_std']):.1f} at step "
+                   f"{last['step']} ({len(evals)} evaluations)")
+    for net in ("actor", "critic"):
+        rows = layer_table(state, f"{net}.")
+        active, total = sum(r[2] for r in rows), sum(r[3] for r in rows)
+        out.append("")
+        out.append(f"{net}: {active:,} of {total:,} weights active "
+                   f"(density {active / total:.4f}, sparsity {1 - active / total:.2%})")
+        for name, shape, a, t, masked in rows:
+            bar = "#" * int(round(20 * a / t))
+            out.append(f"  {name:8s} {shape[1]:>5d}→{shape[0]:<5d} {a:>7,d}/{t:<7,d} {a / t:7.2%}  {bar}"
+                       + ("" if masked else "  (dense)"))
+        updates = [e for e in events if e["net"] == net and e["event"] == "update"]
+        if updates:
+            changed = np.array([e["changed"] for e in updates])
+            out.append(f"  {len(updates)} warm-up updates from step {updates[0]['step']} to {updates[-1]['step']}; "
+                       f"entries changed per update: median {np.median(changed):.0f}, "
+                       f"first {changed[0]}, last {changed[-1]}, max {changed.max()}")
+        freezes = [e for e in events if e["net"] == net and e["event"] == "freeze"]
+        if freezes:
+            f = freezes[0]
+            out.append(f"  frozen at step {f.get('frozen_at', f['step'])}: {f.get('reason')}")
+        elif p.pathway == "dapd":
+            out.append("  not frozen yet (warm-up)")
+    if plot is not None:
+        _plot(plot, cfg, state, events, evals)
+        out.append("")
+        out.append(f"plot: {plot}")
+    return "\n".join(out)
+
+
+def _plot(path: Path, cfg, state: dict, events: list[dict], evals: list[dict]) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
+    ax = axes[0]
+    if evals:
+        ax.plot([int(r["step"]) for r in evals], [float(r["return_mean"]) for r in evals], "k-", label="eval return")
+    for e in events:
+        if e["event"] == "freeze" and e["net"] == "actor":
+            ax.axvline(e.get("frozen_at", e["step"]), color="tab:red", ls="--", label="mask frozen")
+    ax.set_title(f"{cfg.run.env} — {cfg.pathway.pathway}")
+    ax.set_xlabel("step")
+    ax.set_ylabel("return")
+    ax.legend(loc="best")
+
+    ax = axes[1]
+    for net, color in (("actor", "tab:blue"), ("critic", "tab:orange")):
+        ups = [e for e in events if e["net"] == net and e["event"] == "update"]
+        if ups:
+            ax.plot([e["step"] for e in ups], [e["changed"] for e in ups], ".", ms=3, color=color, label=net)
+    ax.set_title("entries changed per warm-up mask update")
+    ax.set_xlabel("step")
+    ax.set_yscale("symlog")
+    ax.legend(loc="best")
+
+    ax = axes[2]
+    labels, dens = [], []
+    for net in ("actor", "critic"):
+        for name, _, a, t, _ in layer_table(state, f"{net}."):
+            labels.append(f"{net}.{name}")
+            dens.append(a / t)
+    ax.barh(labels, dens, color="tab:green")
+    ax.set_xlim(0, 1)
+    ax.invert_yaxis()
+    ax.set_title("density per layer (active / all weights)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

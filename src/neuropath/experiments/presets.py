@@ -1,0 +1,50 @@
+"""Presets: YAML files of flat ``key: value`` settings for the paper's runs.
+
+They ship inside the package (``neuropath/presets/*.yaml``) so that an installed
+neuropath finds them; ``--preset`` also accepts a path to a YAML file of one's own.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import UsageError
+from ..training.config import Config
+
+
+def preset_dir() -> Path:
+    return Path(str(resources.files("neuropath") / "presets"))
+
+
+def list_presets() -> dict[str, str]:
+    """name → first comment line (its description)."""
+    out = {}
+    for path in sorted(preset_dir().glob("*.yaml")):
+        first = path.read_text().splitlines()[0] if path.read_text() else ""
+        out[path.stem] = first.lstrip("# ").strip()
+    return out
+
+
+def preset_values(name: str) -> dict[str, Any]:
+    path = Path(name)
+    if not (path.suffix in (".yaml", ".yml") and path.is_file()):
+        path = preset_dir() / f"{name}.yaml"
+    if not path.is_file():
+        raise UsageError(f"unknown preset {name!r}; available: {', '.join(list_presets())} "
+                         "(or a path to a .yaml file)")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise UsageError(f"preset {str(path)!r} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"preset {str(path)!r} must be a mapping of settings")
+    return data
+
+
+def load_preset(name: str, **overrides: Any) -> Config:
+    """A `Config` from a preset, then ``overrides`` (flat field names) on top."""
+    return Config().set(preset_values(name)).set(overrides)
