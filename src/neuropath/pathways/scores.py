@@ -30,10 +30,23 @@ def snip_scores(net: nn.Module, loss: LossClosure) -> Scores:
 
 
 def grad_scores(net: nn.Module, loss: LossClosure) -> Scores:
-    """|∂L/∂(θ ⊙ m)|: the gradient of the weights the pathway actually uses (RigL's grow signal)."""
+    """|∂L/∂(θ ⊙ m)|: the dense gradient at the weights the pathway actually uses (RigL's
+    grow signal), non-zero at inactive entries too. Computed by running the network densely
+    on θ ⊙ m (inactive weights zeroed for the pass, then restored)."""
     layers = masked_layers(net)
-    value = loss()
-    grads = torch.autograd.grad(value, [m.weight for m in layers.values()], allow_unused=True)
+    saved = [m.weight.detach().clone() for m in layers.values()]
+    try:
+        with torch.no_grad():
+            for m in layers.values():
+                if m.use_mask:
+                    m.weight.copy_(m.effective_weight())
+        with unmasked(net):
+            value = loss()
+            grads = torch.autograd.grad(value, [m.weight for m in layers.values()], allow_unused=True)
+    finally:
+        with torch.no_grad():
+            for m, w in zip(layers.values(), saved):
+                m.weight.copy_(w)
     return {name: g.abs() if g is not None else torch.zeros_like(m.weight)
             for (name, m), g in zip(layers.items(), grads)}
 

@@ -1,0 +1,171 @@
+"""End-to-end runs of the real loop on real MuJoCo environments, a few hundred steps each."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import neuropath as npth
+from neuropath.cli import main
+from neuropath.training.logging import read_csv, read_jsonl
+
+from .conftest import TINY
+
+
+def _flags(values: dict) -> list[str]:
+    out = []
+    for k, v in values.items():
+        flag = "--" + k.replace("_", "-")
+        if isinstance(v, bool):
+            out.append(flag if v else "--no-" + k.replace("_", "-"))
+        elif isinstance(v, list):
+            out += [flag, *map(str, v)]
+        else:
+            out += [flag, str(v)]
+    return out
+
+
+def test_dapd_run_writes_everything_and_freezes_at_the_freeze_step(tmp_path, capsys):
+    run = tmp_path / "run"
+    rc = main(["train", *_flags({**TINY, "steps": 600, "freeze_step": 400}), "--pathway", "dapd",
+               "--run-dir", str(run)])
+    assert rc == 0
+    assert (run / "config.yaml").is_file() and list((run / "tb").glob("events.out.tfevents.*"))
+    rows = read_csv(run / "metrics.csv")
+    assert [int(r["step"]) for r in rows] == [200, 400, 600]
+    assert all(abs(float(r["actor_density"]) - 0.05) < 0.002 for r in rows)
+    events = read_jsonl(run / "pathway.jsonl")
+    kinds = {(e["net"], e["event"]) for e in events}
+    assert {("actor", "init"), ("critic", "init"), ("actor", "update"), ("actor", "freeze")} <= kinds
+    freeze = next(e for e in events if e["event"] == "freeze")
+    assert freeze["frozen_at"] == 400 and "freeze step" in freeze["reason"]
+    assert all(e["step"] <= 400 for e in events if e["event"] == "update")
+    assert rows[-1]["phase"] == "frozen"
+    out = capsys.readouterr().out
+    assert "eval return" in out and str(run) in out
+
+
+def test_resumed_run_continues_the_same_curve(tmp_path):
+    cfg = {**TINY, "steps": 700, "checkpoint_every": 250}
+    full = npth.Trainer(npth.Config().set({**cfg, "run_dir": str(tmp_path / "full")}))
+    full.train()
+    cut = npth.Trainer(npth.Config().set({**cfg, "run_dir": str(tmp_path / "cut")}))
+    cut.train(callback=lambda step, info: step < 560)      # "killed" between checkpoints
+    assert cut.step == 560
+    assert main(["train", "--resume", str(tmp_path / "cut"), "--no-progress"]) == 0
+    a, b = read_csv(tmp_path / "full" / "metrics.csv"), read_csv(tmp_path / "cut" / "metrics.csv")
+    assert [(r["step"], r["return_mean"]) for r in a] == [(r["step"], r["return_mean"]) for r in b]
+    resumed = npth.Trainer.resume(tmp_path / "cut")
+    for (k, v), (_, w) in zip(full.algo.state_dict().items(), resumed.algo.state_dict().items()):
+        if isinstance(v, torch.Tensor):
+            assert torch.equal(v, w), k
+    ev_a = [(e["step"], e["net"], e.get("changed")) for e in read_jsonl(tmp_path / "full" / "pathway.jsonl")]
+    ev_b = [(e["step"], e["net"], e.get("changed")) for e in read_jsonl(tmp_path / "cut" / "pathway.jsonl")]
+    assert ev_a == ev_b
+
+
+@pytest.mark.parametrize("pathway,expected", [("dense", 1.0), ("static", 0.1), ("random", 0.1)])
+def test_baseline_pathways(tmp_path, pathway, expected):
+    t = npth.Trainer(npth.Config().set({**TINY, "steps": 300, "pathway": pathway, "keep_ratio": 0.1,
+                                        "run_dir": str(tmp_path / pathway)}))
+    t.train()
+    for net in (t.algo.actor, t.algo.critic):
+        assert abs(npth.pathways.density(net) - expected) < 0.002
+    events = read_jsonl(tmp_path / pathway / "pathway.jsonl")
+    assert not [e for e in events if e["event"] == "update"]          # static masks never change
+    assert t.phase() == {"dense": "dense"}.get(pathway, "static")
+
+
+def test_time_limit_truncation_keeps_bootstrapping_and_the_true_final_obs(tmp_path):
+    # Pendulum-v1 never terminates; its 200-step time limit truncates.
+    t = npth.Trainer(npth.Config().set({**TINY, "env": "Pendulum-v1", "steps": 450, "pathway": "dense",
+                                        "run_dir": str(tmp_path / "p")}))
+    t.train()
+    rows = t.buffer.storage[: t.buffer.size].numpy()
+    obs, nxt, not_done = rows[:, :3], rows[:, -4:-1], rows[:, -1]
+    assert np.all(not_done == 1.0)
+    chained = np.all(np.isclose(nxt[:-1], obs[1:]), axis=1)
+    assert list(np.flatnonzero(~chained) + 1) == [200, 400]        # only resets break the chain
+    assert np.all(np.abs(rows[:, 3]) <= 1.0)                       # stored actions are in [-1, 1]
+
+
+def test_new_run_refuses_an_existing_directory(tmp_path, capsys):
+    run = tmp_path / "taken"
+    run.mkdir()
+    (run / "keep.txt").write_text("precious")
+    assert main(["train", *_flags({**TINY, "steps": 50}), "--run-dir", str(run)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "exists" in err[0]
+    assert [p.name for p in run.iterdir()] == ["keep.txt"] and (run / "keep.txt").read_text() == "precious"
+
+
+def _one_line_error(args, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "neuropath.cli", *args], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--env", "NoSuchEnv-v0"], "unknown environment"),
+    (["--keep-ratio", "1.5"], "(0, 1]"),
+    (["--keep-ratio", "0"], "(0, 1]"),
+    (["--steps", "-5"], "--steps"),
+    (["--steps", "0"], "--steps"),
+    (["--preset", "no-such-preset"], "unknown preset"),
+    (["--pathway", "lottery"], "unknown pathway"),
+    (["--no-such-flag", "1"], "unrecognized arguments"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, args, needle):
+    line = _one_line_error(["train", "--env", "Hopper-v5", *args, "--run-dir", str(tmp_path / "r")], tmp_path)
+    assert needle in line
+    assert not (tmp_path / "r").exists()
+
+
+def test_resume_errors_missing_corrupt_and_wrong_shape(tmp_path):
+    assert "does not exist" in _one_line_error(["train", "--resume", str(tmp_path / "nope")], tmp_path)
+    run = tmp_path / "run"
+    npth.Trainer(npth.Config().set({**TINY, "steps": 250, "run_dir": str(run)})).train()
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    # another network shape in the config than in the checkpoint
+    cfg = (run / "config.yaml").read_text()
+    (run / "config.yaml").write_text(cfg.replace("- 32\n  - 32", "- 64\n  - 64"))
+    assert "does not fit" in _one_line_error(["train", "--resume", str(run), "--steps", "400"], tmp_path)
+    (run / "config.yaml").write_text(cfg)
+    ckpt = next((run / "checkpoints").glob("ckpt-*"))
+    (ckpt / "state.pt").write_bytes(b"garbage")
+    assert "corrupt" in _one_line_error(["train", "--resume", str(run), "--steps", "400"], tmp_path)
+    (run / "config.yaml").write_text("{{{")
+    assert "corrupt" in _one_line_error(["eval", str(run)], tmp_path)
+    before[ckpt / "state.pt"] = b"garbage"
+    before[run / "config.yaml"] = b"{{{"
+    after = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    assert after == before                                   # nothing rewritten by the failures
+
+
+def test_eval_inspect_and_policy_api(tmp_path, capsys):
+    run = tmp_path / "run"
+    npth.Trainer(npth.Config().set({**TINY, "steps": 300, "run_dir": str(run)})).train()
+    assert main(["eval", str(run), "--episodes", "2"]) == 0
+    assert "return" in capsys.readouterr().out
+    assert main(["inspect", str(run)]) == 0
+    text = capsys.readouterr().out
+    assert "actor:" in text and "critic:" in text and "warm-up updates" in text
+    assert (run / "pathway.png").stat().st_size > 10_000
+
+    policy = npth.load_policy(run)
+    obs = np.zeros(11)
+    a, state = policy.predict(obs, deterministic=True)
+    assert a.shape == (3,) and state is None and policy.density == pytest.approx(0.05, abs=0.002)
+    policy.save(tmp_path / "policy.pt")
+    again = npth.Policy.load(tmp_path / "policy.pt")
+    assert np.array_equal(again.predict(obs, deterministic=True)[0], a)
+    res = npth.evaluate(again, episodes=2, seed=3)
+    assert res["episodes"] == 2 and len(res["returns"]) == 2
+    meta = json.loads(next((run / "checkpoints").glob("ckpt-*/meta.json")).read_text())
+    assert meta["obs_dim"] == 11 and meta["hidden"] == [32, 32]
