@@ -4,9 +4,14 @@ Why a plain subclass and no hooks: `torch.nn.utils.prune` breaks deepcopy and
 `parametrize` renames state-dict keys; a subclass keeps the keys `weight`, `bias`,
 `mask`, deep-copies and saves like any module, and costs one `torch.where`.
 
-`torch.where(mask, W, 0)` (not `W * mask`) gives masked entries an exactly-zero gradient
-even when the upstream gradient is inf/NaN, and leaves their stored values untouched, so a
+The forward pass multiplies by a float copy of the mask, ``W * m``: masked entries get an
+exactly-zero gradient (for any finite upstream gradient) and keep their stored values, so a
 weight that a later mask re-selects resumes where it stopped (the authors' behaviour).
+We measured ``torch.where(mask, W, 0)`` at 4-5x the cost of the float multiply on this CPU
+(68 vs 14 µs for 256×256), which cost DAPD ~10% of its update speed; ``where`` only differs
+when the upstream gradient is already inf/NaN, i.e. when training has diverged anyway.
+The bool ``mask`` is the source of truth (saved in the state dict); change it through
+`set_mask` (or call `refresh()` after editing it) so the float copy follows.
 
 Masks are keyed by task from the start: the buffer is ``[tasks, out, in]``; a single-task
 network has ``tasks == 1``. ``active_task`` picks the pathway a 2-D input runs through; a
@@ -34,6 +39,8 @@ class MaskedLinear(nn.Linear):
             raise ValueError(f"tasks must be >= 1, got {tasks}")
         self.register_buffer("mask", torch.ones(tasks, out_features, in_features, dtype=torch.bool,
                                                 device=device))
+        self.register_buffer("mask_f", torch.ones(tasks, out_features, in_features, device=device,
+                                                  dtype=dtype), persistent=False)
         self.use_mask = False
         self.force_dense = 0        # > 0 inside `unmasked()`: run every stored weight
         self.active_task = 0
@@ -47,11 +54,11 @@ class MaskedLinear(nn.Linear):
         if not self.use_mask or self.force_dense:
             return self.weight
         t = self.active_task if task is None else task
-        return torch.where(self.mask[t], self.weight, 0.0)
+        return self.weight * self.mask_f[t]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 3 and self.use_mask and not self.force_dense and self.tasks > 1 and x.shape[0] == self.tasks:
-            w = torch.where(self.mask, self.weight, 0.0)          # [T, out, in]
+            w = self.weight * self.mask_f                         # [T, out, in]
             y = torch.bmm(x, w.transpose(1, 2))
             return y if self.bias is None else y + self.bias
         return F.linear(x, self.effective_weight(), self.bias)
@@ -63,8 +70,18 @@ class MaskedLinear(nn.Linear):
             raise ValueError(f"mask shape {tuple(mask.shape)} != weight shape {tuple(self.mask.shape[1:])}")
         changed = int((self.mask[task] != mask).sum())
         self.mask[task].copy_(mask)
+        self.mask_f[task].copy_(mask)
         self.use_mask = True
         return changed
+
+    @torch.no_grad()
+    def refresh(self) -> None:
+        """Re-derive the float mask used by the forward pass from the bool ``mask``."""
+        self.mask_f.copy_(self.mask)
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        super()._load_from_state_dict(*args, **kwargs)
+        self.refresh()
 
     def get_extra_state(self):
         return {"use_mask": self.use_mask, "active_task": self.active_task}

@@ -58,6 +58,7 @@ def copy_masks(src: nn.Module, dst: nn.Module) -> None:
         if a.mask.shape != b.mask.shape:
             raise ValueError(f"layer {name}: mask shapes differ {tuple(a.mask.shape)} vs {tuple(b.mask.shape)}")
         b.mask.copy_(a.mask)
+        b.refresh()
         b.use_mask = a.use_mask
 
 

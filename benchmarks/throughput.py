@@ -1,0 +1,108 @@
+"""End-to-end training throughput, side by side in one process: Stable-Baselines3 SAC,
+neuropath dense SAC and neuropath DAPD SAC (mask updates included), same environment,
+same network sizes, same batch, one gradient update per environment step.
+
+Only the steps after the random seed phase are timed (that is where updates run). Rounds
+are interleaved (SB3, dense, DAPD, SB3, ...) so that a slow moment of a shared VM hits all
+three; the medians and the ratios are printed.
+
+    python benchmarks/throughput.py                          # HalfCheetah-v5, 256x256, 1 and 2 threads
+    python benchmarks/throughput.py --steps 3000 --rounds 5 --threads 2
+
+Targets (issue #2): neuropath dense >= 1.0x SB3; DAPD >= 0.9x neuropath dense.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+
+def time_sb3(env_id: str, hidden: list[int], seed_steps: int, steps: int, seed: int) -> float:
+    from stable_baselines3 import SAC
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class Clock(BaseCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.t0 = self.t1 = 0.0
+
+        def _on_step(self) -> bool:
+            if self.num_timesteps == seed_steps:
+                self.t0 = time.perf_counter()
+            self.t1 = time.perf_counter()
+            return True
+
+    # The DAPD authors' SAC settings, in SB3's vocabulary.
+    model = SAC("MlpPolicy", env_id, learning_rate=1e-3, buffer_size=seed_steps + steps, learning_starts=seed_steps,
+                batch_size=256, tau=0.005, gamma=0.99, train_freq=1, gradient_steps=1, ent_coef="auto_0.1",
+                target_update_interval=2, policy_kwargs={"net_arch": hidden}, seed=seed, device="cpu", verbose=0)
+    clock = Clock()
+    model.learn(seed_steps + steps, callback=clock)
+    return steps / (clock.t1 - clock.t0)
+
+
+def time_neuropath(env_id: str, hidden: list[int], seed_steps: int, steps: int, seed: int, pathway: str) -> float:
+    import neuropath as npth
+
+    marks: dict[int, float] = {}
+
+    def clock(step: int, info: dict) -> bool:
+        if step in (seed_steps, seed_steps + steps):
+            marks[step] = time.perf_counter()
+        return True
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = npth.Config().set({
+            "env": env_id, "pathway": pathway, "hidden": hidden, "steps": seed_steps + steps,
+            "seed_steps": seed_steps, "init_steps": 1000, "seed": seed, "run_dir": str(Path(tmp) / "run"),
+            "eval_every": 10 * (seed_steps + steps), "checkpoint_every": 10 * (seed_steps + steps),
+            "progress": False, "freeze_return": "none", "replay_size": seed_steps + steps,
+            "threads": torch.get_num_threads(),
+        })
+        npth.Trainer(cfg).train(callback=clock)
+    return steps / (marks[seed_steps + steps] - marks[seed_steps])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--env", default="HalfCheetah-v5")
+    p.add_argument("--hidden", nargs="+", type=int, default=[256, 256])
+    p.add_argument("--seed-steps", type=int, default=1000)
+    p.add_argument("--steps", type=int, default=2000, help="timed steps (with updates) per measurement")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--threads", nargs="+", type=int, default=[1, 2])
+    args = p.parse_args()
+
+    print(f"# throughput: {args.env}, hidden {args.hidden}, batch 256, {args.steps} timed steps after "
+          f"{args.seed_steps} seed steps, {args.rounds} interleaved rounds")
+    print(f"# machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads "
+          f"available, torch {torch.__version__}, {time.strftime('%Y-%m-%d %H:%M')}")
+    variants = {
+        "sb3": lambda s: time_sb3(args.env, args.hidden, args.seed_steps, args.steps, s),
+        "neuropath-dense": lambda s: time_neuropath(args.env, args.hidden, args.seed_steps, args.steps, s, "dense"),
+        "neuropath-dapd": lambda s: time_neuropath(args.env, args.hidden, args.seed_steps, args.steps, s, "dapd"),
+    }
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        results: dict[str, list[float]] = {k: [] for k in variants}
+        for r in range(args.rounds):
+            for name, fn in variants.items():
+                results[name].append(fn(r))
+        med = {k: statistics.median(v) for k, v in results.items()}
+        print(f"\n## {threads} thread(s): steps/s (median of {args.rounds}; all rounds)")
+        for k, v in results.items():
+            print(f"  {k:16s} {med[k]:7.1f}   [{', '.join(f'{x:.1f}' for x in v)}]")
+        print(f"  ratio neuropath-dense / sb3            = {med['neuropath-dense'] / med['sb3']:.2f}  (target >= 1.0)")
+        print(f"  ratio neuropath-dapd / neuropath-dense = {med['neuropath-dapd'] / med['neuropath-dense']:.2f}"
+              f"  (target >= 0.9)")
+
+
+if __name__ == "__main__":
+    main()
