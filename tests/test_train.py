@@ -169,3 +169,21 @@ def test_eval_inspect_and_policy_api(tmp_path, capsys):
     assert res["episodes"] == 2 and len(res["returns"]) == 2
     meta = json.loads(next((run / "checkpoints").glob("ckpt-*/meta.json")).read_text())
     assert meta["obs_dim"] == 11 and meta["hidden"] == [32, 32]
+
+
+def test_eval_video_is_written_or_refused_in_one_line(tmp_path):
+    run = tmp_path / "run"
+    npth.Trainer(npth.Config().set({**TINY, "env": "InvertedPendulum-v5", "steps": 150, "run_dir": str(run)})).train()
+    video = tmp_path / "episode.gif"
+    proc = subprocess.run([sys.executable, "-m", "neuropath.cli", "eval", str(run), "--episodes", "1",
+                           "--video", str(video)], capture_output=True, text=True, timeout=300)
+    if proc.returncode == 0:                       # this machine renders (OSMesa or EGL)
+        assert video.stat().st_size > 1000 and "frames" in proc.stdout
+    else:                                          # it cannot: one clear line, nothing written
+        assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert "render" in proc.stderr and not video.exists()
+    # never overwrite an existing file
+    video.write_bytes(b"mine")
+    proc = subprocess.run([sys.executable, "-m", "neuropath.cli", "eval", str(run), "--episodes", "1",
+                           "--video", str(video)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and video.read_bytes() == b"mine"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from pathlib import Path
 
@@ -115,8 +116,13 @@ def _eval(args: argparse.Namespace) -> int:
 
     if args.episodes < 1:
         raise UsageError(f"--episodes must be >= 1, got {args.episodes}")
-    policy = load_policy(args.run_dir)
     render = bool(args.video)
+    if render and Path(args.video).exists():
+        raise UsageError(f"{args.video!r} exists; not overwriting it")
+    if render:   # headless MuJoCo rendering: OSMesa (apt: libosmesa6) unless the user chose a backend
+        os.environ.setdefault("MUJOCO_GL", "osmesa")
+        os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
+    policy = load_policy(args.run_dir)
     try:
         res = evaluate(policy, episodes=args.episodes, seed=args.seed, deterministic=not args.stochastic,
                        render=render)
@@ -125,8 +131,8 @@ def _eval(args: argparse.Namespace) -> int:
     except Exception as exc:  # noqa: BLE001 - rendering backends fail in many ways
         if render:
             raise UsageError(f"cannot render on this machine ({type(exc).__name__}: "
-                             f"{str(exc).splitlines()[0] if str(exc) else ''}); try MUJOCO_GL=egl or osmesa, "
-                             "or drop --video") from None
+                             f"{str(exc).splitlines()[0] if str(exc) else ''}); install libosmesa6 or set "
+                             "MUJOCO_GL=egl on a GPU machine, or drop --video") from None
         raise
     print(f"{policy.env_id}: return {res['return_mean']:.1f} ± {res['return_std']:.1f} over "
           f"{args.episodes} episodes (min {res['return_min']:.1f}, max {res['return_max']:.1f}; "
@@ -139,8 +145,6 @@ def _eval(args: argparse.Namespace) -> int:
 def _write_video(path: Path, frames: list, env_id: str) -> None:
     import imageio.v2 as imageio
 
-    if path.exists():
-        raise UsageError(f"{str(path)!r} exists; not overwriting it")
     try:
         imageio.mimsave(path, frames, fps=30)
     except Exception as exc:  # noqa: BLE001

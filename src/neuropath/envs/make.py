@@ -7,6 +7,7 @@ end on termination or on the time limit; only termination stops bootstrapping.
 from __future__ import annotations
 
 import difflib
+import warnings
 
 import gymnasium as gym
 import numpy as np
@@ -28,7 +29,13 @@ def check_env_id(env_id: str) -> None:
 
 def make_env(env_id: str, *, render_mode: str | None = None) -> gym.Env:
     check_env_id(env_id)
-    env = gym.make(env_id, render_mode=render_mode)
+    with warnings.catch_warnings():     # "Box low's precision lowered" on float64 bounds: harmless
+        warnings.filterwarnings("ignore", message=".*precision lowered.*")
+        env = gym.make(env_id, render_mode=render_mode)
+        return _checked(env, env_id)
+
+
+def _checked(env: gym.Env, env_id: str) -> gym.Env:
     if not isinstance(env.action_space, gym.spaces.Box):
         env.close()
         raise UsageError(f"environment {env_id!r} has {type(env.action_space).__name__} actions; "
