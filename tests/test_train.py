@@ -187,3 +187,21 @@ def test_eval_video_is_written_or_refused_in_one_line(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "neuropath.cli", "eval", str(run), "--episodes", "1",
                            "--video", str(video)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and video.read_bytes() == b"mine"
+
+
+def test_readme_python_api_flow(tmp_path):
+    cfg = npth.load_preset("quickstart", steps=300, seed_steps=100, init_steps=100, eval_every=150,
+                           eval_episodes=1, hidden=[16, 16], batch_size=32, progress=False,
+                           run_dir=str(tmp_path / "api"))
+    assert cfg.run.env == "InvertedPendulum-v5" and cfg.pathway.freeze_return == "900"
+    trainer = npth.Trainer(cfg)
+    stops = []
+    trainer.train(callback=lambda step, info: stops.append(step) or step < 200)
+    assert trainer.step == 200 and stops[-1] == 200
+    trainer = npth.Trainer.resume(trainer.run_dir, steps=400)
+    assert trainer.cfg.run.steps == 400
+    trainer.train()
+    assert trainer.step == 400
+    policy = npth.load_policy(trainer.run_dir)
+    action, _ = policy.predict(np.zeros(4), deterministic=True)
+    assert action.shape == (1,) and -3.0 <= action[0] <= 3.0          # the env's own bounds

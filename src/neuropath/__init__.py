@@ -3,7 +3,7 @@
 Python API (the CLI is a thin layer over it)::
 
     import neuropath as npth
-    cfg = npth.Config.preset("quickstart")            # or npth.Config().set({...})
+    cfg = npth.load_preset("quickstart", seed=1)      # or npth.Config().set({...})
     trainer = npth.Trainer(cfg)                       # a new run directory under runs/
     trainer.train()
     policy = npth.load_policy(trainer.run_dir)        # SB3-style predict()
@@ -17,6 +17,7 @@ from .training.config import Config, PathwayConfig, RunConfig  # noqa: E402
 from .algos.sac import SACConfig  # noqa: E402
 from .training.online import Trainer  # noqa: E402
 from .policy import Policy, evaluate, load_policy  # noqa: E402
+from .experiments.presets import load_preset  # noqa: E402
 
 __all__ = ["Config", "PathwayConfig", "Policy", "RunConfig", "SACConfig", "Trainer", "UsageError",
-           "evaluate", "load_policy", "__version__"]
+           "evaluate", "load_policy", "load_preset", "__version__"]

@@ -46,6 +46,8 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="neuropath", description="Reinforcement learning through neural pathways (DAPD).",
                      epilog=EPILOG)
+    from . import __version__
+    parser.add_argument("--version", action="version", version=f"neuropath {__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
 
     t = sub.add_parser("train", help="train SAC, dense or through pathways", epilog=EPILOG,
@@ -66,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("run_dir")
     i.add_argument("--plot", metavar="PNG", help="where to write the plot (default: RUN_DIR/pathway.png)")
     i.add_argument("--no-plot", action="store_true")
+    i.add_argument("--updates", action="store_true", help="list every mask event, not just a summary")
 
     sub.add_parser("presets", help="list the presets")
     return parser
@@ -157,7 +160,7 @@ def _inspect(args: argparse.Namespace) -> int:
     from .experiments.inspect import inspect_run
 
     plot = None if args.no_plot else Path(args.plot) if args.plot else Path(args.run_dir) / "pathway.png"
-    print(inspect_run(Path(args.run_dir), plot))
+    print(inspect_run(Path(args.run_dir), plot, list_updates=args.updates))
     return 0
 
 

@@ -31,7 +31,7 @@ def layer_table(state: dict, prefix: str) -> list[tuple[str, tuple[int, int], in
     return rows
 
 
-def inspect_run(run_dir: Path, plot: Path | None = None) -> str:
+def inspect_run(run_dir: Path, plot: Path | None = None, *, list_updates: bool = False) -> str:
     cfg = load_run_config(run_dir)
     ckpt = checkpoint.latest(run_dir)
     state = checkpoint.load_state(ckpt)
@@ -69,6 +69,10 @@ def inspect_run(run_dir: Path, plot: Path | None = None) -> str:
             out.append(f"  frozen at step {f.get('frozen_at', f['step'])}: {f.get('reason')}")
         elif p.pathway == "dapd":
             out.append("  not frozen yet (warm-up)")
+    if list_updates:
+        out += ["", "mask events (step, network, event, entries changed, density):"]
+        out += [f"  {e['step']:>9d}  {e['net']:6s}  {e['event']:6s}  {e.get('changed', ''):>7}  "
+                f"{e.get('density', '')}" + (f"  {e['reason']}" if "reason" in e else "") for e in events]
     if plot is not None:
         _plot(plot, cfg, state, events, evals)
         out.append("")

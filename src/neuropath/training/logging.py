@@ -99,6 +99,11 @@ class RunLogger:
             self.tb.add_scalar(f"pathway/{event['net']}/changed", event["changed"], event["step"])
             self.tb.add_scalar(f"pathway/{event['net']}/density", event["density"], event["step"])
 
+    def tick(self) -> None:
+        """One environment step on the progress bar (tqdm throttles the redraws itself)."""
+        if self.bar is not None:
+            self.bar.update(1)
+
     def progress(self, step: int, postfix: dict[str, str]) -> None:
         if self.bar is not None:
             self.bar.n = step

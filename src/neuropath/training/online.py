@@ -152,6 +152,7 @@ class Trainer:
             self.ep_return += float(reward)
             self.ep_len += 1
             self.step += 1
+            self.logger.tick()
             done = bool(terminated or truncated)
             self.obs = next_obs
 
