@@ -53,8 +53,16 @@ def test_resumed_run_continues_the_same_curve(tmp_path):
     full = npth.Trainer(npth.Config().set({**cfg, "run_dir": str(tmp_path / "full")}))
     full.train()
     cut = npth.Trainer(npth.Config().set({**cfg, "run_dir": str(tmp_path / "cut")}))
-    cut.train(callback=lambda step, info: step < 560)      # "killed" between checkpoints
-    assert cut.step == 560
+
+    class Killed(Exception):
+        pass
+
+    def kill(step, info):
+        if step == 560:                                     # "killed" between checkpoints
+            raise Killed
+    with pytest.raises(Killed):
+        cut.train(callback=kill)
+    assert not (tmp_path / "cut" / "checkpoints" / "ckpt-000000560").exists()
     assert main(["train", "--resume", str(tmp_path / "cut"), "--no-progress"]) == 0
     a, b = read_csv(tmp_path / "full" / "metrics.csv"), read_csv(tmp_path / "cut" / "metrics.csv")
     assert [(r["step"], r["return_mean"]) for r in a] == [(r["step"], r["return_mean"]) for r in b]

@@ -118,8 +118,9 @@ class Trainer:
     # ---- the loop -----------------------------------------------------------------------------
 
     def train(self, callback: Callback | None = None) -> dict[str, Any]:
-        """Run until ``cfg.run.steps``; ``callback(step, info)`` returning False stops early
-        (without a checkpoint, like a killed run). Returns the last evaluation."""
+        """Run until ``cfg.run.steps``; ``callback(step, info)`` returning False stops early.
+        Either way a checkpoint is written at the stop, so `Trainer.resume` continues from
+        there (a stop mid-episode resumes with a new episode). Returns the last evaluation."""
         r = self.cfg.run
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.step == 0 and not (self.run_dir / "config.yaml").exists():
@@ -175,8 +176,8 @@ class Trainer:
                     self.save_checkpoint()
                 self.obs = self._reset()
             if callback is not None and callback(self.step, {"done": done}) is False:
-                return self._last_eval_row
-        if self.ep_len:                      # the run ended mid-episode: keep its end state
+                break
+        if self.ep_len:                      # stopped mid-episode: keep its end state
             self.save_checkpoint(reset_pending=False)
         self.logger.progress(self.step, self._postfix(sps))
         return self._last_eval_row
