@@ -213,3 +213,19 @@ def test_readme_python_api_flow(tmp_path):
     policy = npth.load_policy(trainer.run_dir)
     action, _ = policy.predict(np.zeros(4), deterministic=True)
     assert action.shape == (1,) and -3.0 <= action[0] <= 3.0          # the env's own bounds
+
+
+def test_ctrl_c_saves_a_checkpoint_and_resume_continues(tmp_path):
+    run = tmp_path / "run"
+    trainer = npth.Trainer(npth.Config().set({**TINY, "steps": 500, "checkpoint_every": 10_000,
+                                              "run_dir": str(run)}))
+
+    def interrupt(step, info):
+        if step == 333:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train(callback=interrupt)
+    assert (run / "checkpoints" / "ckpt-000000333").is_dir()
+    assert main(["train", "--resume", str(run)]) == 0
+    rows = read_csv(run / "metrics.csv")
+    assert [int(r["step"]) for r in rows] == [200, 400, 500]

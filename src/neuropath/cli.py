@@ -184,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"neuropath: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("neuropath: interrupted; continue with `neuropath train --resume RUN_DIR`", file=sys.stderr)
+        print("\nneuropath: interrupted; a checkpoint was saved: continue with "
+              "`neuropath train --resume RUN_DIR`", file=sys.stderr)
         return 130
 
 

@@ -132,7 +132,13 @@ class Trainer:
                 self._init_pathways()
             if self.obs is None:
                 self.obs = self._reset()
-            return self._loop(callback)
+            try:
+                return self._loop(callback)
+            except KeyboardInterrupt:
+                # Ctrl-C: keep what was done; `--resume` continues (with a new episode).
+                if self.initialised and self.obs is not None and self.step > 0:
+                    self.save_checkpoint(reset_pending=False)
+                raise
         finally:
             self.logger.close()
             self.logger = None
@@ -177,6 +183,8 @@ class Trainer:
                 self.obs = self._reset()
             if callback is not None and callback(self.step, {"done": done}) is False:
                 break
+        if self._last_eval_row.get("step") != self.step:   # always end on an evaluation
+            self.evaluate()
         if self.ep_len:                      # stopped mid-episode: keep its end state
             self.save_checkpoint(reset_pending=False)
         self.logger.progress(self.step, self._postfix(sps))
