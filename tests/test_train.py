@@ -229,3 +229,12 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_continues(tmp_path):
     assert main(["train", "--resume", str(run)]) == 0
     rows = read_csv(run / "metrics.csv")
     assert [int(r["step"]) for r in rows] == [200, 400, 500]
+
+
+def test_callback_stop_at_an_episode_end_still_checkpoints(tmp_path):
+    run = tmp_path / "run"
+    t = npth.Trainer(npth.Config().set({**TINY, "env": "Pendulum-v1", "pathway": "dense", "steps": 1000,
+                                        "checkpoint_every": 10_000, "run_dir": str(run)}))
+    t.train(callback=lambda step, info: step < 200)         # Pendulum's first episode ends at 200
+    assert (run / "checkpoints" / "ckpt-000000200").is_dir()
+    assert read_csv(run / "metrics.csv")[-1]["step"] == "200"

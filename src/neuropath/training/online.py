@@ -93,6 +93,7 @@ class Trainer:
         self.ep_return, self.ep_len = 0.0, 0
         self.logger: RunLogger | None = None
         self._last_eval_row: dict[str, Any] = {}
+        self._saved_step = -1
 
     # ---- construction helpers -------------------------------------------------------------
 
@@ -167,7 +168,7 @@ class Trainer:
                 metrics = algo.update(buf.sample(batch_size), self.optimizers)
             self._maybe_update_masks(episode_end=done)
 
-            if self.step % r.eval_every == 0:
+            if self.step % r.eval_every == 0 or self.step == r.steps:    # and always at the end
                 self.evaluate()
             if self.step % r.log_every == 0:
                 now = time.perf_counter()
@@ -183,9 +184,9 @@ class Trainer:
                 self.obs = self._reset()
             if callback is not None and callback(self.step, {"done": done}) is False:
                 break
-        if self._last_eval_row.get("step") != self.step:   # always end on an evaluation
+        if self._last_eval_row.get("step") != self.step:   # stopped early: end on an evaluation
             self.evaluate()
-        if self.ep_len:                      # stopped mid-episode: keep its end state
+        if self._saved_step != self.step:   # stopped mid-episode: keep its end state
             self.save_checkpoint(reset_pending=False)
         self.logger.progress(self.step, self._postfix(sps))
         return self._last_eval_row
@@ -332,8 +333,10 @@ class Trainer:
             self.next_checkpoint += r.checkpoint_every
         meta = {"neuropath": __version__, "env": r.env, "pathway": self.cfg.pathway.pathway,
                 "obs_dim": self.algo.obs_dim, "act_dim": self.algo.act_dim, "hidden": self.cfg.sac.hidden}
-        return checkpoint.save(self.run_dir, self.step, self.state_dict(reset_pending=reset_pending),
+        path = checkpoint.save(self.run_dir, self.step, self.state_dict(reset_pending=reset_pending),
                                replay=self.buffer, meta=meta, keep=r.keep_checkpoints)
+        self._saved_step = self.step
+        return path
 
     def load_checkpoint(self, path: Path) -> None:
         state = checkpoint.load_state(path, map_location=self.device)
@@ -352,6 +355,7 @@ class Trainer:
         self.step, self.episodes, self.initialised = c["step"], c["episodes"], c["initialised"]
         self.last_eval, self._last_eval_row = c["last_eval"], c["last_eval_row"]
         self.next_checkpoint = c["next_checkpoint"]
+        self._saved_step = self.step
         rng = state["rng"]
         random.setstate(rng["python"])
         np.random.set_state(rng["numpy_global"])
