@@ -140,6 +140,8 @@ def test_resume_errors_missing_corrupt_and_wrong_shape(tmp_path):
     run = tmp_path / "run"
     npth.Trainer(npth.Config().set({**TINY, "steps": 250, "run_dir": str(run)})).train()
     before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    assert "already at step 250" in _one_line_error(["train", "--resume", str(run), "--steps", "100"], tmp_path)
+    assert "cannot change --env" in _one_line_error(["train", "--resume", str(run), "--env", "Ant-v5"], tmp_path)
     # another network shape in the config than in the checkpoint
     cfg = (run / "config.yaml").read_text()
     (run / "config.yaml").write_text(cfg.replace("- 32\n  - 32", "- 64\n  - 64"))

@@ -72,12 +72,18 @@ class ReplayBuffer:
         return {"ptr": self.ptr, "size": self.size, "width": self.width, "capacity": self.capacity}
 
     def load(self, path: Path, state: dict) -> None:
+        """Restore rows saved by `save`. Into a buffer of another capacity (a run extended
+        with more steps), the rows are laid out oldest first and the newest that fit kept."""
         if state["width"] != self.width:
             raise ValueError(f"replay rows have width {state['width']}, this run needs {self.width}")
         data = np.load(path, allow_pickle=False)
-        if data.shape[0] != state["size"]:
-            raise ValueError(f"replay file holds {data.shape[0]} rows, checkpoint says {state['size']}")
-        if state["size"] > self.capacity:
-            raise ValueError(f"replay of {state['size']} rows does not fit capacity {self.capacity}")
-        self.storage[: data.shape[0]].copy_(torch.from_numpy(data))
-        self.ptr, self.size = int(state["ptr"]) % self.capacity, int(state["size"])
+        size, ptr = int(state["size"]), int(state["ptr"])
+        if data.shape[0] != size:
+            raise ValueError(f"replay file holds {data.shape[0]} rows, checkpoint says {size}")
+        if state["capacity"] != self.capacity:
+            if size == state["capacity"]:            # the old ring was full: unroll it
+                data = np.roll(data, -ptr, axis=0)
+            data = data[-self.capacity:]
+            size, ptr = data.shape[0], data.shape[0] % self.capacity
+        self.storage[:size].copy_(torch.from_numpy(data))
+        self.ptr, self.size = ptr, size

@@ -112,6 +112,9 @@ class Trainer:
         ckpt = checkpoint.latest(run_dir)
         overrides = {"steps": steps, "progress": progress, "device": device, "threads": threads}
         cfg.set({k: v for k, v in overrides.items() if v is not None})
+        done = checkpoint.read_meta(ckpt).get("step", 0)
+        if steps is not None and steps < done:
+            raise UsageError(f"the run is already at step {done}; --steps must be at least that")
         trainer = cls(cfg, _resume_from=run_dir)
         trainer.load_checkpoint(ckpt)
         return trainer
