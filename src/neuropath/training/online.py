@@ -113,7 +113,7 @@ class Trainer:
         overrides = {"steps": steps, "progress": progress, "device": device, "threads": threads}
         cfg.set({k: v for k, v in overrides.items() if v is not None})
         done = checkpoint.read_meta(ckpt).get("step", 0)
-        if steps is not None and steps < done:
+        if steps is not None and cfg.run.steps < done:
             raise UsageError(f"the run is already at step {done}; --steps must be at least that")
         trainer = cls(cfg, _resume_from=run_dir)
         trainer.load_checkpoint(ckpt)
