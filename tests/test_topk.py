@@ -42,3 +42,17 @@ def test_l1_normalise_sums_to_one_over_the_network():
     out = l1_normalise({"a": torch.tensor([1.0, 3.0]), "b": torch.tensor([4.0])})
     assert abs(sum(float(v.sum()) for v in out.values()) - 1.0) < 1e-7
     assert out["b"].item() == pytest.approx(0.5)
+
+
+def test_topk_matches_a_stable_sort_reference_with_many_ties():
+    torch.manual_seed(0)
+    for k_ratio in (0.01, 0.05, 0.3):
+        flat = torch.randint(0, 20, (5000,)).float()          # heavy ties
+        scores = {"a": flat[:3000].view(60, 50), "b": flat[3000:].view(40, 50)}
+        masks = topk_masks(scores, k_ratio)
+        k = keep_count(5000, k_ratio)
+        order = torch.sort(flat, descending=True, stable=True).indices[:k]
+        ref = torch.zeros(5000, dtype=torch.bool)
+        ref[order] = True
+        got = torch.cat([masks["a"].flatten(), masks["b"].flatten()])
+        assert torch.equal(got, ref)

@@ -93,6 +93,7 @@ class SAC(nn.Module):
         self.critic_target = TwinCritic(obs_dim, act_dim, cfg.hidden)
         self.critic_target.load_state_dict(self.critic.state_dict())
         self.critic_target.requires_grad_(False)
+        self._critic_params = list(self.critic.parameters())
         self.log_alpha = nn.Parameter(torch.tensor(math.log(cfg.init_temperature)))
         self.target_entropy = -float(act_dim)
         self.updates = 0
@@ -135,9 +136,12 @@ class SAC(nn.Module):
         if critic_grad:
             q1, q2 = self.critic(b.obs, action)
         else:
-            self.critic.requires_grad_(False)        # gradient flows to the action only
+            params = self._critic_params
+            for p in params:                         # gradient flows to the action only
+                p.requires_grad_(False)
             q1, q2 = self.critic(b.obs, action)
-            self.critic.requires_grad_(True)
+            for p in params:
+                p.requires_grad_(True)
         return (self.alpha.detach() * logp - torch.min(q1, q2)).mean(), logp
 
     def losses(self) -> dict[str, Callable[[Batch], torch.Tensor]]:
