@@ -99,9 +99,16 @@ def main() -> None:
         print(f"\n## {threads} thread(s): steps/s (median of {args.rounds}; all rounds)")
         for k, v in results.items():
             print(f"  {k:16s} {med[k]:7.1f}   [{', '.join(f'{x:.1f}' for x in v)}]")
-        print(f"  ratio neuropath-dense / sb3            = {med['neuropath-dense'] / med['sb3']:.2f}  (target >= 1.0)")
-        print(f"  ratio neuropath-dapd / neuropath-dense = {med['neuropath-dapd'] / med['neuropath-dense']:.2f}"
-              f"  (target >= 0.9)")
+        per_round = {
+            "neuropath-dense / sb3": [d / s for d, s in zip(results["neuropath-dense"], results["sb3"])],
+            "neuropath-dapd / neuropath-dense": [a / d for a, d in
+                                                 zip(results["neuropath-dapd"], results["neuropath-dense"])],
+        }
+        targets = {"neuropath-dense / sb3": 1.0, "neuropath-dapd / neuropath-dense": 0.9}
+        for name, ratios in per_round.items():
+            num, den = (k.strip() for k in name.split("/"))
+            print(f"  ratio {name:34s} = {med[num] / med[den]:.2f} of medians; per round "
+                  f"{', '.join(f'{r:.2f}' for r in ratios)}  (target >= {targets[name]})")
 
 
 if __name__ == "__main__":
