@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+import yaml
 import torch
 
 import neuropath as npth
@@ -240,3 +241,16 @@ def test_callback_stop_at_an_episode_end_still_checkpoints(tmp_path):
     t.train(callback=lambda step, info: step < 200)         # Pendulum's first episode ends at 200
     assert (run / "checkpoints" / "ckpt-000000200").is_dir()
     assert read_csv(run / "metrics.csv")[-1]["step"] == "200"
+
+
+def test_runs_listing_and_print_config(tmp_path, capsys):
+    npth.Trainer(npth.Config().set({**TINY, "steps": 200, "run_dir": str(tmp_path / "runs" / "a")})).train()
+    assert main(["runs", str(tmp_path / "runs")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[:3] == ["run", "env", "pathway"]
+    assert out[1].split()[:4] == ["a", "Hopper-v5", "dapd", "0.05"] and "200/200" in out[1] and "done" in out[1]
+    assert main(["runs", str(tmp_path / "none")]) == 2
+    assert main(["train", "--preset", "hopper-dapd", "--keep-ratio", "0.1", "--print-config"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["pathway"]["keep_ratio"] == 0.1 and printed["run"]["env"] == "Hopper-v5"
+    assert not (tmp_path / "runs" / "b").exists()

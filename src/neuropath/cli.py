@@ -1,4 +1,4 @@
-"""The ``neuropath`` command: train | eval | inspect | presets.
+"""The ``neuropath`` command: train | eval | inspect | runs | presets.
 
 Every user mistake ends in one line on stderr and exit status 2; nothing on disk is
 overwritten.
@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--preset", help="a preset name (see `neuropath presets`) or a YAML file")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its latest checkpoint "
                    "(only --steps, --device, --threads, --progress may change)")
+    t.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
     _add_config_flags(t)
 
     e = sub.add_parser("eval", help="evaluate a run's policy", epilog=EPILOG)
@@ -71,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--updates", action="store_true", help="list every mask event, not just a summary")
 
     sub.add_parser("presets", help="list the presets")
+
+    r = sub.add_parser("runs", help="list the runs under a folder: env, method, progress, last return")
+    r.add_argument("root", nargs="?", default="runs")
     return parser
 
 
@@ -101,6 +105,10 @@ def _train(args: argparse.Namespace) -> int:
         cfg.set(values).validate()
         from .envs.make import check_env_id
         check_env_id(cfg.run.env)
+        if args.print_config:
+            import yaml
+            print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
+            return 0
         from .training.online import Trainer
 
         trainer = Trainer(cfg)
@@ -172,6 +180,13 @@ def _presets(_: argparse.Namespace) -> int:
     return 0
 
 
+def _runs(args: argparse.Namespace) -> int:
+    from .experiments.runs import runs_table
+
+    print(runs_table(Path(args.root)))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -179,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return 2
-        return {"train": _train, "eval": _eval, "inspect": _inspect, "presets": _presets}[args.command](args)
+        return {"train": _train, "eval": _eval, "inspect": _inspect, "presets": _presets,
+                "runs": _runs}[args.command](args)
     except UsageError as exc:
         print(f"neuropath: error: {exc}", file=sys.stderr)
         return 2

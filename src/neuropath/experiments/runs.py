@@ -1,0 +1,38 @@
+"""``neuropath runs``: one line per run directory under a folder, to find and compare runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from ..errors import UsageError
+from ..training.logging import read_csv
+
+
+def runs_table(root: Path) -> str:
+    if not root.is_dir():
+        raise UsageError(f"folder {str(root)!r} does not exist")
+    rows = []
+    for cfg_path in sorted(root.rglob("config.yaml")):
+        run = cfg_path.parent
+        try:
+            cfg = yaml.safe_load(cfg_path.read_text())
+            r, p = cfg["run"], cfg["pathway"]
+        except Exception:  # noqa: BLE001 - a broken run is listed, not fatal
+            rows.append((str(run.relative_to(root)), "?", "?", "?", "?", "unreadable config.yaml"))
+            continue
+        evals = read_csv(run / "metrics.csv")
+        last = evals[-1] if evals else None
+        has_ckpt = (run / "checkpoints" / "latest").is_file()
+        step = int(last["step"]) if last else 0
+        status = "done" if step >= r["steps"] else ("resumable" if has_ckpt else "no checkpoint")
+        ret = f"{float(last['return_mean']):.1f}" if last else "-"
+        rows.append((str(run.relative_to(root)), r["env"],
+                     p["pathway"] + (f" {p['keep_ratio']}" if p["pathway"] != "dense" else ""),
+                     f"{step}/{r['steps']}", ret, f"{status}, {last['phase']}" if last else status))
+    if not rows:
+        return f"no runs under {root}"
+    head = ("run", "env", "pathway", "steps", "last eval", "status")
+    widths = [max(len(str(x[i])) for x in [head, *rows]) for i in range(len(head))]
+    return "\n".join("  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip() for row in [head, *rows])
