@@ -365,7 +365,7 @@ class Trainer:
         self.rng.bit_generator.state = rng["numpy"]
         torch.set_rng_state(rng["torch"].cpu())
         if rng["cuda"] is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(rng["cuda"])
+            torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
         self.env.reset(seed=self.cfg.run.seed)      # build the env, then restore its RNG
         set_env_rng_state(self.env, rng["env"])
         # At an episode end the next reset replays exactly; a run that stopped at its step
