@@ -98,6 +98,9 @@ class RunLogger:
         if "changed" in event:
             self.tb.add_scalar(f"pathway/{event['net']}/changed", event["changed"], event["step"])
             self.tb.add_scalar(f"pathway/{event['net']}/density", event["density"], event["step"])
+        if event.get("event") == "freeze":
+            self.tb.add_scalar(f"pathway/{event['net']}/frozen_at", event.get("frozen_at", event["step"]),
+                               event["step"])
 
     def tick(self) -> None:
         """One environment step on the progress bar (tqdm throttles the redraws itself)."""
