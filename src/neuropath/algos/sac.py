@@ -139,9 +139,11 @@ class SAC(nn.Module):
             params = self._critic_params
             for p in params:                         # gradient flows to the action only
                 p.requires_grad_(False)
-            q1, q2 = self.critic(b.obs, action)
-            for p in params:
-                p.requires_grad_(True)
+            try:
+                q1, q2 = self.critic(b.obs, action)
+            finally:
+                for p in params:
+                    p.requires_grad_(True)
         return (self.alpha.detach() * logp - torch.min(q1, q2)).mean(), logp
 
     def losses(self) -> dict[str, Callable[[Batch], torch.Tensor]]:
