@@ -85,6 +85,11 @@ def load_curve(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.array([int(r["step"]) for r in rows]), np.array([float(r["return_mean"]) for r in rows])
 
 
+def freeze_at(run_dir: Path) -> int | None:
+    text = freeze_step(run_dir)
+    return int(text.split()[0]) if text[:1].isdigit() else None
+
+
 def freeze_step(run_dir: Path) -> str:
     path = run_dir / "pathway.jsonl"
     if not path.is_file():
@@ -112,7 +117,8 @@ def report(args: argparse.Namespace) -> str:
                 steps, rets = load_curve(run_dir)
                 rets = rets[steps <= args.steps]
                 scores.append(float(rets[-10:].mean()))
-                curves.setdefault((env, method), []).append((steps[steps <= args.steps], rets))
+                curves.setdefault((env, method), []).append((steps[steps <= args.steps], rets,
+                                                             freeze_at(run_dir)))
                 freezes.append(freeze_step(run_dir) if method != "dense" else "-")
             if not scores:
                 continue
@@ -143,8 +149,12 @@ def _plot(curves: dict, args: argparse.Namespace, path: Path) -> None:
             steps = runs[0][0][:n]
             rets = np.stack([r[1][:n] for r in runs])
             mean, std = rets.mean(0), rets.std(0)
-            ax.plot(steps, mean, label=f"{method} ({len(runs)} seeds)")
+            line, = ax.plot(steps, mean, label=f"{method} ({len(runs)} seeds)")
             ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
+            frozen = [r[2] for r in runs if r[2] is not None]
+            if frozen:   # where each seed's pathway froze, on the mean curve
+                ax.plot(frozen, np.interp(frozen, steps, mean), "v", color=line.get_color(), ms=8,
+                        label=f"{method}: mask frozen")
         ax.set_title(env)
         ax.set_xlabel("environment steps")
         ax.set_ylabel("eval return (10 episodes)")
