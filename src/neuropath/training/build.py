@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from torch import nn
-
 from ..algos.sac import SAC
 from ..pathways import DAPD, Never, Pathway, RandomStatic, StaticSNIP, WarmupFreeze
 from .config import Config
