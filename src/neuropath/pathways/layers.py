@@ -2,7 +2,7 @@
 
 Why a plain subclass and no hooks: `torch.nn.utils.prune` breaks deepcopy and
 `parametrize` renames state-dict keys; a subclass keeps the keys `weight`, `bias`,
-`mask`, deep-copies and saves like any module, and costs one `torch.where`.
+`mask`, deep-copies and saves like any module, and costs one elementwise multiply.
 
 The forward pass multiplies by a float copy of the mask, ``W * m``: masked entries get an
 exactly-zero gradient (for any finite upstream gradient) and keep their stored values, so a
