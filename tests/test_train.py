@@ -129,6 +129,10 @@ def _one_line_error(args, tmp_path):
     (["--preset", "no-such-preset"], "unknown preset"),
     (["--pathway", "lottery"], "unknown pathway"),
     (["--no-such-flag", "1"], "unrecognized arguments"),
+    (["--pathway", "rigl", "--keep-ratio", "0.00002"], "without a single weight"),
+    (["--pathway", "set", "--distribution", "normal"], "--distribution"),
+    (["--pathway", "set", "--critic-keep", "1.2"], "--critic-keep"),
+    (["--pathway", "rlx2", "--drop-fraction", "2"], "--drop-fraction"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, needle):
     line = _one_line_error(["train", "--env", "Hopper-v5", *args, "--run-dir", str(tmp_path / "r")], tmp_path)

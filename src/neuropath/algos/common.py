@@ -17,6 +17,12 @@ class Batch(NamedTuple):
     reward: torch.Tensor        # [B, 1]
     next_obs: torch.Tensor
     not_done: torch.Tensor      # [B, 1]; 0 only on true termination, never on time-limit truncation
+    # n-step batches only (RLx2): the bootstrap's discount γ^m replacing γ, [B, 1]; the
+    # intermediate states s_{t+1..t+n-1} [B, n-1, obs] and their weights γ^k (0 past an
+    # episode's end) [B, n-1], for the soft target's entropy bonuses.
+    discount: torch.Tensor | None = None
+    mid_obs: torch.Tensor | None = None
+    mid_weight: torch.Tensor | None = None
 
 
 def mlp(in_dim: int, hidden: Sequence[int], out_dim: int, *, init: str = "xavier_normal") -> nn.Sequential:

@@ -122,10 +122,18 @@ class SAC(nn.Module):
 
     def critic_loss(self, b: Batch) -> torch.Tensor:
         with torch.no_grad():
+            alpha = self.alpha.detach()
             next_action, next_logp = self.actor.sample(b.next_obs)
             tq1, tq2 = self.critic_target(b.next_obs, next_action)
-            v = torch.min(tq1, tq2) - self.alpha.detach() * next_logp
-            target = b.reward + b.not_done * self.cfg.gamma * v
+            v = torch.min(tq1, tq2) - alpha * next_logp
+            if b.discount is None:
+                target = b.reward + b.not_done * self.cfg.gamma * v
+            else:                                  # n-step (RLx2): soft bonuses on the way
+                target = b.reward + b.not_done * b.discount * v
+                if b.mid_obs is not None and b.mid_obs.shape[1] > 0:
+                    _, mid_logp = self.actor.sample(b.mid_obs.flatten(0, 1))
+                    bonus = (b.mid_weight * mid_logp.view_as(b.mid_weight)).sum(1, keepdim=True)
+                    target = target - alpha * bonus
         q1, q2 = self.critic(b.obs, b.action)
         return F.mse_loss(q1, target) + F.mse_loss(q2, target)
 
@@ -146,10 +154,13 @@ class SAC(nn.Module):
                     p.requires_grad_(True)
         return (self.alpha.detach() * logp - torch.min(q1, q2)).mean(), logp
 
-    def losses(self) -> dict[str, Callable[[Batch], torch.Tensor]]:
-        """Scoring losses keyed like `networks`: the critic is scored with its TD loss plus
-        the actor loss that flows through it, the actor with its policy loss, both at the
-        current temperature."""
+    def losses(self, *, training: bool = False) -> dict[str, Callable[[Batch], torch.Tensor]]:
+        """Scoring losses keyed like `networks`. DAPD's (default): the critic is scored with
+        its TD loss plus the actor loss that flows through it, the actor with its policy
+        loss, both at the current temperature. ``training=True``: each network's own
+        training loss (RigL/RLx2 grow on the gradient of the loss being minimised)."""
+        if training:
+            return {"actor": lambda b: self.actor_loss(b)[0], "critic": self.critic_loss}
         return {"actor": lambda b: self.actor_loss(b)[0],
                 "critic": lambda b: self.critic_loss(b) + self.actor_loss(b, critic_grad=True)[0]}
 
@@ -185,6 +196,21 @@ class SAC(nn.Module):
         return out
 
     # ---- acting -------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def act_with_mean(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A sampled action and the policy's mean action tanh(μ) for one observation, from one
+        forward pass (RLx2 stores the mean to measure how far its data is from the policy)."""
+        x = torch.as_tensor(obs, dtype=torch.float32, device=self.log_alpha.device).unsqueeze(0)
+        mu, log_std = self.actor(x)
+        a = torch.tanh(mu + torch.randn_like(mu) * log_std.exp())
+        return a[0].cpu().numpy(), torch.tanh(mu)[0].cpu().numpy()
+
+    @torch.no_grad()
+    def policy_distance(self, obs: torch.Tensor, mean_action: torch.Tensor) -> float:
+        """RLx2's D: half the mean squared distance between the current policy's mean action
+        and the stored one, over samples and action dimensions."""
+        return 0.5 * float(F.mse_loss(torch.tanh(self.actor(obs)[0]), mean_action))
 
     @torch.no_grad()
     def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:

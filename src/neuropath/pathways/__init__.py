@@ -1,7 +1,10 @@
 """Neural pathways, independent of any RL algorithm: masked layers, connection scores,
 exact top-k selection, the schedules that decide when a mask changes (DAPD's warm-up and
-freeze) and `Pathway`, which ties them to one network and its optimizer."""
+freeze), dynamic sparse training (SET, RigL, RLx2's drop/grow with ERK allocation) and
+`Pathway`, which ties them to one network and its optimizer."""
 
+from .allocation import DISTRIBUTIONS, layer_counts
+from .dst import DST_PRESETS, DSTDefaults, DynamicSparse, cosine_fraction
 from .layers import MaskedLinear
 from .masks import (active_count, copy_masks, density, get_masks, layer_density, masked_layers,
                     set_masks, unmasked, weight_count, zero_masked_weights)
@@ -10,10 +13,11 @@ from .optim import reset_optimizer_state
 from .pathway import Pathway
 from .schedule import MaskSchedule, Never, Periodic, WarmupFreeze
 from .scores import LossClosure, grad_scores, magnitude_scores, random_scores, snip_scores
-from .topk import keep_count, l1_normalise, topk_masks
+from .topk import keep_count, l1_normalise, topk_flat, topk_masks
 
 __all__ = [
-    "DAPD", "Dense", "LossClosure", "MaskSchedule", "MaskUpdate", "MaskedLinear", "Never", "Pathway",
+    "DISTRIBUTIONS", "DST_PRESETS", "DSTDefaults", "DynamicSparse", "cosine_fraction", "layer_counts",
+    "topk_flat", "DAPD", "Dense", "LossClosure", "MaskSchedule", "MaskUpdate", "MaskedLinear", "Never", "Pathway",
     "PathwayMethod", "Periodic", "RandomStatic", "StaticSNIP", "WarmupFreeze", "active_count",
     "copy_masks", "density", "get_masks", "grad_scores", "keep_count", "l1_normalise",
     "layer_density", "magnitude_scores", "masked_layers", "random_scores", "reset_optimizer_state",

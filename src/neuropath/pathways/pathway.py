@@ -20,19 +20,22 @@ PRUNE_MODES = ("keep", "zero")
 class Pathway:
     """Keeps ``net``'s mask under ``method`` on ``schedule``.
 
-    After every mask change: the optimizer's moments are zeroed where the mask changed,
-    masks are copied into the ``tied`` networks (a target critic runs its critic's pathway),
-    and with ``prune="zero"`` inactive weights lose their values (default ``"keep"``: they
-    keep them, as in the authors' code, and resume from them if re-selected).
+    After every mask change: the optimizer's moments are zeroed where the mask changed
+    (unless ``reset_optimizer=False``, RLx2's behaviour), masks are copied into the ``tied``
+    networks (a target critic runs its critic's pathway), and with ``prune="zero"`` inactive
+    weights lose their values and newly activated ones start from zero, in the tied networks
+    too (sparse training). Default ``"keep"``: inactive weights keep their values, as in the
+    DAPD authors' code, and resume from them if re-selected.
     """
 
     def __init__(self, net: nn.Module, method: PathwayMethod, schedule: MaskSchedule,
                  optimizer: torch.optim.Optimizer | None = None, *, tied: Sequence[nn.Module] = (),
-                 prune: str = "keep") -> None:
+                 prune: str = "keep", reset_optimizer: bool = True) -> None:
         if prune not in PRUNE_MODES:
             raise ValueError(f"unknown prune mode {prune!r}; allowed: {', '.join(PRUNE_MODES)}")
         self.net, self.method, self.schedule = net, method, schedule
         self.optimizer, self.tied, self.prune = optimizer, tuple(tied), prune
+        self.reset_optimizer = reset_optimizer
         self.updates = 0
 
     @property
@@ -54,19 +57,23 @@ class Pathway:
     def update(self, step: int, loss: LossClosure, *, task: int = 0) -> MaskUpdate:
         before = {n: m.mask[task].clone() for n, m in masked_layers(self.net).items()}
         result = self.method.update(self.net, loss, step, task=task)
-        if self.optimizer is not None:
-            for name, m in masked_layers(self.net).items():
+        layers = masked_layers(self.net)
+        if self.optimizer is not None and self.reset_optimizer:
+            for name, m in layers.items():
                 reset_optimizer_state(self.optimizer, m.weight, before[name] != m.mask[task])
         self.updates += 1
-        return self._apply(result, task)
+        new_on = {name: m.mask[task] & ~before[name] for name, m in layers.items()}
+        return self._apply(result, task, new_on)
 
-    def _apply(self, result: MaskUpdate, task: int) -> MaskUpdate:
-        if self.prune == "zero":
-            zero_masked_weights(self.net, task)
-        for other in self.tied:
-            copy_masks(self.net, other)
+    def _apply(self, result: MaskUpdate, task: int,
+               new_on: dict[str, torch.Tensor] | None = None) -> MaskUpdate:
+        for net in (self.net, *self.tied):
+            if net is not self.net:
+                copy_masks(self.net, net)
             if self.prune == "zero":
-                zero_masked_weights(other, task)
+                zero_masked_weights(net, task)
+                if new_on is not None:
+                    _zero_where(net, new_on)
         return result
 
     def observe(self, step: int, metric: float) -> None:
@@ -83,3 +90,9 @@ class Pathway:
         self.method.load_state_dict(state["method"])
         self.schedule.load_state_dict(state["schedule"])
         self.updates = int(state["updates"])
+
+
+@torch.no_grad()
+def _zero_where(net: nn.Module, where: dict[str, torch.Tensor]) -> None:
+    for m, w in zip(masked_layers(net).values(), where.values(), strict=True):
+        m.weight.masked_fill_(w, 0.0)

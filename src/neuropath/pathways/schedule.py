@@ -102,6 +102,10 @@ class Periodic(_Base):
             raise ValueError(f"update interval must be >= 1 step, got {every}")
         self.every, self.start, self.end = every, start, end
 
+    @property
+    def phase(self) -> str:
+        return "fixed" if self.frozen else "dynamic"
+
     def due(self, step: int, *, episode_end: bool = False) -> bool:
         if self.end is not None and step >= self.end:
             self.freeze(self.end, f"reached end step {self.end}")

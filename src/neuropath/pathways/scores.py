@@ -36,10 +36,10 @@ def grad_scores(net: nn.Module, loss: LossClosure) -> Scores:
     layers = masked_layers(net)
     saved = [m.weight.detach().clone() for m in layers.values()]
     try:
-        with torch.no_grad():
+        with torch.no_grad():        # not effective_weight(): it is dense inside unmasked()
             for m in layers.values():
                 if m.use_mask:
-                    m.weight.copy_(m.effective_weight())
+                    m.weight.mul_(m.mask_f[m.active_task])
         with unmasked(net):
             value = loss()
             grads = torch.autograd.grad(value, [m.weight for m in layers.values()], allow_unused=True)

@@ -32,12 +32,12 @@ def topk_masks(scores: Scores, keep_ratio: float, *, scope: str = "global") -> S
     threshold`` could keep more than k.
     """
     if scope == "layer":
-        return {name: _topk_flat(s.flatten(), keep_count(s.numel(), keep_ratio)).view_as(s)
+        return {name: topk_flat(s.flatten(), keep_count(s.numel(), keep_ratio)).view_as(s)
                 for name, s in scores.items()}
     if scope != "global":
         raise ValueError(f"unknown top-k scope {scope!r}; allowed: global, layer")
     flat = torch.cat([s.flatten() for s in scores.values()])
-    keep = _topk_flat(flat, keep_count(flat.numel(), keep_ratio))
+    keep = topk_flat(flat, keep_count(flat.numel(), keep_ratio))
     out, offset = {}, 0
     for name, s in scores.items():
         out[name] = keep[offset:offset + s.numel()].view_as(s)
@@ -45,7 +45,7 @@ def topk_masks(scores: Scores, keep_ratio: float, *, scope: str = "global") -> S
     return out
 
 
-def _topk_flat(flat: torch.Tensor, k: int) -> torch.Tensor:
+def topk_flat(flat: torch.Tensor, k: int) -> torch.Tensor:
     """Exactly ``k`` entries: all those above the k-th largest value, then the earliest of
     those equal to it. NaN ranks last. ``topk`` + a tie fix-up is ~6x cheaper than a
     stable sort of the whole network (2 vs 13 ms for a 143k-weight critic)."""

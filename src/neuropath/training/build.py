@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from ..algos.sac import SAC
-from ..pathways import DAPD, Never, Pathway, RandomStatic, StaticSNIP, WarmupFreeze
-from .config import Config
+from ..errors import UsageError
+from ..pathways import (DAPD, DST_PRESETS, DynamicSparse, Never, Pathway, Periodic, RandomStatic,
+                        StaticSNIP, WarmupFreeze)
+from .config import DYNAMIC, Config
 
 
 def build_pathways(cfg: Config, algo: SAC, optimizers: dict) -> dict[str, Pathway]:
@@ -15,18 +17,55 @@ def build_pathways(cfg: Config, algo: SAC, optimizers: dict) -> dict[str, Pathwa
     out = {}
     for i, (name, net) in enumerate(algo.networks.items()):
         seed = cfg.run.seed * 1000 + i
+        keep = cfg.keep_ratio_of(name)
+        prune, reset = p.prune, True
         if p.pathway == "dapd":
-            method = DAPD(p.keep_ratio, p.moving_average, p.scope, p.score, seed=seed)
+            method = DAPD(keep, p.moving_average, p.scope, p.score, seed=seed)
             schedule = WarmupFreeze(p.mask_every or None, cfg.resolved_freeze_return(), p.freeze_step)
         elif p.pathway == "static":
-            method, schedule = StaticSNIP(p.keep_ratio, p.scope, p.score, seed=seed), Never("static SNIP mask")
+            method, schedule = StaticSNIP(keep, p.scope, p.score, seed=seed), Never("static SNIP mask")
+        elif p.pathway == "random":
+            method, schedule = RandomStatic(keep, p.scope, seed=seed), Never("random static mask")
         else:
-            method, schedule = RandomStatic(p.keep_ratio, p.scope, seed=seed), Never("random static mask")
-        out[name] = Pathway(net, method, schedule, optimizers.get(name),
-                            tied=algo.tied.get(name, ()), prune=p.prune)
+            method, schedule, reset = dynamic_sparse(cfg, keep, seed)
+            prune = "zero"           # sparse training: inactive weights are zero, new ones start there
+        out[name] = Pathway(net, method, schedule, optimizers.get(name), tied=algo.tied.get(name, ()),
+                            prune=prune, reset_optimizer=reset)
     return out
+
+
+def dst_settings(cfg: Config) -> dict:
+    """ΔT, ζ0 and end fraction of a SET/RigL/RLx2 run: the flags, else the published values."""
+    p, d = cfg.pathway, DST_PRESETS[cfg.pathway.pathway]
+    return {"every": p.update_every or d.every,
+            "drop_fraction": d.drop_fraction if p.drop_fraction is None else p.drop_fraction,
+            "end": d.end if p.update_end is None else p.update_end}
+
+
+def dynamic_sparse(cfg: Config, keep: float, seed: int) -> tuple[DynamicSparse, Periodic, bool]:
+    d, s = DST_PRESETS[cfg.pathway.pathway], dst_settings(cfg)
+    end = max(1, int(s["end"] * cfg.run.steps))
+    method = DynamicSparse(keep, grow=d.grow, drop_fraction=s["drop_fraction"], end_step=end,
+                           distribution=cfg.pathway.distribution, init=d.init, seed=seed)
+    return method, Periodic(s["every"], start=cfg.run.seed_steps, end=end), d.reset_optimizer
+
+
+def check_reachable(cfg: Config, algo: SAC) -> None:
+    """Fail early, with the layer named, when a keep ratio leaves a layer without weights."""
+    if cfg.pathway.pathway not in DYNAMIC:
+        return
+    for name, net in algo.networks.items():
+        try:
+            dynamic_sparse(cfg, cfg.keep_ratio_of(name), 0)[0].counts(net)
+        except ValueError as exc:
+            raise UsageError(f"--pathway {cfg.pathway.pathway}, {name}: {exc}") from None
 
 
 def needs_init_data(cfg: Config) -> bool:
     """Whether the initial mask is scored on data (SNIP) rather than drawn without it."""
     return cfg.pathway.pathway in ("dapd", "static") and cfg.pathway.score == "snip"
+
+
+def uses_rlx2_extras(cfg: Config) -> bool:
+    return cfg.pathway.pathway == "rlx2"
+

@@ -17,7 +17,8 @@ from typing import Any
 from ..algos.sac import SACConfig
 from ..errors import UsageError
 
-PATHWAYS = ("dapd", "dense", "static", "random")
+PATHWAYS = ("dapd", "dense", "static", "random", "set", "rigl", "rlx2")
+DYNAMIC = ("set", "rigl", "rlx2")
 
 # Freeze thresholds on the mean evaluation return used when --freeze-return is "auto".
 # HalfCheetah 8000 is the authors' (README of their code). The others are ours: roughly
@@ -63,9 +64,14 @@ class RunConfig:
 class PathwayConfig:
     """Which pathway method shapes the networks and its DAPD knobs."""
     pathway: str = "dapd"
-    """dapd, dense, static (initial SNIP mask kept) or random (random static mask)"""
+    """dapd, dense, static (initial SNIP mask kept), random (random static mask), or the
+    sparse-training baselines set, rigl, rlx2"""
     keep_ratio: float = 0.05
     """fraction of each network's weights in the pathway, in (0, 1]"""
+    actor_keep: float | None = None
+    """keep ratio of the actor alone (none = --keep-ratio)"""
+    critic_keep: float | None = None
+    """keep ratio of the critic alone (none = --keep-ratio)"""
     window: int = 1000
     """L: score on the most recent L transitions"""
     score_batch: int = 256
@@ -86,6 +92,36 @@ class PathwayConfig:
     """top-k over the whole network (global) or per layer (layer)"""
     score: str = "snip"
     """connection score: snip, magnitude or random"""
+    distribution: str = "erk"
+    """set/rigl/rlx2: per-layer allocation of the keep ratio, erk or uniform"""
+    update_every: int | None = None
+    """set/rigl/rlx2: drop/grow every this many steps, ΔT (none = the method's published value)"""
+    drop_fraction: float | None = None
+    """set/rigl/rlx2: initial drop fraction ζ0, cosine-decayed (none = published value)"""
+    update_end: float | None = None
+    """set/rigl/rlx2: stop topology updates after this fraction of --steps (none = published)"""
+
+
+@dataclass
+class RLx2Config:
+    """RLx2's additions to topology evolution, used with --pathway rlx2 only; the defaults
+    are those of its released code (Tan et al. 2023)."""
+    nstep: int = 3
+    """rlx2: n of the multi-step TD target"""
+    nstep_delay: int = 300_000
+    """rlx2: gradient updates with 1-step targets before switching to n-step for good"""
+    dynamic_buffer: bool = True
+    """rlx2: drop the oldest data when it is too far from the current policy"""
+    buffer_threshold: float = 0.2
+    """rlx2: policy distance D (MSE/2 to the stored mean actions) above which data is dropped"""
+    buffer_check_every: int = 10_000
+    """rlx2: measure the policy distance every this many steps"""
+    buffer_check_size: int = 2048
+    """rlx2: number of oldest transitions D is measured on"""
+    buffer_min: int = 200_000
+    """rlx2: never shrink the buffer below this many transitions"""
+    buffer_drop: float = 0.1
+    """rlx2: fraction of the buffer dropped (oldest first) when D is above the threshold"""
 
 
 @dataclass
@@ -93,8 +129,9 @@ class Config:
     run: RunConfig = field(default_factory=RunConfig)
     sac: SACConfig = field(default_factory=SACConfig)
     pathway: PathwayConfig = field(default_factory=PathwayConfig)
+    rlx2: RLx2Config = field(default_factory=RLx2Config)
 
-    SECTIONS = ("run", "sac", "pathway")
+    SECTIONS = ("run", "sac", "pathway", "rlx2")
 
     # ---- flat access: presets and the CLI set fields by their unique names ---------------
 
@@ -102,7 +139,8 @@ class Config:
     def fields(cls) -> dict[str, tuple[str, dataclasses.Field, str]]:
         """name → (section, field, help) for every settable field."""
         out: dict[str, tuple[str, dataclasses.Field, str]] = {}
-        for section, klass in (("run", RunConfig), ("sac", SACConfig), ("pathway", PathwayConfig)):
+        for section, klass in (("run", RunConfig), ("sac", SACConfig), ("pathway", PathwayConfig),
+                               ("rlx2", RLx2Config)):
             docs = _field_docs(klass)
             for f in dataclasses.fields(klass):
                 out[f.name] = (section, f, docs.get(f.name, ""))
@@ -141,6 +179,11 @@ class Config:
             return AUTO_FREEZE_RETURN.get(family)
         return float(value)
 
+    def keep_ratio_of(self, net: str) -> float:
+        """The keep ratio of network ``net`` (actor/critic), after the per-network overrides."""
+        own = getattr(self.pathway, f"{net}_keep", None)
+        return self.pathway.keep_ratio if own is None else own
+
     def validate(self) -> "Config":
         r, p, s = self.run, self.pathway, self.sac
         _positive("steps", r.steps)
@@ -165,6 +208,25 @@ class Config:
             raise UsageError(f"unknown pathway method {p.pathway!r}; allowed: {', '.join(PATHWAYS)}")
         if not (isinstance(p.keep_ratio, float) and 0.0 < p.keep_ratio <= 1.0) or math.isnan(p.keep_ratio):
             raise UsageError(f"--keep-ratio must be in (0, 1], got {p.keep_ratio}")
+        for name in ("actor_keep", "critic_keep"):
+            value = getattr(p, name)
+            if value is not None and (not 0.0 < value <= 1.0 or math.isnan(value)):
+                raise UsageError(f"--{_flag(name)} must be in (0, 1], got {value}")
+        if p.distribution not in ("erk", "uniform"):
+            raise UsageError(f"--distribution must be erk or uniform, got {p.distribution!r}")
+        if p.update_every is not None:
+            _positive("update_every", p.update_every)
+        if p.drop_fraction is not None and not 0.0 <= p.drop_fraction <= 1.0:
+            raise UsageError(f"--drop-fraction must be in [0, 1], got {p.drop_fraction}")
+        if p.update_end is not None and not 0.0 < p.update_end <= 1.0:
+            raise UsageError(f"--update-end must be in (0, 1], got {p.update_end}")
+        x = self.rlx2
+        for name in ("nstep", "buffer_check_every", "buffer_check_size", "buffer_min"):
+            _positive(name, getattr(x, name))
+        if x.nstep_delay < 0:
+            raise UsageError(f"--nstep-delay must be >= 0, got {x.nstep_delay}")
+        if not 0.0 < x.buffer_drop < 1.0 or x.buffer_threshold < 0:
+            raise UsageError("--buffer-drop must be in (0, 1) and --buffer-threshold >= 0")
         if p.prune not in ("keep", "zero"):
             raise UsageError(f"--prune must be keep or zero, got {p.prune!r}")
         if p.scope not in ("global", "layer"):

@@ -27,7 +27,7 @@ from ..envs.make import check_env_id, env_rng_state, make_env, set_env_rng_state
 from ..errors import UsageError
 from ..pathways import density, layer_density, unmasked
 from . import checkpoint
-from .build import build_pathways, needs_init_data
+from .build import build_pathways, check_reachable, needs_init_data, uses_rlx2_extras
 from .config import Config
 from .evaluate import run_episodes, summarise
 from .logging import RunLogger, truncate_after
@@ -80,8 +80,12 @@ class Trainer:
         act_dim = self.env.action_space.shape[0]
         self.algo = SAC(obs_dim, act_dim, cfg.sac).to(self.device)
         self.optimizers = self.algo.make_optimizers()
+        check_reachable(cfg, self.algo)
         self.pathways = build_pathways(cfg, self.algo, self.optimizers)
-        self.buffer = ReplayBuffer(obs_dim, act_dim, min(r.replay_size, r.steps), self.device)
+        self.rlx2 = cfg.rlx2 if uses_rlx2_extras(cfg) else None
+        self.dynamic_buffer = bool(self.rlx2 and self.rlx2.dynamic_buffer)
+        self.buffer = ReplayBuffer(obs_dim, act_dim, min(r.replay_size, r.steps), self.device,
+                                   store_mean=self.dynamic_buffer)
         self.rng = np.random.default_rng(r.seed)
 
         self.step = 0
@@ -154,12 +158,15 @@ class Trainer:
         t_last, s_last = time.perf_counter(), self.step
         sps = 0.0
         while self.step < r.steps:
+            mean = None
             if self.step < r.seed_steps:
                 action = self.rng.uniform(-1.0, 1.0, self.algo.act_dim).astype(np.float32)
+            elif self.dynamic_buffer:
+                action, mean = algo.act_with_mean(self.obs)
             else:
                 action = algo.act(self.obs)
             next_obs, reward, terminated, truncated, _ = self.env.step(action)
-            buf.add(self.obs, action, float(reward), next_obs, bool(terminated))
+            buf.add(self.obs, action, float(reward), next_obs, bool(terminated), mean)
             self.ep_return += float(reward)
             self.ep_len += 1
             self.step += 1
@@ -168,8 +175,10 @@ class Trainer:
             self.obs = next_obs
 
             if self.step >= r.seed_steps and len(buf) >= batch_size:
-                metrics = algo.update(buf.sample(batch_size), self.optimizers)
+                metrics = algo.update(self._sample(batch_size), self.optimizers)
             self._maybe_update_masks(episode_end=done)
+            if self.dynamic_buffer and self.step % self.rlx2.buffer_check_every == 0:
+                self._adjust_buffer()
 
             if self.step % r.eval_every == 0 or self.step == r.steps:    # and always at the end
                 self.evaluate()
@@ -193,6 +202,24 @@ class Trainer:
             self.save_checkpoint(reset_pending=False)
         self.logger.progress(self.step, self._postfix(sps))
         return self._last_eval_row
+
+    def _sample(self, batch_size: int):
+        """A training minibatch: n-step once RLx2's delay has passed, else 1-step."""
+        x = self.rlx2
+        if x is not None and x.nstep > 1 and self.algo.updates >= x.nstep_delay:
+            return self.buffer.sample_nstep(batch_size, x.nstep, self.cfg.sac.gamma)
+        return self.buffer.sample(batch_size)
+
+    def _adjust_buffer(self) -> None:
+        """RLx2's dynamic capacity, as its code does it: measure the policy distance D on the
+        oldest transitions; above the threshold, drop the oldest fraction once."""
+        x, buf = self.rlx2, self.buffer
+        obs, mean = buf.oldest_rows(x.buffer_check_size)
+        distance = self.algo.policy_distance(obs, mean)
+        dropped = buf.drop_oldest(int(x.buffer_drop * len(buf))) \
+            if distance > x.buffer_threshold and len(buf) > x.buffer_min else 0
+        self.logger.pathway_event({"step": self.step, "net": "replay", "event": "buffer",
+                                   "distance": round(distance, 6), "dropped": dropped, "size": len(buf)})
 
     def _reset(self) -> np.ndarray:
         if self.episodes == 0 and self.step == 0:
@@ -248,12 +275,19 @@ class Trainer:
         if not due:
             return
         p = self.cfg.pathway
-        losses = self.algo.losses()
-        with unmasked(self.algo):        # score the dense networks, target critic included
-            for name in due:
-                result = self.pathways[name].update(
-                    self.step, lambda n=name: losses[n](self.buffer.sample_recent(p.score_batch, p.window)))
-                self.logger.pathway_event(self._event("update", name, result))
+        for name in due:
+            pw = self.pathways[name]
+            if getattr(pw.method, "data", "recent") == "replay":
+                # Sparse training: the network's own loss on a replay minibatch, every other
+                # network as it trains (masked); the grow gradient is dense by construction.
+                losses = self.algo.losses(training=True)
+                result = pw.update(self.step, lambda n=name: losses[n](self.buffer.sample(p.score_batch)))
+            else:
+                losses = self.algo.losses()
+                with unmasked(self.algo):   # DAPD: score the dense networks on recent data
+                    result = pw.update(
+                        self.step, lambda n=name: losses[n](self.buffer.sample_recent(p.score_batch, p.window)))
+            self.logger.pathway_event(self._event("update", name, result))
 
     def _log_freeze(self, name: str, pw) -> None:
         self.logger.pathway_event({"step": self.step, "net": name, "event": "freeze",
