@@ -1,4 +1,4 @@
-"""The ``neuropath`` command: train | eval | inspect | runs | presets.
+"""The ``neuropath`` command: train | eval | inspect | runs | presets | sweep | report.
 
 Every user mistake ends in one line on stderr and exit status 2; nothing on disk is
 overwritten.
@@ -75,6 +75,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("runs", help="list the runs under a folder: env, method, progress, last return")
     r.add_argument("root", nargs="?", default="runs")
+
+    s = sub.add_parser("sweep", help="run a grid: envs x methods x keep ratios x seeds (local or Ray)",
+                       epilog=EPILOG, description="Run every (env, method, keep ratio, seed) of a grid as its "
+                       "own run under OUT/runs/. Re-running skips finished runs and resumes interrupted ones; "
+                       "`neuropath sweep OUT` with no grid re-runs what OUT/sweep.yaml holds.")
+    s.add_argument("out", help="sweep folder (created; an existing sweep is continued or extended)")
+    s.add_argument("--envs", nargs="+", help="environment ids, e.g. Hopper-v5 HalfCheetah-v5")
+    s.add_argument("--methods", nargs="+", default=["dense", "dapd"],
+                   help="pathway methods: dapd dense static random set rigl rlx2 (default: dense dapd)")
+    s.add_argument("--keep", nargs="+", type=float, default=[0.05], help="keep ratios (default: 0.05)")
+    s.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds (default: 0 1 2)")
+    s.add_argument("--steps", type=int, default=1_000_000, help="environment steps per run (default: 1000000)")
+    s.add_argument("--set", dest="settings", action="append", default=[], metavar="[SCOPE:]KEY=VALUE",
+                   help="any train setting for all runs, or for one method/env: --set dapd:freeze_step=60000")
+    s.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                   help="runs at a time on this machine, one thread each (default: all cores)")
+    s.add_argument("--ray", metavar="ADDRESS", help="run as Ray tasks: local (a Ray instance here), auto, "
+                   "or HOST:PORT of a cluster head; needs pip install -e \".[ray]\" and a shared filesystem")
+    s.add_argument("--dry-run", action="store_true", help="list the runs and their state, run nothing")
+    s.add_argument("--report", action="store_true", help="write the report when the sweep is done")
+
+    rp = sub.add_parser("report", help="tables, IQM with CIs and plots of a sweep folder", epilog=EPILOG)
+    rp.add_argument("root", help="a sweep folder, or any folder of runs")
+    rp.add_argument("--out", help="where to write (default: ROOT/report)")
+    rp.add_argument("--reps", type=int, default=2000, help="bootstrap resamples for the CIs (default: 2000)")
     return parser
 
 
@@ -187,6 +212,43 @@ def _runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from .experiments import sweep
+
+    out = Path(args.out)
+    grid = None
+    if args.envs:
+        grid = sweep.Grid(args.envs, args.methods, args.keep, args.seeds, args.steps, args.settings).validate()
+    if args.jobs < 1:
+        raise UsageError(f"--jobs must be >= 1, got {args.jobs}")
+    specs = sweep.merge_into(out, grid, write=not args.dry_run)
+    if args.dry_run:
+        for spec in specs:
+            print(f"{sweep.status(out / 'runs' / spec.name, int(spec.settings['steps'])):9s}  {spec.name}")
+        return 0
+    results = sweep.run_sweep(out, specs, jobs=args.jobs, ray_address=args.ray)
+    failed = sorted(n for n, rc in results.items() if rc != 0)
+    if args.report:
+        _report(argparse.Namespace(root=str(out), out=None, reps=2000))
+    if failed:
+        print(f"{len(failed)} run(s) failed: {', '.join(failed)}; fix and re-run `neuropath sweep {out}` "
+              "(finished runs are kept)", file=sys.stderr)
+        return 1
+    print(f"sweep done: {out}; `neuropath report {out}` for the comparison")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .experiments.report import write_report
+
+    if args.reps < 100:
+        raise UsageError(f"--reps must be >= 100, got {args.reps}")
+    out = write_report(Path(args.root), Path(args.out) if args.out else None, reps=args.reps)
+    print((out / "report.md").read_text(), end="")
+    print(f"report: {out / 'report.md'}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -195,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.print_help()
             return 2
         return {"train": _train, "eval": _eval, "inspect": _inspect, "presets": _presets,
-                "runs": _runs}[args.command](args)
+                "runs": _runs, "sweep": _sweep, "report": _report}[args.command](args)
     except UsageError as exc:
         print(f"neuropath: error: {exc}", file=sys.stderr)
         return 2

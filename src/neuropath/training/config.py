@@ -266,8 +266,8 @@ def _coerce(name: str, f: dataclasses.Field, value: Any) -> Any:
                 return "none"
             raise ValueError
         if kind.startswith("list[int]"):
-            items = value.replace(",", " ").split() if isinstance(value, str) else value
-            return [int(v) for v in items]
+            items = [value] if isinstance(value, (str, int)) else value
+            return [int(v) for item in items for v in str(item).replace(",", " ").split()]
         if kind.startswith("int"):
             if isinstance(value, float) and not value.is_integer():
                 raise ValueError

@@ -1,0 +1,295 @@
+"""``neuropath report``: the comparison a sweep (or any folder of runs) supports.
+
+Writes into ``<folder>/report/``:
+
+- ``report.md``: the paper-style table (score = mean of a run's last 10 evaluations, mean ±
+  std over seeds, and % of dense), the IQM and mean of dense-normalised scores with 95%
+  stratified-bootstrap confidence intervals (rliable), and links to the plots;
+- ``scores.csv``: one row per finished run, the numbers everything else is computed from;
+- ``curves.png`` (learning curves per environment), ``sparsity.png`` (final return against
+  sparsity per method, the paper's Figure), ``iqm.png`` and ``profiles.png`` (rliable).
+
+Runs are grouped by what their ``config.yaml`` says (environment, method, actor and critic
+keep ratios), not by folder names, so a folder of hand-started runs reports the same way.
+Only runs that reached their step budget count; the others are listed as unfinished.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import warnings
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from ..errors import UsageError
+from ..training.logging import read_csv
+
+LAST_EVALS = 10
+
+
+@dataclass
+class RunResult:
+    path: Path
+    env: str
+    method: str
+    sparsity: str           # "95%" or "a90%/c80%"; "0%" for dense
+    sparsity_value: float   # mean of actor and critic sparsity, for plotting
+    seed: int
+    steps: np.ndarray
+    returns: np.ndarray
+    budget: int
+
+    @property
+    def score(self) -> float:
+        return float(self.returns[-LAST_EVALS:].mean())
+
+    @property
+    def group(self) -> tuple[str, str, str]:
+        return self.env, self.method, self.sparsity
+
+
+def _sparsity(pathway: dict) -> tuple[str, float]:
+    if pathway["pathway"] == "dense":
+        return "0%", 0.0
+    keep = float(pathway["keep_ratio"])
+    a = 1 - float(pathway.get("actor_keep") or keep)
+    c = 1 - float(pathway.get("critic_keep") or keep)
+    label = f"{a:.0%}" if math.isclose(a, c) else f"a{a:.0%}/c{c:.0%}"
+    return label, (a + c) / 2
+
+
+def load_runs(root: Path) -> tuple[list[RunResult], list[str]]:
+    """Finished runs under ``root`` and the names of the unfinished ones."""
+    if not root.is_dir():
+        raise UsageError(f"folder {str(root)!r} does not exist")
+    done, unfinished = [], []
+    for cfg_path in sorted(root.rglob("config.yaml")):
+        run = cfg_path.parent
+        if ".incomplete-" in str(run) or "report" in run.relative_to(root).parts[:1]:
+            continue
+        try:
+            cfg = yaml.safe_load(cfg_path.read_text())
+            r, p = cfg["run"], cfg["pathway"]
+            rows = read_csv(run / "metrics.csv") if (run / "metrics.csv").is_file() else []
+        except Exception:  # noqa: BLE001 - a broken run is reported, not fatal
+            unfinished.append(f"{run.relative_to(root)} (unreadable)")
+            continue
+        rows = [x for x in rows if int(x["step"]) <= int(r["steps"])]
+        if not rows or int(rows[-1]["step"]) < int(r["steps"]):
+            unfinished.append(str(run.relative_to(root)))
+            continue
+        label, value = _sparsity(p)
+        done.append(RunResult(run, r["env"], p["pathway"], label, value, int(r["seed"]),
+                              np.array([int(x["step"]) for x in rows]),
+                              np.array([float(x["return_mean"]) for x in rows]), int(r["steps"])))
+    if not done and not unfinished:
+        raise UsageError(f"no neuropath runs under {str(root)!r}")
+    return done, unfinished
+
+
+def group_runs(runs: list[RunResult]) -> dict[tuple[str, str, str], list[RunResult]]:
+    groups: dict[tuple[str, str, str], list[RunResult]] = defaultdict(list)
+    for run in sorted(runs, key=lambda x: (x.env, x.method != "dense", x.method, x.sparsity_value, x.seed)):
+        groups[run.group].append(run)
+    return dict(groups)
+
+
+def normalisers(groups: dict) -> tuple[dict[str, float], str]:
+    """Per-environment divisor: the mean dense score, else the best group's mean score."""
+    out, how = {}, "dense SAC's mean score in the same environment"
+    for env in {k[0] for k in groups}:
+        dense = [r.score for k, runs in groups.items() if k[0] == env and k[1] == "dense" for r in runs]
+        if dense:
+            out[env] = float(np.mean(dense))
+        else:
+            out[env] = max(float(np.mean([r.score for r in runs])) for k, runs in groups.items() if k[0] == env)
+            how = "the best method's mean score per environment (no dense runs in some environments)"
+    return out, how
+
+
+def score_matrix(groups: dict, norm: dict[str, float]) -> tuple[dict[str, np.ndarray], list[str]]:
+    """rliable's layout: ``{method@sparsity: array [runs, envs]}`` of normalised scores. A
+    method must have runs in every environment; each env contributes its first n seeds,
+    n = the smallest seed count (stratified bootstrap needs a rectangle)."""
+    envs = sorted({k[0] for k in groups})
+    by_key: dict[str, dict[str, list[float]]] = defaultdict(dict)
+    for (env, method, sp), runs in groups.items():
+        by_key[f"{method}@{sp}"][env] = [r.score / norm[env] for r in runs]
+    out, skipped = {}, []
+    for key, per_env in by_key.items():
+        if set(per_env) != set(envs):
+            skipped.append(key)
+            continue
+        n = min(len(v) for v in per_env.values())
+        out[key] = np.array([[per_env[e][i] for e in envs] for i in range(n)])
+    return out, skipped
+
+
+def interval_estimates(matrix: dict[str, np.ndarray], reps: int, seed: int = 0) -> dict[str, dict]:
+    """IQM and mean with 95% stratified-bootstrap CIs (rliable)."""
+    from rliable import library as rly
+    from rliable import metrics
+
+    def aggregate(x: np.ndarray) -> np.ndarray:
+        return np.array([metrics.aggregate_iqm(x), metrics.aggregate_mean(x)])
+
+    with warnings.catch_warnings():      # arch 7 deprecates the random_state rliable passes
+        warnings.simplefilter("ignore", FutureWarning)
+        point, ci = rly.get_interval_estimates(matrix, aggregate, reps=reps,
+                                               random_state=np.random.RandomState(seed))
+    return {k: {"iqm": float(point[k][0]), "iqm_ci": (float(ci[k][0, 0]), float(ci[k][1, 0])),
+                "mean": float(point[k][1]), "mean_ci": (float(ci[k][0, 1]), float(ci[k][1, 1]))}
+            for k in matrix}
+
+
+def write_report(root: Path, out: Path | None = None, *, reps: int = 2000) -> Path:
+    runs, unfinished = load_runs(root)
+    out = out or root / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    groups = group_runs(runs)
+    lines = [f"# neuropath report: {root}", ""]
+    if not runs:
+        lines += ["No finished runs yet.", ""]
+    else:
+        norm, how = normalisers(groups)
+        lines += _table(groups, norm)
+        _write_scores(out / "scores.csv", groups)
+        matrix, skipped = score_matrix(groups, norm)
+        if matrix:
+            est = interval_estimates(matrix, reps)
+            lines += ["", f"## Aggregate over environments (scores divided by {how})", "",
+                      f"IQM and mean with 95% stratified-bootstrap confidence intervals (rliable, {reps} "
+                      f"resamples); runs per environment: the smallest seed count of the method.", "",
+                      "| method @ sparsity | runs × envs | IQM [95% CI] | mean [95% CI] |", "|---|---|---|---|"]
+            for k, e in sorted(est.items(), key=lambda kv: -kv[1]["iqm"]):
+                lines.append(f"| {k} | {matrix[k].shape[0]} × {matrix[k].shape[1]} | {e['iqm']:.3f} "
+                             f"[{e['iqm_ci'][0]:.3f}, {e['iqm_ci'][1]:.3f}] | {e['mean']:.3f} "
+                             f"[{e['mean_ci'][0]:.3f}, {e['mean_ci'][1]:.3f}] |")
+            if skipped:
+                lines.append(f"\nNot aggregated (missing some environment): {', '.join(sorted(skipped))}")
+            _plot_intervals(est, out / "iqm.png")
+            _plot_profiles(matrix, out / "profiles.png")
+            lines += ["", "![IQM](iqm.png) ![performance profiles](profiles.png)"]
+        _plot_curves(groups, out / "curves.png")
+        _plot_sparsity(groups, out / "sparsity.png")
+        lines += ["", "![learning curves](curves.png)", "", "![return vs sparsity](sparsity.png)"]
+    if unfinished:
+        lines += ["", f"Unfinished runs, not counted ({len(unfinished)}): " + ", ".join(unfinished)]
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+    return out
+
+
+def _table(groups: dict, norm: dict[str, float]) -> list[str]:
+    lines = [f"Score = mean return of a run's last {LAST_EVALS} evaluations; mean ± std over seeds.", "",
+             "| env | method | sparsity | steps | seeds | score | per seed | % of dense |",
+             "|---|---|---|---|---|---|---|---|"]
+    for (env, method, sp), runs in groups.items():
+        s = np.array([r.score for r in runs])
+        budgets = sorted({r.budget for r in runs})
+        lines.append(f"| {env} | {method} | {sp} | {'/'.join(map(str, budgets))} | {len(s)} | "
+                     f"{s.mean():.0f} ± {s.std():.0f} | {', '.join(f'{x:.0f}' for x in s)} | "
+                     f"{100 * s.mean() / norm[env]:.1f} |")
+    return lines
+
+
+def _write_scores(path: Path, groups: dict) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["env", "method", "sparsity", "seed", "steps", "score", "run"])
+        for runs in groups.values():
+            for r in runs:
+                w.writerow([r.env, r.method, r.sparsity, r.seed, r.budget, f"{r.score:.4f}", str(r.path)])
+
+
+# ---- plots --------------------------------------------------------------------------------
+
+def _plt():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _plot_curves(groups: dict, path: Path) -> None:
+    plt = _plt()
+    envs = sorted({k[0] for k in groups})
+    fig, axes = plt.subplots(1, len(envs), figsize=(5.5 * len(envs), 4), squeeze=False)
+    for ax, env in zip(axes[0], envs):
+        for (e, method, sp), runs in groups.items():
+            if e != env:
+                continue
+            n = min(len(r.steps) for r in runs)
+            rets = np.stack([r.returns[:n] for r in runs])
+            steps = runs[0].steps[:n]
+            line, = ax.plot(steps, rets.mean(0), label=f"{method} {sp} (n={len(runs)})")
+            ax.fill_between(steps, rets.mean(0) - rets.std(0), rets.mean(0) + rets.std(0),
+                            color=line.get_color(), alpha=0.15)
+        ax.set_title(env)
+        ax.set_xlabel("environment steps")
+        ax.set_ylabel("evaluation return")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_sparsity(groups: dict, path: Path) -> None:
+    plt = _plt()
+    envs = sorted({k[0] for k in groups})
+    fig, axes = plt.subplots(1, len(envs), figsize=(5 * len(envs), 3.8), squeeze=False)
+    for ax, env in zip(axes[0], envs):
+        methods = sorted({k[1] for k in groups if k[0] == env and k[1] != "dense"})
+        for method in methods:
+            pts = sorted((runs[0].sparsity_value, np.mean([r.score for r in runs]), np.std([r.score for r in runs]))
+                         for (e, m, _), runs in groups.items() if e == env and m == method)
+            xs, ys, es = (np.array(v) for v in zip(*pts))
+            ax.errorbar(100 * xs, ys, yerr=es, marker="o", capsize=3, label=method)
+        dense = [r.score for (e, m, _), runs in groups.items() if e == env and m == "dense" for r in runs]
+        if dense:
+            ax.axhline(np.mean(dense), color="k", ls="--", lw=1, label="dense")
+        ax.set_title(env)
+        ax.set_xlabel("sparsity (%)")
+        ax.set_ylabel(f"score (mean of last {LAST_EVALS} evals)")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_intervals(est: dict[str, dict], path: Path) -> None:
+    plt = _plt()
+    keys = sorted(est, key=lambda k: est[k]["iqm"])
+    fig, axes = plt.subplots(1, 2, figsize=(9, 0.45 * len(keys) + 1.2), sharey=True)
+    for ax, metric in zip(axes, ("iqm", "mean")):
+        for i, k in enumerate(keys):
+            lo, hi = est[k][f"{metric}_ci"]
+            ax.plot([lo, hi], [i, i], lw=6, alpha=0.6)
+            ax.plot([est[k][metric]], [i], "k|", ms=12)
+        ax.set_title(metric.upper() if metric == "iqm" else "Mean")
+        ax.set_xlabel("normalised score")
+    axes[0].set_yticks(range(len(keys)), keys)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_profiles(matrix: dict[str, np.ndarray], path: Path) -> None:
+    from rliable import library as rly
+    plt = _plt()
+    top = max(float(v.max()) for v in matrix.values())
+    taus = np.linspace(0.0, max(1.2, top * 1.05), 61)
+    profiles, _ = rly.create_performance_profile(matrix, taus)
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for k, prof in profiles.items():
+        ax.plot(taus, prof, label=k)
+    ax.set_xlabel("normalised score τ")
+    ax.set_ylabel("fraction of runs with score > τ")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,117 @@
+"""Sweeps (local processes and Ray) and the report built from them, on real tiny runs."""
+
+import csv
+import os
+
+import numpy as np
+import pytest
+import yaml
+
+import neuropath as npth
+from neuropath.cli import main
+from neuropath.experiments.sweep import Grid, run_name
+from neuropath.training.logging import read_csv
+
+from .test_train import _one_line_error
+
+TINY_SET = ["--set", "hidden=16,16", "--set", "batch_size=16", "--set", "seed_steps=50", "--set", "eval_every=20",
+            "--set", "eval_episodes=1", "--set", "checkpoint_every=100", "--set", "log_every=100",
+            "--set", "set:update_every=50"]
+
+
+def _sweep(out, *extra, steps=200, seeds=("0", "1"), methods=("dense", "set")):
+    return main(["sweep", str(out), "--envs", "Hopper-v5", "--methods", *methods, "--seeds", *seeds,
+                 "--steps", str(steps), "--jobs", "2", *TINY_SET, *extra])
+
+
+def _last10(run_dir):
+    rows = read_csv(run_dir / "metrics.csv")
+    return float(np.mean([float(r["return_mean"]) for r in rows][-10:]))
+
+
+def test_sweep_runs_the_grid_skips_finished_and_reports_the_right_numbers(tmp_path, capsys):
+    out = tmp_path / "sw"
+    assert _sweep(out) == 0
+    runs = sorted(p.name for p in (out / "runs").iterdir())
+    assert runs == sorted(run_name("Hopper-v5", m, k, s) for m, k in (("dense", 1), ("set", 0.05)) for s in (0, 1))
+    stamps = {r: (out / "runs" / r / "metrics.csv").stat().st_mtime_ns for r in runs}
+    capsys.readouterr()
+    assert _sweep(out) == 0                                          # nothing left to do
+    assert "4 of 4 runs finished; 0 to run" in capsys.readouterr().out
+    assert stamps == {r: (out / "runs" / r / "metrics.csv").stat().st_mtime_ns for r in runs}
+
+    assert main(["report", str(out), "--reps", "200"]) == 0
+    rep = out / "report"
+    for name in ("report.md", "scores.csv", "curves.png", "sparsity.png", "iqm.png", "profiles.png"):
+        assert (rep / name).is_file() and (rep / name).stat().st_size > 0
+    scores = {(r["method"], int(r["seed"])): float(r["score"]) for r in csv.DictReader(open(rep / "scores.csv"))}
+    expected = {(m, s): _last10(out / "runs" / run_name("Hopper-v5", m, k, s))
+                for m, k in (("dense", 1), ("set", 0.05)) for s in (0, 1)}
+    assert scores.keys() == expected.keys()
+    assert all(abs(scores[k] - expected[k]) < 1e-3 for k in expected)
+    text = (rep / "report.md").read_text()
+    dense = np.array([expected[("dense", s)] for s in (0, 1)])
+    sparse = np.array([expected[("set", s)] for s in (0, 1)])
+    assert f"| Hopper-v5 | dense | 0% | 200 | 2 | {dense.mean():.0f} ± {dense.std():.0f} |" in text
+    assert f"| Hopper-v5 | set | 95% | 200 | 2 | {sparse.mean():.0f} ± {sparse.std():.0f} |" in text
+    assert f"{100 * sparse.mean() / dense.mean():.1f} |" in text
+    assert "| dense@0% | 2 × 1 | 1.000 " in text                      # normalised by itself
+
+
+def test_an_interrupted_run_is_resumed_and_a_broken_one_moved_aside(tmp_path, capsys):
+    out = tmp_path / "sw"
+    assert _sweep(out, "--dry-run", seeds=("0",), methods=("dense",)) == 0
+    assert not out.exists()                                           # a dry run writes nothing
+    name = run_name("Hopper-v5", "dense", 1, 0)
+    spec = Grid(["Hopper-v5"], ["dense"], [0.05], [0], 200,
+                [a for a in TINY_SET if a != "--set"]).runs()[0]
+    cfg = npth.Config().set({**spec.settings, "run_dir": str(out / "runs" / name), "progress": False})
+    npth.Trainer(cfg).train(callback=lambda step, info: step < 120)   # stopped at 120, checkpointed
+    (out / "runs" / "Hopper-v5__set__keep0.05__s0").mkdir(parents=True)
+    (out / "runs" / "Hopper-v5__set__keep0.05__s0" / "note.txt").write_text("keep me")
+    # the folder is not a sweep yet: adopt it by writing the grid (same settings)
+    (out / "sweep.yaml").write_text(yaml.safe_dump({"runs": [{"name": name, "settings": spec.settings}]}))
+    capsys.readouterr()
+    assert _sweep(out, seeds=("0",)) == 0
+    rows = read_csv(out / "runs" / name / "metrics.csv")
+    assert [int(r["step"]) for r in rows] == list(range(20, 201, 20))   # continued, not restarted
+    aside = out / "runs" / "Hopper-v5__set__keep0.05__s0.incomplete-1"
+    assert (aside / "note.txt").read_text() == "keep me"
+    assert len(read_csv(out / "runs" / "Hopper-v5__set__keep0.05__s0" / "metrics.csv")) == 10
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--methods", "dense", "lottery"], "unknown method 'lottery'"),
+    (["--envs", "NoSuchEnv-v0"], "unknown environment"),
+    (["--set", "keep_ratio=0.5"], "sets it itself"),
+    (["--set", "lottery:window=5"], "scope 'lottery'"),
+    (["--set", "no_such_key=1"], "unknown setting"),
+    (["--keep", "0"], "(0, 1]"),
+])
+def test_bad_grids_fail_in_one_line_and_write_nothing(tmp_path, args, needle):
+    base = ["sweep", str(tmp_path / "sw"), "--envs", "Hopper-v5", "--methods", "dense", "--steps", "100"]
+    assert needle in _one_line_error(base + args, tmp_path)
+    assert not (tmp_path / "sw").exists()
+
+
+def test_changing_an_existing_runs_settings_is_refused(tmp_path):
+    out = tmp_path / "sw"
+    grid = Grid(["Hopper-v5"], ["dense"], [0.05], [0], 100)
+    from neuropath.experiments.sweep import merge_into
+    merge_into(out, grid)
+    before = (out / "sweep.yaml").read_text()
+    line = _one_line_error(["sweep", str(out), "--envs", "Hopper-v5", "--methods", "dense", "--seeds", "0",
+                            "--steps", "200"], tmp_path)
+    assert "other settings" in line and (out / "sweep.yaml").read_text() == before
+
+
+def test_sweep_on_a_local_ray_instance_and_an_unreachable_cluster(tmp_path, capsys):
+    pytest.importorskip("ray")
+    out = tmp_path / "sw"
+    assert _sweep(out, "--ray", "local", seeds=("0",), methods=("dense",), steps=100) == 0
+    name = run_name("Hopper-v5", "dense", 1, 0)
+    assert [int(r["step"]) for r in read_csv(out / "runs" / name / "metrics.csv")][-1] == 100
+    line = _one_line_error(["sweep", str(out), "--envs", "Hopper-v5", "--methods", "dense", "set", "--seeds", "0",
+                            "--steps", "100", *TINY_SET, "--ray", "127.0.0.1:9"], tmp_path)
+    assert "no Ray cluster answers at 127.0.0.1:9" in line
+    assert len(read_csv(out / "runs" / name / "metrics.csv")) == 5             # the finished run is intact
