@@ -1,6 +1,11 @@
 """End-to-end training throughput, side by side in one process: Stable-Baselines3 SAC,
-neuropath dense SAC and neuropath DAPD SAC (mask updates included), same environment,
-same network sizes, same batch, one gradient update per environment step.
+neuropath dense SAC and neuropath SAC under each pathway method (DAPD, static, SET, RigL,
+RLx2; mask and topology updates included), same environment, same network sizes, same
+batch, one gradient update per environment step.
+
+The sparse-training baselines run at their published update intervals (SET 250, RigL
+1000, RLx2 10,000 steps) with topology updates over the whole timed window, and RLx2 with
+its n-step target on from the start, so their steady-state cost is what is measured.
 
 Only the steps after the random seed phase are timed (that is where updates run). Rounds
 are interleaved (SB3, dense, DAPD, SB3, ...) so that a slow moment of a shared VM hits all
@@ -8,8 +13,10 @@ three; the medians and the ratios are printed.
 
     python benchmarks/throughput.py                          # HalfCheetah-v5, 256x256, 1 and 2 threads
     python benchmarks/throughput.py --steps 3000 --rounds 5 --threads 2
+    python benchmarks/throughput.py --methods dense set rigl rlx2 --threads 1
 
-Targets (issue #2): neuropath dense >= 1.0x SB3; DAPD >= 0.9x neuropath dense.
+Targets (issue #2): neuropath dense >= 1.0x SB3; DAPD >= 0.9x neuropath dense. Issue #3:
+every method's steps/s relative to dense, so the cost of topology updates is visible.
 """
 
 from __future__ import annotations
@@ -48,6 +55,11 @@ def time_sb3(env_id: str, hidden: list[int], seed_steps: int, steps: int, seed: 
     return steps / (clock.t1 - clock.t0)
 
 
+# Per-method settings for the timing runs (see the module docstring).
+METHOD_SETTINGS = {"set": {"update_end": 1.0}, "rigl": {"update_end": 1.0},
+                   "rlx2": {"update_end": 1.0, "nstep_delay": 0}}
+
+
 def time_neuropath(env_id: str, hidden: list[int], seed_steps: int, steps: int, seed: int, pathway: str) -> float:
     import neuropath as npth
 
@@ -64,7 +76,7 @@ def time_neuropath(env_id: str, hidden: list[int], seed_steps: int, steps: int, 
             "seed_steps": seed_steps, "init_steps": 1000, "seed": seed, "run_dir": str(Path(tmp) / "run"),
             "eval_every": 10 * (seed_steps + steps), "checkpoint_every": 10 * (seed_steps + steps),
             "progress": False, "freeze_return": "none", "replay_size": seed_steps + steps,
-            "threads": torch.get_num_threads(),
+            "threads": torch.get_num_threads(), **METHOD_SETTINGS.get(pathway, {}),
         })
         npth.Trainer(cfg).train(callback=clock)
     return steps / (marks[seed_steps + steps] - marks[seed_steps])
@@ -78,17 +90,23 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=2000, help="timed steps (with updates) per measurement")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--threads", nargs="+", type=int, default=[1, 2])
+    p.add_argument("--methods", nargs="+", default=["sb3", "dense", "dapd"],
+                   help="sb3 and/or neuropath pathway methods: dense dapd static random set rigl rlx2")
     args = p.parse_args()
+    if "dense" not in args.methods:
+        p.error("--methods must include dense: every ratio is relative to it")
 
     print(f"# throughput: {args.env}, hidden {args.hidden}, batch 256, {args.steps} timed steps after "
           f"{args.seed_steps} seed steps, {args.rounds} interleaved rounds")
     print(f"# machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads "
           f"available, torch {torch.__version__}, {time.strftime('%Y-%m-%d %H:%M')}")
-    variants = {
-        "sb3": lambda s: time_sb3(args.env, args.hidden, args.seed_steps, args.steps, s),
-        "neuropath-dense": lambda s: time_neuropath(args.env, args.hidden, args.seed_steps, args.steps, s, "dense"),
-        "neuropath-dapd": lambda s: time_neuropath(args.env, args.hidden, args.seed_steps, args.steps, s, "dapd"),
-    }
+    variants = {}
+    for m in args.methods:
+        if m == "sb3":
+            variants["sb3"] = lambda s: time_sb3(args.env, args.hidden, args.seed_steps, args.steps, s)
+        else:
+            variants[f"neuropath-{m}"] = (lambda s, m=m: time_neuropath(args.env, args.hidden, args.seed_steps,
+                                                                       args.steps, s, m))
     for threads in args.threads:
         torch.set_num_threads(threads)
         results: dict[str, list[float]] = {k: [] for k in variants}
@@ -99,16 +117,14 @@ def main() -> None:
         print(f"\n## {threads} thread(s): steps/s (median of {args.rounds}; all rounds)")
         for k, v in results.items():
             print(f"  {k:16s} {med[k]:7.1f}   [{', '.join(f'{x:.1f}' for x in v)}]")
-        per_round = {
-            "neuropath-dense / sb3": [d / s for d, s in zip(results["neuropath-dense"], results["sb3"])],
-            "neuropath-dapd / neuropath-dense": [a / d for a, d in
-                                                 zip(results["neuropath-dapd"], results["neuropath-dense"])],
-        }
-        targets = {"neuropath-dense / sb3": 1.0, "neuropath-dapd / neuropath-dense": 0.9}
-        for name, ratios in per_round.items():
-            num, den = (k.strip() for k in name.split("/"))
-            print(f"  ratio {name:34s} = {med[num] / med[den]:.2f} of medians; per round "
-                  f"{', '.join(f'{r:.2f}' for r in ratios)}  (target >= {targets[name]})")
+        pairs = [("neuropath-dense", "sb3")] * ("sb3" in results)
+        pairs += [(k, "neuropath-dense") for k in results if k not in ("sb3", "neuropath-dense")]
+        targets = {("neuropath-dense", "sb3"): 1.0, ("neuropath-dapd", "neuropath-dense"): 0.9}
+        for num, den in pairs:
+            ratios = [a / b for a, b in zip(results[num], results[den])]
+            target = f"  (target >= {targets[(num, den)]})" if (num, den) in targets else ""
+            print(f"  ratio {num + ' / ' + den:36s} = {med[num] / med[den]:.2f} of medians; per round "
+                  f"{', '.join(f'{r:.2f}' for r in ratios)}{target}")
 
 
 if __name__ == "__main__":

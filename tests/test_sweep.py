@@ -108,7 +108,7 @@ def test_changing_an_existing_runs_settings_is_refused(tmp_path):
 def test_sweep_on_a_local_ray_instance_and_an_unreachable_cluster(tmp_path, capsys):
     pytest.importorskip("ray")
     out = tmp_path / "sw"
-    assert _sweep(out, "--ray", "local", seeds=("0",), methods=("dense",), steps=100) == 0
+    assert _sweep(out, "--ray", "local", "--jobs", "1", seeds=("0",), methods=("dense",), steps=100) == 0
     name = run_name("Hopper-v5", "dense", 1, 0)
     assert [int(r["step"]) for r in read_csv(out / "runs" / name / "metrics.csv")][-1] == 100
     line = _one_line_error(["sweep", str(out), "--envs", "Hopper-v5", "--methods", "dense", "set", "--seeds", "0",

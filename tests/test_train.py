@@ -170,7 +170,7 @@ def test_eval_inspect_and_policy_api(tmp_path, capsys):
     assert "return" in capsys.readouterr().out
     assert main(["inspect", str(run)]) == 0
     text = capsys.readouterr().out
-    assert "actor:" in text and "critic:" in text and "warm-up updates" in text
+    assert "actor:" in text and "critic:" in text and "mask updates" in text
     assert (run / "pathway.png").stat().st_size > 10_000
 
     policy = npth.load_policy(run)

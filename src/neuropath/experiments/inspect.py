@@ -60,7 +60,7 @@ def inspect_run(run_dir: Path, plot: Path | None = None, *, list_updates: bool =
         updates = [e for e in events if e["net"] == net and e["event"] == "update"]
         if updates:
             changed = np.array([e["changed"] for e in updates])
-            out.append(f"  {len(updates)} warm-up updates from step {updates[0]['step']} to {updates[-1]['step']}; "
+            out.append(f"  {len(updates)} mask updates from step {updates[0]['step']} to {updates[-1]['step']}; "
                        f"entries changed per update: median {np.median(changed):.0f}, "
                        f"first {changed[0]}, last {changed[-1]}, max {changed.max()}")
         freezes = [e for e in events if e["net"] == net and e["event"] == "freeze"]
@@ -102,7 +102,7 @@ def _plot(path: Path, cfg, state: dict, events: list[dict], evals: list[dict]) -
         ups = [e for e in events if e["net"] == net and e["event"] == "update"]
         if ups:
             ax.plot([e["step"] for e in ups], [e["changed"] for e in ups], ".", ms=3, color=color, label=net)
-    ax.set_title("entries changed per warm-up mask update")
+    ax.set_title("entries changed per mask update")
     ax.set_xlabel("step")
     ax.set_yscale("symlog")
     ax.legend(loc="best")

@@ -9,7 +9,8 @@ of an existing run is refused.
 
 Each run is its own ``neuropath train`` process with one torch thread. Locally they run
 ``--jobs`` at a time; with ``--ray ADDRESS`` each is a Ray task (1 CPU) on the cluster,
-which must see the sweep folder at the same path (a shared filesystem).
+which must see the sweep folder at the same path (a shared filesystem; paths are made
+absolute). ``--ray local`` starts a Ray instance here with ``--jobs`` CPUs.
 """
 
 from __future__ import annotations
@@ -196,6 +197,7 @@ def _run_process(cmd: Sequence[str], log_path: str) -> int:
 def run_sweep(sweep_dir: Path, specs: list[RunSpec], *, jobs: int, ray_address: str | None = None,
               echo: Callable[[str], None] = print) -> dict[str, int]:
     """Run every spec that is not finished; returns name → exit status of what was run."""
+    sweep_dir = sweep_dir.resolve()
     todo = [s for s in specs if status(sweep_dir / "runs" / s.name, int(s.settings["steps"])) != "finished"]
     echo(f"{len(specs) - len(todo)} of {len(specs)} runs finished; {len(todo)} to run"
          + (f" on Ray ({ray_address})" if ray_address else f", {jobs} at a time"))
@@ -211,7 +213,7 @@ def run_sweep(sweep_dir: Path, specs: list[RunSpec], *, jobs: int, ray_address: 
              f" {name} [{len(results)}/{len(jobs_list)}]")
 
     if ray_address:
-        _run_on_ray(ray_address, jobs_list, done)
+        _run_on_ray(ray_address, jobs_list, done, local_cpus=jobs)
     else:
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
             futures = {pool.submit(_run_process, cmd, log): name for name, cmd, log in jobs_list}
@@ -220,7 +222,7 @@ def run_sweep(sweep_dir: Path, specs: list[RunSpec], *, jobs: int, ray_address: 
     return results
 
 
-def connect_ray(address: str):
+def connect_ray(address: str, *, local_cpus: int | None = None):
     """``local`` starts a Ray instance here; ``auto`` joins the one running here; HOST:PORT
     joins a cluster's head node. A head that does not answer is one clear error, not Ray's
     minutes of retries."""
@@ -237,7 +239,7 @@ def connect_ray(address: str):
     kwargs = {"include_dashboard": False, "log_to_driver": False}
     try:
         if address == "local":
-            ray.init(**kwargs)
+            ray.init(num_cpus=local_cpus, **kwargs)
         else:
             ray.init(address=address, **kwargs)
     except ConnectionError as exc:
@@ -246,8 +248,8 @@ def connect_ray(address: str):
 
 
 def _run_on_ray(address: str, jobs_list: list[tuple[str, list[str], str]],
-                done: Callable[[str, int], None]) -> None:
-    ray = connect_ray(address)
+                done: Callable[[str, int], None], *, local_cpus: int | None = None) -> None:
+    ray = connect_ray(address, local_cpus=local_cpus)
     try:
         task = ray.remote(num_cpus=1, max_retries=2)(_run_process)
         pending = {task.remote(cmd, log): name for name, cmd, log in jobs_list}
