@@ -48,6 +48,8 @@ def test_every_preset_loads_and_validates():
         if name.endswith("-dapd"):
             assert cfg.pathway.pathway == "dapd" and cfg.pathway.keep_ratio == 0.05 and cfg.run.steps == 1_000_000
     assert load_preset("halfcheetah-dapd").resolved_freeze_return() == 8000.0
+    hopper = load_preset("hopper-rlx2")          # RLx2's own actor/critic split for Hopper (SAC)
+    assert (hopper.keep_ratio_of("actor"), hopper.keep_ratio_of("critic")) == (0.02, 0.05)
 
 
 def test_preset_from_a_yaml_file_and_its_errors(tmp_path):
