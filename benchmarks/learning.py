@@ -1,5 +1,5 @@
 """Reduced-budget reproduction of the paper's MuJoCo claim: DAPD at 95% sparsity matches or
-beats dense SAC.
+beats dense SAC and the sparse-training baselines (static, SET, RigL, RLx2).
 
 Runs every (env, method, seed) as its own 1-thread ``neuropath train`` process, ``--jobs``
 at a time (two 1-thread processes use 2 cores best), into ``--out`` (outside the repo).
@@ -10,6 +10,11 @@ froze at, and a PNG of the learning curves.
 
     python benchmarks/learning.py                       # run what is missing, then report
     python benchmarks/learning.py --report-only         # just the table and plot
+    python benchmarks/learning.py --methods static set rigl rlx2   # the baselines (issue #3)
+    neuropath report ~/neuropath-bench/learning         # the full report: IQM, CIs, profiles
+
+This script predates `neuropath sweep` and keeps its folder layout so that the runs already
+made stay usable; its only extras are the reduced-budget settings below.
 """
 
 from __future__ import annotations
