@@ -69,3 +69,30 @@ def test_log_prob_matches_torch_distributions():
     ref = (dist.log_prob(u) - torch.log(1 - torch.tanh(u).pow(2) + 1e-12)).sum(-1, keepdim=True)
     assert torch.allclose(a, torch.tanh(u))
     assert torch.allclose(logp, ref, atol=1e-3)
+
+
+def test_nstep_soft_target_adds_intermediate_entropy_bonuses():
+    """RLx2's soft n-step target: R + not_done·γ^m·(min Q' − α log π) − α Σ_k γ^k log π(s_{t+k})."""
+    import torch.nn.functional as F
+    torch.manual_seed(0)
+    sac = SAC(3, 1, SACConfig(hidden=[8, 8]))
+    buf = ReplayBuffer(3, 1, 100)
+    obs = np.zeros(3)
+    for t in range(40):                                # episodes of 7 steps, last one truncated
+        nxt = np.array([t + 1.0, 0.0, 0.0]) if t % 7 != 6 else np.array([-1.0, 0.0, 0.0])
+        buf.add(obs, np.array([0.1]), 1.0, nxt, False)
+        obs = nxt if t % 7 != 6 else np.array([t + 1.0, 0.0, 0.0])
+    torch.manual_seed(1)
+    b = buf.sample_nstep(32, 3, 0.9)
+    assert (b.mid_weight > 0).any() and (b.mid_weight == 0).any()      # some samples cut by a boundary
+    torch.manual_seed(2)
+    loss = sac.critic_loss(b)
+    torch.manual_seed(2)
+    with torch.no_grad():
+        a, logp = sac.actor.sample(b.next_obs)
+        v = torch.min(*sac.critic_target(b.next_obs, a)) - sac.alpha * logp
+        _, mid_logp = sac.actor.sample(b.mid_obs.flatten(0, 1))
+        target = b.reward + b.not_done * b.discount * v \
+            - sac.alpha * (b.mid_weight * mid_logp.view(32, 2)).sum(1, keepdim=True)
+    q1, q2 = sac.critic(b.obs, b.action)
+    assert torch.allclose(loss, F.mse_loss(q1, target) + F.mse_loss(q2, target))
