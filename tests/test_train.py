@@ -49,8 +49,15 @@ def test_dapd_run_writes_everything_and_freezes_at_the_freeze_step(tmp_path, cap
     assert "eval return" in out and str(run) in out
 
 
-def test_resumed_run_continues_the_same_curve(tmp_path):
-    cfg = {**TINY, "steps": 700, "checkpoint_every": 250}
+RLX2_TINY = {"pathway": "rlx2", "update_every": 100, "nstep_delay": 150, "buffer_min": 100,
+             "buffer_check_every": 200, "buffer_check_size": 64, "buffer_threshold": 0.0}
+
+
+@pytest.mark.parametrize("extra", [{}, RLX2_TINY], ids=["dapd", "rlx2"])
+def test_resumed_run_continues_the_same_curve(tmp_path, extra):
+    """Killed between checkpoints and resumed: the same evaluations, weights and mask events
+    (RLx2: with its n-step target, shrinking buffer and drop/grow steps across the cut)."""
+    cfg = {**TINY, "steps": 700, "checkpoint_every": 250, **extra}
     full = npth.Trainer(npth.Config().set({**cfg, "run_dir": str(tmp_path / "full")}))
     full.train()
     cut = npth.Trainer(npth.Config().set({**cfg, "run_dir": str(tmp_path / "cut")}))
@@ -71,9 +78,13 @@ def test_resumed_run_continues_the_same_curve(tmp_path):
     for (k, v), (_, w) in zip(full.algo.state_dict().items(), resumed.algo.state_dict().items()):
         if isinstance(v, torch.Tensor):
             assert torch.equal(v, w), k
-    ev_a = [(e["step"], e["net"], e.get("changed")) for e in read_jsonl(tmp_path / "full" / "pathway.jsonl")]
-    ev_b = [(e["step"], e["net"], e.get("changed")) for e in read_jsonl(tmp_path / "cut" / "pathway.jsonl")]
+    ev_a = [(e["step"], e["net"], e.get("changed"), e.get("dropped"))
+            for e in read_jsonl(tmp_path / "full" / "pathway.jsonl")]
+    ev_b = [(e["step"], e["net"], e.get("changed"), e.get("dropped"))
+            for e in read_jsonl(tmp_path / "cut" / "pathway.jsonl")]
     assert ev_a == ev_b
+    if extra:
+        assert any(e[3] for e in ev_a)                      # the buffer did shrink
 
 
 @pytest.mark.parametrize("pathway,expected", [("dense", 1.0), ("static", 0.1), ("random", 0.1)])

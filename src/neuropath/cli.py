@@ -251,6 +251,7 @@ def _report(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    args = None
     try:
         args = parser.parse_args(argv)
         if args.command is None:
@@ -262,8 +263,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"neuropath: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("\nneuropath: interrupted; a checkpoint was saved: continue with "
-              "`neuropath train --resume RUN_DIR`", file=sys.stderr)
+        if args is not None and args.command == "sweep":
+            print(f"\nneuropath: interrupted; runs saved checkpoints: `neuropath sweep {args.out}` "
+                  "continues the sweep", file=sys.stderr)
+        else:
+            print("\nneuropath: interrupted; a checkpoint was saved: continue with "
+                  "`neuropath train --resume RUN_DIR`", file=sys.stderr)
         return 130
 
 
