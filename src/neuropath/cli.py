@@ -249,7 +249,15 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _terminate(signum, frame) -> None:
+    raise KeyboardInterrupt     # SIGTERM (a scheduler, a sweep stopping): checkpoint like Ctrl-C
+
+
 def main(argv: list[str] | None = None) -> int:
+    import signal
+    import threading
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     parser = build_parser()
     args = None
     try:

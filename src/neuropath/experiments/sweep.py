@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -186,12 +187,32 @@ def command(sweep_dir: Path, spec: RunSpec) -> list[str]:
 
 # ---- executing: local processes or Ray tasks -----------------------------------------------
 
+_RUNNING: set[subprocess.Popen] = set()       # this process's children, to stop them on Ctrl-C
+
+
 def _run_process(cmd: Sequence[str], log_path: str) -> int:
     """Run one command where this function runs (here, or on a Ray worker: its Python)."""
     cmd = [sys.executable if c == PYTHON else c for c in cmd]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     with open(log_path, "a") as log:
-        return subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env).returncode
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        _RUNNING.add(proc)
+        try:
+            return proc.wait()
+        finally:
+            _RUNNING.discard(proc)
+
+
+def _stop_children() -> None:
+    """SIGTERM every running run: `neuropath train` checkpoints on it and exits."""
+    procs = list(_RUNNING)
+    for proc in procs:
+        proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def run_sweep(sweep_dir: Path, specs: list[RunSpec], *, jobs: int, ray_address: str | None = None,
@@ -215,10 +236,16 @@ def run_sweep(sweep_dir: Path, specs: list[RunSpec], *, jobs: int, ray_address: 
     if ray_address:
         _run_on_ray(ray_address, jobs_list, done, local_cpus=jobs)
     else:
-        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        pool = ThreadPoolExecutor(max_workers=max(1, jobs))
+        try:
             futures = {pool.submit(_run_process, cmd, log): name for name, cmd, log in jobs_list}
             for fut in as_completed(futures):
                 done(futures[fut], fut.result())
+        except KeyboardInterrupt:        # Ctrl-C or SIGTERM: start nothing new, checkpoint the rest
+            pool.shutdown(wait=False, cancel_futures=True)
+            _stop_children()
+            raise
+        pool.shutdown()
     return results
 
 
