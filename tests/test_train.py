@@ -269,3 +269,20 @@ def test_runs_listing_and_print_config(tmp_path, capsys):
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed["pathway"]["keep_ratio"] == 0.1 and printed["run"]["env"] == "Hopper-v5"
     assert not (tmp_path / "runs" / "b").exists()
+
+
+def test_sigterm_checkpoints_and_the_run_resumes(tmp_path):
+    import signal
+    import time
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "neuropath.cli", "train",
+                             *_flags({**TINY, "steps": 100_000, "checkpoint_every": 50_000}), "--run-dir", str(run)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (run / "metrics.csv").is_file() and time.time() < deadline:
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "checkpoint was saved" in err
+    trainer = npth.Trainer.resume(run)
+    assert 0 < trainer.step < 50_000                    # saved at the signal, not at a scheduled checkpoint
