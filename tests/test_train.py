@@ -279,10 +279,11 @@ def test_sigterm_checkpoints_and_the_run_resumes(tmp_path):
                              *_flags({**TINY, "steps": 100_000, "checkpoint_every": 50_000}), "--run-dir", str(run)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
-    while not (run / "metrics.csv").is_file() and time.time() < deadline:
-        time.sleep(0.5)
+    metrics = run / "metrics.csv"
+    while not (metrics.is_file() and len(metrics.read_text().splitlines()) >= 2) and time.time() < deadline:
+        time.sleep(0.5)                                 # a logged row: training has taken steps
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130 and "checkpoint was saved" in err
+    assert proc.returncode == 130 and f"--resume {run}" in err
     trainer = npth.Trainer.resume(run)
     assert 0 < trainer.step < 50_000                    # saved at the signal, not at a scheduled checkpoint

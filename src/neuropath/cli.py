@@ -138,7 +138,17 @@ def _train(args: argparse.Namespace) -> int:
 
         trainer = Trainer(cfg)
     print(f"run directory: {trainer.run_dir}", file=sys.stderr)
-    row = trainer.train()
+    try:
+        row = trainer.train()
+    except KeyboardInterrupt:
+        from .training.checkpoint import checkpoint_root
+        if (checkpoint_root(trainer.run_dir) / "latest").is_file():
+            print(f"\nneuropath: interrupted; a checkpoint was saved: continue with "
+                  f"`neuropath train --resume {trainer.run_dir}`", file=sys.stderr)
+        else:
+            print(f"\nneuropath: interrupted before the first step; no checkpoint in "
+                  f"{trainer.run_dir}: start the run again", file=sys.stderr)
+        return 130
     if row:
         print(f"step {row['step']}: eval return {row['return_mean']:.1f} ± {row['return_std']:.1f} "
               f"({trainer.phase()}, actor density {row['actor_density']:.3f}, "
@@ -275,8 +285,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\nneuropath: interrupted; runs saved checkpoints: `neuropath sweep {args.out}` "
                   "continues the sweep", file=sys.stderr)
         else:
-            print("\nneuropath: interrupted; a checkpoint was saved: continue with "
-                  "`neuropath train --resume RUN_DIR`", file=sys.stderr)
+            print("\nneuropath: interrupted", file=sys.stderr)
         return 130
 
 
