@@ -116,7 +116,7 @@ def freeze_step(run_dir: Path) -> str:
 
 def report(args: argparse.Namespace) -> str:
     out = Path(args.out)
-    lines = ["| env | method | seeds | score (mean ± std over seeds) | per-seed scores | DAPD froze at |",
+    lines = ["| env | method | seeds | score (mean ± std over seeds) | per-seed scores | mask fixed at (trigger) |",
              "|---|---|---|---|---|---|"]
     curves: dict[tuple[str, str], list] = {}
     for env in args.envs:

@@ -215,10 +215,21 @@ def _plt():
     return plt
 
 
+_METHOD_ORDER = ("dense", "dapd", "static", "random", "set", "rigl", "rlx2")
+
+
+def _color(key: str) -> str:
+    """One colour per method in every plot ("rigl@95%" and "rigl" alike), so figures can be read together."""
+    method = key.split("@")[0]
+    index = _METHOD_ORDER.index(method) if method in _METHOD_ORDER else len(_METHOD_ORDER) + sum(map(ord, method))
+    return f"C{index % 10}"
+
+
 def _plot_curves(groups: dict, path: Path) -> None:
     plt = _plt()
     envs = sorted({k[0] for k in groups})
     fig, axes = plt.subplots(1, len(envs), figsize=(5.5 * len(envs), 4), squeeze=False)
+    styles = ("-", "--", ":", "-.")          # a method's sparsities: same colour, own line style
     for ax, env in zip(axes[0], envs):
         for (e, method, sp), runs in groups.items():
             if e != env:
@@ -226,9 +237,10 @@ def _plot_curves(groups: dict, path: Path) -> None:
             n = min(len(r.steps) for r in runs)
             rets = np.stack([r.returns[:n] for r in runs])
             steps = runs[0].steps[:n]
-            line, = ax.plot(steps, rets.mean(0), label=f"{method} {sp} (n={len(runs)})")
+            ax.plot(steps, rets.mean(0), color=_color(method), label=f"{method} {sp} (n={len(runs)})",
+                    ls=styles[sorted(k[2] for k in groups if k[:2] == (env, method)).index(sp) % len(styles)])
             ax.fill_between(steps, rets.mean(0) - rets.std(0), rets.mean(0) + rets.std(0),
-                            color=line.get_color(), alpha=0.15)
+                            color=_color(method), alpha=0.15)
         ax.set_title(env)
         ax.set_xlabel("environment steps")
         ax.set_ylabel("evaluation return")
@@ -248,7 +260,7 @@ def _plot_sparsity(groups: dict, path: Path) -> None:
             pts = sorted((runs[0].sparsity_value, np.mean([r.score for r in runs]), np.std([r.score for r in runs]))
                          for (e, m, _), runs in groups.items() if e == env and m == method)
             xs, ys, es = (np.array(v) for v in zip(*pts))
-            ax.errorbar(100 * xs, ys, yerr=es, marker="o", capsize=3, label=method)
+            ax.errorbar(100 * xs, ys, yerr=es, marker="o", capsize=3, label=method, color=_color(method))
         dense = [r.score for (e, m, _), runs in groups.items() if e == env and m == "dense" for r in runs]
         if dense:
             ax.axhline(np.mean(dense), color="k", ls="--", lw=1, label="dense")
@@ -268,7 +280,7 @@ def _plot_intervals(est: dict[str, dict], path: Path) -> None:
     for ax, metric in zip(axes, ("iqm", "mean")):
         for i, k in enumerate(keys):
             lo, hi = est[k][f"{metric}_ci"]
-            ax.plot([lo, hi], [i, i], lw=6, alpha=0.6)
+            ax.plot([lo, hi], [i, i], lw=6, alpha=0.6, color=_color(k))
             ax.plot([est[k][metric]], [i], "k|", ms=12)
         ax.set_title(metric.upper() if metric == "iqm" else "Mean")
         ax.set_xlabel("normalised score")
@@ -286,7 +298,7 @@ def _plot_profiles(matrix: dict[str, np.ndarray], path: Path) -> None:
     profiles, _ = rly.create_performance_profile(matrix, taus)
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for k, prof in profiles.items():
-        ax.plot(taus, prof, label=k)
+        ax.plot(taus, prof, label=k, color=_color(k))
     ax.set_xlabel("normalised score τ")
     ax.set_ylabel("fraction of runs with score > τ")
     ax.legend(fontsize=7)
