@@ -44,6 +44,10 @@ class MaskedLinear(nn.Linear):
         self.use_mask = False
         self.force_dense = 0        # > 0 inside `unmasked()`: run every stored weight
         self.active_task = 0
+        self.mask_version = 0       # bumped on every mask change: executors cache on it
+        # Optional sparse executor ``(layer, x) -> y | None`` for masked 2-D inputs (set by
+        # `neuropath.efficiency.sparse_exec`); None, or a None result, means the dense path.
+        self.executor = None
 
     @property
     def tasks(self) -> int:
@@ -61,6 +65,10 @@ class MaskedLinear(nn.Linear):
             w = self.weight * self.mask_f                         # [T, out, in]
             y = torch.bmm(x, w.transpose(1, 2))
             return y if self.bias is None else y + self.bias
+        if self.executor is not None and self.use_mask and not self.force_dense:
+            y = self.executor(self, x)
+            if y is not None:
+                return y
         return F.linear(x, self.effective_weight(), self.bias)
 
     def set_mask(self, mask: torch.Tensor, task: int = 0) -> int:
@@ -72,12 +80,14 @@ class MaskedLinear(nn.Linear):
         self.mask[task].copy_(mask)
         self.mask_f[task].copy_(mask)
         self.use_mask = True
+        self.mask_version += 1
         return changed
 
     @torch.no_grad()
     def refresh(self) -> None:
         """Re-derive the float mask used by the forward pass from the bool ``mask``."""
         self.mask_f.copy_(self.mask)
+        self.mask_version += 1
 
     def _load_from_state_dict(self, *args, **kwargs):
         super()._load_from_state_dict(*args, **kwargs)

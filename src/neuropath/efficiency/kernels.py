@@ -1,0 +1,160 @@
+"""Training on the pathway itself: a masked linear layer computed over its active weights only.
+
+A fixed mask at 95% sparsity leaves ~5% of a layer's multiply-adds; `W ⊙ m` still pays for all
+of them. Here the forward pass is a sparse × dense product (SpMM) over the mask's entries, the
+weight gradient is computed only at those entries (a sampled dense-dense product, SDDMM), and the
+input gradient is the transposed SpMM. The dense ``weight`` parameter stays the source of truth
+(optimizers, checkpoints, DAPD's scoring and DST's regrowth see nothing new): its gradient is the
+dense matrix with the SDDMM values at the mask's entries and exact zeros elsewhere, the same
+gradient the masked dense layer produces, up to float summation order.
+
+Layout: activations are kept feature-major (``[features, batch]`` contiguous) so the innermost
+loops of every kernel run over the batch with unit stride and vectorise. A layer returns
+``yT.t()``, a ``[batch, out]`` view of feature-major memory; elementwise ops (ReLU, bias) keep
+that layout, so the next sparse layer's ``x.t().contiguous()`` costs nothing. Only the first
+layer of a network (observations, concatenations) pays for one small transpose.
+
+Kernels are numba (PLATFORM.md §7.2: numba CSR kernels beat torch CSR + ``sampled_addmm`` here),
+compiled on first use and cached on disk. CPU and float32 only; anything else stays dense.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from numba import njit
+
+
+# ---- kernels (feature-major: x^T [in, B], y^T [out, B]) ----------------------------------
+
+@njit(cache=True, nogil=True)
+def _spmm(indptr, indices, values, xT, bias, yT):  # pragma: no cover - compiled
+    """yT[o, :] = bias[o] + Σ_k values[k] · xT[indices[k], :] over row o's entries."""
+    n_out, batch = yT.shape
+    for o in range(n_out):
+        row = yT[o]
+        b = bias[o]
+        for t in range(batch):
+            row[t] = b
+        for k in range(indptr[o], indptr[o + 1]):
+            v = values[k]
+            src = xT[indices[k]]
+            for t in range(batch):
+                row[t] += v * src[t]
+
+
+@njit(cache=True, nogil=True)
+def _spmm_t(col_ptr, col_rows, col_perm, values, gyT, gxT):  # pragma: no cover - compiled
+    """gxT[j, :] = Σ values[k] · gyT[row(k), :] over column j's entries (the input gradient)."""
+    n_in, batch = gxT.shape
+    for j in range(n_in):
+        row = gxT[j]
+        for t in range(batch):
+            row[t] = 0.0
+        for p in range(col_ptr[j], col_ptr[j + 1]):
+            v = values[col_perm[p]]
+            src = gyT[col_rows[p]]
+            for t in range(batch):
+                row[t] += v * src[t]
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def _sddmm(indptr, indices, gyT, xT, out):  # pragma: no cover - compiled
+    """out[k] = <gyT[o, :], xT[indices[k], :]> for every entry k of row o (the weight gradient
+    at the mask's entries only). fastmath lets the dot product vectorise (reassociation)."""
+    n_out, batch = gyT.shape
+    for o in range(n_out):
+        g = gyT[o]
+        for k in range(indptr[o], indptr[o + 1]):
+            x = xT[indices[k]]
+            acc = np.float32(0.0)
+            for t in range(batch):
+                acc += g[t] * x[t]
+            out[k] = acc
+
+
+# ---- the sparsity structure of one mask ----------------------------------------------------
+
+@dataclass
+class SparsePlan:
+    """CSR (row-major, for the forward and SDDMM) and CSC (for the input gradient) index arrays
+    of one boolean mask ``[out, in]``; ``flat`` indexes the entries in the dense weight."""
+    shape: tuple[int, int]
+    indptr: np.ndarray
+    indices: np.ndarray
+    col_ptr: np.ndarray
+    col_rows: np.ndarray
+    col_perm: np.ndarray
+    flat: torch.Tensor
+
+    @property
+    def nnz(self) -> int:
+        return int(self.indices.shape[0])
+
+    @classmethod
+    def from_mask(cls, mask: torch.Tensor) -> "SparsePlan":
+        m = mask.detach().to("cpu", torch.bool)
+        n_out, n_in = m.shape
+        rows, cols = m.nonzero(as_tuple=True)                 # row-major order
+        rows_np, cols_np = rows.numpy().astype(np.int64), cols.numpy().astype(np.int64)
+        indptr = np.zeros(n_out + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows_np, minlength=n_out), out=indptr[1:])
+        perm = np.argsort(cols_np, kind="stable")
+        col_ptr = np.zeros(n_in + 1, dtype=np.int64)
+        np.cumsum(np.bincount(cols_np, minlength=n_in), out=col_ptr[1:])
+        return cls((n_out, n_in), indptr, cols_np, col_ptr, rows_np[perm], perm.astype(np.int64),
+                   rows * n_in + cols)
+
+
+def _feature_major(x: torch.Tensor) -> torch.Tensor:
+    """``x`` [B, F] as contiguous [F, B] memory (free when x is already a transposed view)."""
+    return x.detach().t().contiguous()
+
+
+class SparseLinearFunction(torch.autograd.Function):
+    """y = x @ (W ⊙ m)^T + b computed over the mask's entries; gradients as the masked layer."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                plan: SparsePlan) -> torch.Tensor:
+        n_out = plan.shape[0]
+        xT = _feature_major(x)
+        values = weight.detach().reshape(-1)[plan.flat]
+        b = bias.detach() if bias is not None else torch.zeros(n_out)
+        yT = torch.empty(n_out, xT.shape[1], dtype=x.dtype)
+        _spmm(plan.indptr, plan.indices, values.numpy(), xT.numpy(), b.numpy(), yT.numpy())
+        ctx.save_for_backward(xT, values)
+        ctx.plan, ctx.has_bias = plan, bias is not None
+        return yT.t()
+
+    @staticmethod
+    def backward(ctx, gy: torch.Tensor):
+        xT, values = ctx.saved_tensors
+        plan: SparsePlan = ctx.plan
+        gyT = _feature_major(gy)
+        gx = gw = gb = None
+        if ctx.needs_input_grad[0]:
+            gxT = torch.empty(plan.shape[1], gyT.shape[1], dtype=gy.dtype)
+            _spmm_t(plan.col_ptr, plan.col_rows, plan.col_perm, values.numpy(), gyT.numpy(), gxT.numpy())
+            gx = gxT.t()
+        if ctx.needs_input_grad[1]:
+            vals = torch.empty(plan.nnz, dtype=gy.dtype)
+            _sddmm(plan.indptr, plan.indices, gyT.numpy(), xT.numpy(), vals.numpy())
+            gw = torch.zeros(plan.shape, dtype=gy.dtype)
+            gw.view(-1).index_copy_(0, plan.flat, vals)
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            gb = gyT.sum(1)
+        return gx, gw, gb, None
+
+
+def sparse_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                  plan: SparsePlan) -> torch.Tensor:
+    """Functional form; ``x`` [B, in] float32 on the CPU."""
+    return SparseLinearFunction.apply(x, weight, bias, plan)
+
+
+def supported(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Whether the kernels can run this call (2-D float32 CPU input)."""
+    return x.dim() == 2 and x.device.type == "cpu" and x.dtype == torch.float32 and weight.dtype == torch.float32

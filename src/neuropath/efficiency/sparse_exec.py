@@ -1,0 +1,70 @@
+"""Switch a network's masked layers to sparse execution (`kernels.py`) and back.
+
+A `MaskedLinear` asks its ``executor`` to compute masked 2-D calls; the executor here caches the
+sparsity structure of the layer's current mask and rebuilds it when the mask changes (the layer
+bumps ``mask_version``), so the same switch serves a frozen pathway (built once) and methods
+whose mask moves (DAPD's warm-up, SET/RigL/RLx2: rebuilt at each change, ~0.1 ms per layer).
+Dense calls (``unmasked()`` scoring, dense networks, GPU tensors, 3-D multi-task batches) keep
+the dense path.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..pathways import MaskedLinear
+from ..pathways.masks import masked_layers
+from .kernels import SparsePlan, sparse_linear, supported
+
+# Below this fraction of active weights a layer runs sparse; above it the dense matmul is
+# faster on this CPU (benchmarks/sparse_update.py measures both sides; see docs/decisions.md).
+MAX_DENSITY = 0.3
+
+
+class SparseExecutor:
+    """Per-layer cache of the mask's CSR/CSC structure; returns None to decline a call."""
+
+    def __init__(self, max_density: float = MAX_DENSITY) -> None:
+        self.max_density = max_density
+        self.plan: SparsePlan | None = None
+        self.key: tuple[int, int] | None = None
+        self.dense = False              # the current mask is too dense to win
+
+    def __call__(self, layer: MaskedLinear, x: torch.Tensor) -> torch.Tensor | None:
+        if not supported(x, layer.weight):
+            return None
+        key = (layer.mask_version, layer.active_task)
+        if key != self.key:
+            mask = layer.mask[layer.active_task]
+            self.dense = float(mask.float().mean()) > self.max_density
+            self.plan = None if self.dense else SparsePlan.from_mask(mask)
+            self.key = key
+        if self.dense:
+            return None
+        return sparse_linear(x, layer.weight, layer.bias, self.plan)
+
+
+def enable_sparse_execution(*nets: nn.Module, max_density: float = MAX_DENSITY) -> int:
+    """Give every masked layer of ``nets`` a sparse executor; returns how many layers."""
+    count = 0
+    for net in nets:
+        for layer in masked_layers(net).values():
+            layer.executor = SparseExecutor(max_density)
+            count += 1
+    return count
+
+
+def disable_sparse_execution(*nets: nn.Module) -> None:
+    for net in nets:
+        for layer in masked_layers(net).values():
+            layer.executor = None
+
+
+def resolve_sparse(mode: str, device: torch.device, keeps: list[float], dense_method: bool) -> bool:
+    """``auto``: on where it was measured to win: the CPU, and pathways of at most MAX_DENSITY."""
+    if mode == "off" or dense_method:
+        return False
+    if mode == "on":
+        return device.type == "cpu"
+    return device.type == "cpu" and max(keeps) <= MAX_DENSITY

@@ -1,0 +1,162 @@
+"""Sparse execution of masked layers: the same numbers as `W ⊙ m`, computed on the mask only."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import neuropath as npth
+from neuropath.algos.common import Batch
+from neuropath.algos.sac import SAC, SACConfig
+from neuropath.cli import main
+from neuropath.efficiency.kernels import SparsePlan, sparse_linear
+from neuropath.efficiency.sparse_exec import enable_sparse_execution, resolve_sparse
+from neuropath.pathways import MaskedLinear, unmasked
+from neuropath.pathways.masks import copy_masks, masked_layers
+from neuropath.training.logging import read_csv
+
+from .conftest import TINY
+
+
+def _mask_with_empty_rows_and_cols(out: int, inp: int, density: float, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    m = torch.rand(out, inp, generator=g) < density
+    m[1] = False                     # an output unit with no input weights (its bias only)
+    m[:, 2] = False                  # an input feature no weight reads
+    return m
+
+
+@pytest.mark.parametrize("batch", [1, 7, 256])
+@pytest.mark.parametrize("shape", [(17, 64), (64, 64), (64, 3)])
+def test_sparse_linear_matches_masked_dense_values_and_gradients(batch, shape):
+    inp, out = shape
+    torch.manual_seed(batch)
+    w = torch.randn(out, inp, requires_grad=True)
+    b = torch.randn(out, requires_grad=True)
+    m = _mask_with_empty_rows_and_cols(out, inp, 0.1, batch)
+    x = torch.randn(batch, inp, requires_grad=True)
+    g = torch.randn(batch, out)
+
+    y_ref = F.linear(x, w * m.float(), b)
+    y_ref.backward(g)
+    ref = [t.grad.clone() for t in (x, w, b)]
+    for t in (x, w, b):
+        t.grad = None
+    y = sparse_linear(x, w, b, SparsePlan.from_mask(m))
+    y.backward(g)
+
+    torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-5)
+    for got, want in zip((x.grad, w.grad, b.grad), ref):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    assert torch.all(w.grad[~m] == 0)                  # masked weights: exactly zero gradient
+    assert torch.all(y[:, 1] == b[1])                  # a row with no entries outputs its bias
+
+
+def test_plan_counts_and_orders_entries_like_the_mask():
+    m = _mask_with_empty_rows_and_cols(9, 6, 0.4, 0)
+    plan = SparsePlan.from_mask(m)
+    assert plan.nnz == int(m.sum())
+    dense = torch.zeros(9, 6, dtype=torch.bool)
+    dense.view(-1)[plan.flat] = True
+    assert torch.equal(dense, m)
+    # CSC view: column j lists exactly the rows whose mask is on at j
+    for j in range(6):
+        rows = plan.col_rows[plan.col_ptr[j]:plan.col_ptr[j + 1]]
+        assert sorted(rows.tolist()) == m[:, j].nonzero().flatten().tolist()
+
+
+def test_layer_follows_mask_changes_and_runs_dense_when_unmasked():
+    torch.manual_seed(0)
+    layer = MaskedLinear(32, 16)
+    enable_sparse_execution(layer)
+    x = torch.randn(5, 32)
+    for seed in range(3):                               # the executor rebuilds on each new mask
+        m = torch.rand(16, 32, generator=torch.Generator().manual_seed(seed)) < 0.2
+        layer.set_mask(m)
+        torch.testing.assert_close(layer(x), F.linear(x, layer.weight * m.float(), layer.bias))
+    with unmasked(layer):
+        torch.testing.assert_close(layer(x), F.linear(x, layer.weight, layer.bias))
+    assert layer(x.double().float()).shape == (5, 16)
+    assert layer(torch.randn(2, 5, 32)).shape == (2, 5, 16)   # 3-D input: dense path
+
+
+def test_too_dense_layers_keep_the_dense_matmul():
+    layer = MaskedLinear(8, 8)
+    enable_sparse_execution(layer, max_density=0.3)
+    layer.set_mask(torch.ones(8, 8, dtype=torch.bool))
+    x = torch.randn(3, 8)
+    layer(x)
+    assert layer.executor.dense and layer.executor.plan is None
+
+
+def _sac_pair(keep: float):
+    torch.manual_seed(0)
+    a = SAC(11, 3, SACConfig(hidden=[64, 64]))
+    for net in (a.actor, a.critic):
+        for layer in masked_layers(net).values():
+            layer.set_mask(torch.rand_like(layer.weight) < keep)
+    copy_masks(a.critic, a.critic_target)
+    b = SAC(11, 3, SACConfig(hidden=[64, 64]))
+    b.load_state_dict(a.state_dict())
+    enable_sparse_execution(b.actor, b.critic, b.critic_target)
+    return a, b
+
+
+def test_sac_updates_on_the_pathway_track_the_masked_updates():
+    """Same updates up to float summation order. Adam divides by √v, so a weight whose gradient
+    is ~1e-9 moves by ±lr on rounding noise: after one update all parameters agree to 2e-5; after
+    30, each parameter tensor to 0.2% of its norm (a wrong gradient would be off by ~100%)."""
+    masked, sparse = _sac_pair(0.1)
+    opts = masked.make_optimizers(), sparse.make_optimizers()
+    g = torch.Generator().manual_seed(1)
+    for i in range(30):
+        bt = Batch(torch.randn(64, 11, generator=g), torch.rand(64, 3, generator=g) * 2 - 1,
+                   torch.randn(64, 1, generator=g), torch.randn(64, 11, generator=g), torch.ones(64, 1))
+        torch.manual_seed(100 + i)                      # same policy noise in both
+        masked.update(bt, opts[0])
+        torch.manual_seed(100 + i)
+        sparse.update(bt, opts[1])
+        if i == 0:
+            for (name, p), q in zip(masked.named_parameters(), sparse.parameters()):
+                torch.testing.assert_close(q, p, rtol=0, atol=2e-5, msg=name)
+    for (name, p), q in zip(masked.named_parameters(), sparse.parameters()):
+        assert float((p - q).detach().norm() / p.detach().norm()) < 2e-3, name
+    for layer in masked_layers(sparse.critic).values():
+        assert layer.executor.plan is not None          # really ran sparse
+
+
+def test_static_pathway_run_has_the_same_curve_sparse_or_not(tmp_path):
+    """A real loop (HalfCheetah: no terminations to flip) on a fixed pathway, sparse vs masked
+    dense: rounding differences grow through Adam and the rollouts, so after 200 updates the
+    runs agree to a few percent, not bit for bit; a wrong gradient would be off by far more."""
+    from neuropath.training import checkpoint
+    cfg = {**TINY, "env": "HalfCheetah-v5", "steps": 300, "eval_every": 100, "checkpoint_every": 100,
+           "pathway": "static"}
+    runs, weights = {}, {}
+    for mode in ("on", "off"):
+        trainer = npth.Trainer(npth.Config().set({**cfg, "sparse": mode, "run_dir": str(tmp_path / mode)}))
+        trainer.train()
+        assert trainer.sparse == (mode == "on")
+        runs[mode] = [float(r["return_mean"]) for r in read_csv(tmp_path / mode / "metrics.csv")]
+        weights[mode] = checkpoint.load_state(checkpoint.latest(tmp_path / mode))["algo"]
+    assert runs["on"][0] == pytest.approx(runs["off"][0], rel=1e-4)     # before any update
+    assert runs["on"] == pytest.approx(runs["off"], rel=0.1)
+    for k, w in weights["off"].items():
+        if k.endswith("mask"):
+            assert torch.equal(weights["on"][k], w), k
+        elif k.endswith("weight"):
+            assert float((weights["on"][k] - w).norm() / w.norm()) < 0.03, k
+
+
+def test_auto_mode_turns_on_only_where_it_wins():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert resolve_sparse("auto", cpu, [0.05, 0.05], False)
+    assert not resolve_sparse("auto", cpu, [0.05, 0.5], False)     # a network too dense
+    assert not resolve_sparse("auto", cuda, [0.05, 0.05], False)
+    assert not resolve_sparse("on", cpu, [0.05, 0.05], True)       # dense method
+    assert not resolve_sparse("off", cpu, [0.05, 0.05], False)
+
+
+def test_bad_sparse_mode_fails_with_one_line(tmp_path, capsys):
+    rc = main(["train", "--env", "Hopper-v5", "--sparse", "fast", "--run-dir", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--sparse must be auto, on or off" in err and not (tmp_path / "r").exists()
