@@ -56,6 +56,14 @@ def test_sweep_runs_the_grid_skips_finished_and_reports_the_right_numbers(tmp_pa
     assert f"| Hopper-v5 | set | 95% | 200 | 2 | {sparse.mean():.0f} ± {sparse.std():.0f} |" in text
     assert f"{100 * sparse.mean() / dense.mean():.1f} |" in text
     assert "| dense@0% | 2 × 1 | 1.000 " in text                      # normalised by itself
+    # energy beside return: FLOPs from the runs' checkpoints, CPU seconds from their metrics
+    assert (rep / "energy.png").stat().st_size > 0
+    from neuropath.efficiency.flops import flops_of_run
+    set_flops = [flops_of_run(out / "runs" / run_name("Hopper-v5", "set", 0.05, s)).run["training"].pathway
+                 for s in (0, 1)]
+    dense_row = next(line for line in text.splitlines() if line.startswith("| Hopper-v5 | dense | 0% | ") and "(1.000)" in line)
+    set_row = next(line for line in text.splitlines() if line.startswith("| Hopper-v5 | set | 95% | ") and "e+" in line)
+    assert f"{np.mean(set_flops):.3g}" in set_row and dense_row.count("(1.000)") == 2   # FLOPs and CPU s
 
 
 def test_an_interrupted_run_is_resumed_and_a_broken_one_moved_aside(tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""The ``neuropath`` command: train | eval | inspect | runs | presets | sweep | report.
+"""The ``neuropath`` command: train | eval | inspect | runs | presets | sweep | report | flops | export.
 
 Every user mistake ends in one line on stderr and exit status 2; nothing on disk is
 overwritten.
@@ -100,6 +100,18 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("root", help="a sweep folder, or any folder of runs")
     rp.add_argument("--out", help="where to write (default: ROOT/report)")
     rp.add_argument("--reps", type=int, default=2000, help="bootstrap resamples for the CIs (default: 2000)")
+
+    f = sub.add_parser("flops", help="parameters and FLOPs of a run: forward, per update, whole run, dense vs pathway",
+                       epilog=EPILOG)
+    f.add_argument("run_dir")
+    f.add_argument("--json", action="store_true", help="print the numbers as JSON")
+
+    x = sub.add_parser("export", help="export a pathway policy: active weights only, dead units removed",
+                       epilog=EPILOG, description="Write a compact policy (sparse weights, no dead units) that "
+                       "loads with numpy alone (numba optional) into the new folder OUT.")
+    x.add_argument("run_dir", help="run directory (a masked run)")
+    x.add_argument("out", help="folder to create")
+    x.add_argument("--format", default="npz", help="file format (npz)")
     return parser
 
 
@@ -259,6 +271,24 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _flops(args: argparse.Namespace) -> int:
+    import json
+
+    from .efficiency.flops import flops_of_run, format_flops
+
+    report = flops_of_run(args.run_dir)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else format_flops(report))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .efficiency.export import export_run, summary
+
+    out = export_run(args.run_dir, args.out, fmt=args.format)
+    print(summary(out))
+    return 0
+
+
 def _terminate(signum, frame) -> None:
     raise KeyboardInterrupt     # SIGTERM (a scheduler, a sweep stopping): checkpoint like Ctrl-C
 
@@ -276,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.print_help()
             return 2
         return {"train": _train, "eval": _eval, "inspect": _inspect, "presets": _presets,
-                "runs": _runs, "sweep": _sweep, "report": _report}[args.command](args)
+                "runs": _runs, "sweep": _sweep, "report": _report, "flops": _flops, "export": _export}[args.command](args)
     except UsageError as exc:
         print(f"neuropath: error: {exc}", file=sys.stderr)
         return 2

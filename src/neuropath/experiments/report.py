@@ -7,7 +7,10 @@ Writes into ``<folder>/report/``:
   stratified-bootstrap confidence intervals (rliable), and links to the plots;
 - ``scores.csv``: one row per finished run, the numbers everything else is computed from;
 - ``curves.png`` (learning curves per environment), ``sparsity.png`` (final return against
-  sparsity per method, the paper's Figure), ``iqm.png`` and ``profiles.png`` (rliable).
+  sparsity per method, the paper's Figure), ``iqm.png`` and ``profiles.png`` (rliable);
+- ``energy.png``: dense-normalised score against dense-normalised energy (the paper's Fig. 6),
+  with energy as training FLOPs (the paper's model), and as measured joules or CPU seconds
+  where the runs recorded them (`efficiency/energy.py` says which is which).
 
 Runs are grouped by what their ``config.yaml`` says (environment, method, actor and critic
 keep ratios), not by folder names, so a folder of hand-started runs reports the same way.
@@ -43,6 +46,9 @@ class RunResult:
     steps: np.ndarray
     returns: np.ndarray
     budget: int
+    cpu_seconds: float | None = None    # cumulative CPU time of the run (newer runs)
+    energy_j: float | None = None       # measured joules (NVML/RAPL), where available
+    energy_mode: str = "none"
 
     @property
     def score(self) -> float:
@@ -84,12 +90,22 @@ def load_runs(root: Path) -> tuple[list[RunResult], list[str]]:
             unfinished.append(str(run.relative_to(root)))
             continue
         label, value = _sparsity(p)
+        last = rows[-1]
         done.append(RunResult(run, r["env"], p["pathway"], label, value, int(r["seed"]),
                               np.array([int(x["step"]) for x in rows]),
-                              np.array([float(x["return_mean"]) for x in rows]), int(r["steps"])))
+                              np.array([float(x["return_mean"]) for x in rows]), int(r["steps"]),
+                              _number(last.get("cpu_seconds")), _number(last.get("energy_j")),
+                              last.get("energy_mode") or "none"))
     if not done and not unfinished:
         raise UsageError(f"no neuropath runs under {str(root)!r}")
     return done, unfinished
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        return float(text) if text not in (None, "") else None
+    except ValueError:
+        return None
 
 
 def group_runs(runs: list[RunResult]) -> dict[tuple[str, str, str], list[RunResult]]:
@@ -175,6 +191,7 @@ def write_report(root: Path, out: Path | None = None, *, reps: int = 2000) -> Pa
             _plot_intervals(est, out / "iqm.png")
             _plot_profiles(matrix, out / "profiles.png")
             lines += ["", "![IQM](iqm.png) ![performance profiles](profiles.png)"]
+        lines += _energy(groups, norm, out / "energy.png")
         _plot_curves(groups, out / "curves.png")
         _plot_sparsity(groups, out / "sparsity.png")
         lines += ["", "![learning curves](curves.png)", "", "![return vs sparsity](sparsity.png)"]
@@ -204,6 +221,55 @@ def _write_scores(path: Path, groups: dict) -> None:
         for runs in groups.values():
             for r in runs:
                 w.writerow([r.env, r.method, r.sparsity, r.seed, r.budget, f"{r.score:.4f}", str(r.path)])
+
+
+# ---- energy -----------------------------------------------------------------------------
+
+def _run_flops(run: RunResult) -> float | None:
+    from ..efficiency.flops import flops_of_run
+    try:
+        return float(flops_of_run(run.path).run["training"].pathway)
+    except Exception:  # noqa: BLE001 - a run without a readable checkpoint has no FLOP count
+        return None
+
+
+def _energy(groups: dict, norm: dict[str, float], path: Path) -> list[str]:
+    """Energy beside return: per group the training FLOPs, CPU seconds and measured joules,
+    each divided by the dense runs' mean in the same environment, and the Fig. 6 plot."""
+    costs = {k: {"flops": [_run_flops(r) for r in runs], "cpu": [r.cpu_seconds for r in runs],
+                 "joules": [r.energy_j for r in runs]} for k, runs in groups.items()}
+    modes = sorted({r.energy_mode for runs in groups.values() for r in runs if r.energy_j is not None})
+
+    def mean(values: list) -> float | None:
+        return float(np.mean(values)) if values and all(v is not None for v in values) else None
+
+    base = {}
+    for env in {k[0] for k in groups}:
+        dense = [k for k in groups if k[0] == env and k[1] == "dense"]
+        base[env] = {m: (mean(costs[dense[0]][m]) if dense else None) for m in ("flops", "cpu", "joules")}
+    rows, points = [], defaultdict(list)
+    for k, runs in groups.items():
+        env = k[0]
+        cells = []
+        for m in ("flops", "cpu", "joules"):
+            v, b = mean(costs[k][m]), base[env][m]
+            rel = v / b if v is not None and b else None
+            cells.append("–" if v is None else f"{v:.3g}" + (f" ({rel:.3f})" if rel is not None else ""))
+            if rel is not None:
+                points[m].append((k, rel, float(np.mean([r.score for r in runs])) / norm[env]))
+        rows.append(f"| {env} | {k[1]} | {k[2]} | {' | '.join(cells)} |")
+    if not any(points.values()):
+        return []
+    _plot_energy(points, path)
+    return ["", "## Energy", "",
+            "Per group, mean over seeds; in brackets divided by dense's mean in the same environment. "
+            "Training FLOPs: `neuropath flops` (1 MAC = 2 FLOPs; updates, mask scoring and topology "
+            "updates; the paper's energy model is energy ∝ FLOPs). CPU seconds: the run's own process "
+            "time (energy ∝ CPU time at constant per-core power; recorded by runs since the energy "
+            "columns were added). Joules: measured, " + (", ".join(modes) if modes else "not available here")
+            + ".", "",
+            "| env | method | sparsity | training FLOPs | CPU seconds | joules |", "|---|---|---|---|---|---|",
+            *rows, "", "![score vs energy](energy.png)"]
 
 
 # ---- plots --------------------------------------------------------------------------------
@@ -267,6 +333,29 @@ def _plot_sparsity(groups: dict, path: Path) -> None:
         ax.set_title(env)
         ax.set_xlabel("sparsity (%)")
         ax.set_ylabel(f"score (mean of last {LAST_EVALS} evals)")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_energy(points: dict[str, list], path: Path) -> None:
+    plt = _plt()
+    titles = {"flops": "energy ∝ training FLOPs", "cpu": "energy ∝ CPU seconds", "joules": "measured joules"}
+    panels = [m for m in ("flops", "cpu", "joules") if points.get(m)]
+    envs = sorted({k[0] for m in panels for k, _, _ in points[m]})
+    markers = dict(zip(envs, "o^sDvP*X"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False)
+    for ax, m in zip(axes[0], panels):
+        seen = set()
+        for (env, method, sp), x, y in points[m]:
+            label = f"{method} {sp}" if (method, sp) not in seen else None
+            seen.add((method, sp))
+            ax.scatter([x], [y], color=_color(method), marker=markers[env], s=45, alpha=0.85, label=label)
+        ax.set_xscale("log")
+        ax.set_xlabel(f"normalised energy ({titles[m]})")
+        ax.set_ylabel("normalised performance (score / dense)")
+        ax.set_title(f"{titles[m]}; markers: " + ", ".join(f"{markers[e]} {e}" for e in envs), fontsize=8)
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

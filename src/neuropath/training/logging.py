@@ -16,7 +16,8 @@ from typing import Any
 from .checkpoint import write_text_atomic
 
 EVAL_FIELDS = ["step", "return_mean", "return_std", "return_min", "return_max", "length_mean",
-               "phase", "actor_density", "critic_density", "wall_time"]
+               "phase", "actor_density", "critic_density", "wall_time", "cpu_seconds", "energy_j",
+               "energy_mode"]
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -63,8 +64,11 @@ class RunLogger:
         self.run_dir = Path(run_dir)
         self.tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=start_step if start_step else None)
         new = not (self.run_dir / "metrics.csv").is_file()
+        # `truncate_after` has rewritten an existing file with today's columns (older runs'
+        # rows get empty new columns), so one header fits every row.
+        self._fields = EVAL_FIELDS
         self._metrics = open(self.run_dir / "metrics.csv", "a", newline="")
-        self._writer = csv.DictWriter(self._metrics, fieldnames=EVAL_FIELDS)
+        self._writer = csv.DictWriter(self._metrics, fieldnames=self._fields)
         if new:
             self._writer.writeheader()
         self._pathway = open(self.run_dir / "pathway.jsonl", "a")
@@ -88,7 +92,7 @@ class RunLogger:
         self.tb.add_scalar("charts/episodic_length", length, step)
 
     def evaluation(self, row: dict[str, Any]) -> None:
-        self._writer.writerow({k: row.get(k, "") for k in EVAL_FIELDS})
+        self._writer.writerow({k: row.get(k, "") for k in self._fields})
         self._metrics.flush()
         self.tb.add_scalar("eval/return", row["return_mean"], row["step"])
 

@@ -23,6 +23,7 @@ import yaml
 from .. import __version__
 from ..algos.sac import SAC
 from ..data.replay import ReplayBuffer
+from ..efficiency.energy import EnergyMeter
 from ..efficiency.sparse_exec import enable_sparse_execution, resolve_sparse
 from ..envs.make import check_env_id, env_rng_state, make_env, set_env_rng_state
 from ..errors import UsageError
@@ -103,6 +104,10 @@ class Trainer:
         self.logger: RunLogger | None = None
         self._last_eval_row: dict[str, Any] = {}
         self._saved_step = -1
+        # CPU seconds and measured joules of earlier sessions of this run (resume adds to them)
+        self._spent: dict[str, float | None] = {"cpu_seconds": 0.0, "energy_j": None}
+        self._spent_before = dict(self._spent)
+        self.meter: EnergyMeter | None = None
 
     # ---- construction helpers -------------------------------------------------------------
 
@@ -140,6 +145,8 @@ class Trainer:
             self._write_config()
         truncate_after(self.run_dir, self.step)
         self.logger = RunLogger(self.run_dir, start_step=self.step, total_steps=r.steps, progress=r.progress)
+        self.meter = EnergyMeter(self.device).start()
+        self._spent_before = dict(self._spent)
         try:
             if not self.initialised:
                 self._init_pathways()
@@ -319,7 +326,8 @@ class Trainer:
                                         r.eval_episodes, seed=r.seed + EVAL_SEED_OFFSET + self.step)
         row = {"step": self.step, **summarise(returns, lengths), "phase": self.phase(),
                "actor_density": round(density(self.algo.actor), 6),
-               "critic_density": round(density(self.algo.critic), 6), "wall_time": round(time.time(), 3)}
+               "critic_density": round(density(self.algo.critic), 6), "wall_time": round(time.time(), 3),
+               **self._energy_columns()}
         self.last_eval = row["return_mean"]
         self._last_eval_row = row
         self.logger.evaluation(row)
@@ -329,6 +337,24 @@ class Trainer:
             if pw.frozen and not was_frozen:
                 self._log_freeze(name, pw)
         return row
+
+    def _update_spent(self) -> None:
+        if self.meter is None:
+            return
+        before = self._spent_before
+        self._spent["cpu_seconds"] = before["cpu_seconds"] + self.meter.cpu_seconds()
+        joules = self.meter.joules()
+        if joules is not None:
+            self._spent["energy_j"] = (before["energy_j"] or 0.0) + joules
+
+    def _energy_columns(self) -> dict[str, Any]:
+        """Cumulative CPU seconds and (where measured) joules of the run, across resumes."""
+        if self.meter is None:
+            return {}
+        self._update_spent()
+        return {"cpu_seconds": round(self._spent["cpu_seconds"], 2),
+                "energy_j": "" if self._spent["energy_j"] is None else round(self._spent["energy_j"], 1),
+                "energy_mode": self.meter.mode}
 
     def _log_scalars(self, metrics: dict[str, torch.Tensor], sps: float) -> None:
         values = {k: float(v) for k, v in metrics.items()}
@@ -353,6 +379,7 @@ class Trainer:
     # ---- checkpoints -------------------------------------------------------------------------
 
     def state_dict(self, *, reset_pending: bool = True) -> dict[str, Any]:
+        self._update_spent()
         return {
             "algo": self.algo.state_dict(), "algo_updates": self.algo.updates,
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
@@ -360,7 +387,7 @@ class Trainer:
             "counters": {"step": self.step, "episodes": self.episodes, "initialised": self.initialised,
                          "last_eval": self.last_eval, "last_eval_row": self._last_eval_row,
                          "next_checkpoint": self.next_checkpoint, "reset_pending": reset_pending,
-                         "ep_return": self.ep_return, "ep_len": self.ep_len},
+                         "ep_return": self.ep_return, "ep_len": self.ep_len, "spent": dict(self._spent)},
             "rng": {"python": random.getstate(), "numpy_global": np.random.get_state(),
                     "numpy": self.rng.bit_generator.state, "torch": torch.get_rng_state(),
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
@@ -396,6 +423,7 @@ class Trainer:
         self.step, self.episodes, self.initialised = c["step"], c["episodes"], c["initialised"]
         self.last_eval, self._last_eval_row = c["last_eval"], c["last_eval_row"]
         self.next_checkpoint = c["next_checkpoint"]
+        self._spent = dict(c.get("spent", self._spent))
         self._saved_step = self.step
         rng = state["rng"]
         random.setstate(rng["python"])

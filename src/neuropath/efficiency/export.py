@@ -1,0 +1,252 @@
+"""Export a trained pathway policy to a compact, standalone form (``neuropath export``).
+
+What is exported: the actor's deterministic part, i.e. the layers up to the Gaussian mean
+(the log-std rows of the last layer are dropped: nothing deterministic reads them). Of
+those, only the active weights are kept, in CSR, and dead units are removed; the layers
+shrink accordingly. Dead units, removed repeatedly until nothing changes:
+
+- a hidden unit with no active outgoing weight is dropped with its incoming weights;
+- a hidden unit with no active incoming weight outputs ``relu(bias)`` whatever the input: a
+  constant. Its contribution ``W[:, u] * relu(b_u)`` is folded into the next layer's bias
+  and the unit is dropped. Folding can leave units of the next layer input-less in turn.
+
+The fixed point keeps exactly the hidden units on some active path from an input to a mean
+output; the result computes the same function as the masked network (up to float rounding).
+
+OUT is a folder: ``policy.npz`` (the format is described in `compact_policy`), a copy of
+``compact_policy.py`` (the loader: numpy and, optionally, numba; no neuropath, no torch)
+and ``README.txt``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import UsageError
+from ..pathways import MaskedLinear
+from . import compact_policy
+
+FORMATS = ("npz",)
+
+
+@dataclass
+class CompactLayers:
+    """The result of dead-unit removal: per layer a dense-free CSR triple and its bias."""
+    sizes: list[int]
+    """obs_dim, the hidden widths after removal, the output width"""
+    layers: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
+    """(indptr int32, indices int32, data float32, bias float32) per layer, rows = outputs"""
+    kept: list[np.ndarray]
+    """original indices of the kept hidden units, one array per hidden layer"""
+    nnz_before: list[int]
+    """active weights per layer in the mask (the exported output rows only)"""
+    removed_constant: list[int]
+    """hidden units per layer that had no active input (their constant folded into a bias)"""
+    removed_no_output: list[int]
+    """hidden units per layer dropped for having no active output"""
+
+    @property
+    def nnz_after(self) -> list[int]:
+        return [len(lay[2]) for lay in self.layers]
+
+
+def compact_layers(weights: list[np.ndarray], biases: list[np.ndarray], masks: list[np.ndarray],
+                   outputs: np.ndarray | None = None) -> CompactLayers:
+    """Remove dead units of a masked ReLU MLP (``weights[k]`` is [out, in]); ``outputs`` are
+    the indices of the last layer's units to keep (default: all)."""
+    n = len(weights)
+    m = [np.asarray(mk, bool).copy() for mk in masks]
+    w = [np.asarray(wk, np.float32) for wk in weights]
+    b = [np.asarray(bk, np.float64).copy() for bk in biases]     # folded in float64, stored float32
+    sizes = [w[0].shape[1], *(wk.shape[0] for wk in w)]
+    alive = [np.ones(s, bool) for s in sizes]
+    if outputs is not None:
+        alive[-1][:] = False
+        alive[-1][np.asarray(outputs)] = True
+    m[-1][~alive[-1]] = False
+    nnz_before = [int(mk.sum()) for mk in m]
+    n_const = [0] * (n - 1)
+    n_no_out = [0] * (n - 1)
+    changed = True
+    while changed:
+        changed = False
+        for u in range(1, n):          # hidden unit layer u: output of weight layer u-1, input of u
+            has_in = m[u - 1].any(axis=1)
+            has_out = m[u].any(axis=0)
+            const = alive[u] & ~has_in
+            for j in np.flatnonzero(const):
+                c = max(b[u - 1][j], 0.0)
+                if c:
+                    b[u] += np.where(m[u][:, j], w[u][:, j], 0.0) * c
+            n_const[u - 1] += int(const.sum())
+            no_out = alive[u] & has_in & ~has_out
+            n_no_out[u - 1] += int(no_out.sum())
+            dead = const | no_out
+            if dead.any():
+                alive[u] &= ~dead
+                m[u - 1][dead, :] = False
+                m[u][:, dead] = False
+                changed = True
+    layers = []
+    for k in range(n):
+        rows, cols = np.flatnonzero(alive[k + 1]), np.flatnonzero(alive[k])
+        mk, wk = m[k][np.ix_(rows, cols)], w[k][np.ix_(rows, cols)]
+        r, c = np.nonzero(mk)                                   # row-major: CSR order
+        indptr = np.zeros(len(rows) + 1, np.int32)
+        np.cumsum(np.bincount(r, minlength=len(rows)), out=indptr[1:])
+        layers.append((indptr, c.astype(np.int32), wk[r, c].astype(np.float32),
+                       b[k][rows].astype(np.float32)))
+    return CompactLayers(sizes=[int(a.sum()) for a in alive], layers=layers,
+                         kept=[np.flatnonzero(a).astype(np.int32) for a in alive[1:-1]],
+                         nnz_before=nnz_before, removed_constant=n_const, removed_no_output=n_no_out)
+
+
+def export_policy(policy, out: str | Path, fmt: str = "npz", *, source: str | None = None,
+                  keep_ratio: float | None = None, step: int | None = None) -> Path:
+    """Write ``policy`` (a `neuropath.Policy` whose actor has pathway masks) to the folder
+    ``out`` in the compact format; returns ``out``."""
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown export format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    out = _check_out(out)
+    net = list(policy.actor.net)
+    if not all(isinstance(mod, torch.nn.Linear if i % 2 == 0 else torch.nn.ReLU) for i, mod in enumerate(net)) \
+            or len(net) % 2 == 0:
+        raise UsageError("export supports actors that are a ReLU MLP (Linear, ReLU, ..., Linear); "
+                         f"got {', '.join(type(mod).__name__ for mod in net)}")
+    linears = net[::2]
+    masked = [mod for mod in linears if isinstance(mod, MaskedLinear) and mod.use_mask]
+    where = source or "this policy"
+    if not masked:
+        raise UsageError(f"{where} is dense (its actor has no pathway masks): nothing to export "
+                         "sparsely; export a run trained with a pathway (e.g. --pathway dapd)")
+    if any(mod.tasks != 1 for mod in masked):
+        raise UsageError(f"{where} has per-task masks; export supports single-task actors only")
+    weights, biases, masks = [], [], []
+    with torch.no_grad():
+        for mod in linears:
+            weights.append(mod.weight.detach().float().cpu().numpy())
+            biases.append(mod.bias.detach().float().cpu().numpy() if mod.bias is not None
+                          else np.zeros(mod.out_features, np.float32))
+            use = isinstance(mod, MaskedLinear) and mod.use_mask
+            masks.append(mod.mask[0].cpu().numpy() if use else np.ones(mod.weight.shape, bool))
+    if all(mk.all() for mk in masks):
+        raise UsageError(f"{where} has all-ones masks (no pathway selected yet): nothing to export sparsely")
+    act_dim = linears[-1].out_features // 2                        # [mean, log_std] of the tanh Gaussian
+    comp = compact_layers(weights, biases, masks, outputs=np.arange(act_dim))
+    total = sum(mk.size for mk in masks)
+    meta = {
+        "format": compact_policy.FORMAT, "version": compact_policy.FORMAT_VERSION,
+        "env_id": policy.env_id, "source": source, "step": step, "keep_ratio": keep_ratio,
+        "density": float(sum(int(mk.sum()) for mk in masks) / total),
+        "output": "mean of the tanh-Gaussian actor (log-std rows dropped): deterministic actions only",
+        "action": "low + (tanh(mean) + 1) / 2 * (high - low)",
+        "sizes_before": [weights[0].shape[1], *(w.shape[0] for w in weights[:-1]), act_dim],
+        "sizes_after": comp.sizes,
+        "nnz_mask": [int(mk.sum()) for mk in masks],
+        "nnz_before": comp.nnz_before, "nnz_after": comp.nnz_after,
+        "removed_constant": comp.removed_constant, "removed_no_output": comp.removed_no_output,
+        "neuropath": _version(),
+    }
+    arrays = {"format": np.array(compact_policy.FORMAT), "version": np.array(compact_policy.FORMAT_VERSION),
+              "meta": np.array(json.dumps(meta)), "sizes": np.array(comp.sizes, np.int64),
+              "low": np.asarray(policy.low), "high": np.asarray(policy.high)}
+    for k, (indptr, indices, data, bias) in enumerate(comp.layers):
+        arrays.update({f"indptr_{k}": indptr, f"indices_{k}": indices, f"data_{k}": data,
+                       f"bias_{k}": bias})
+    for k, kept in enumerate(comp.kept, start=1):
+        arrays[f"kept_{k}"] = kept
+    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"   # written aside, then renamed
+    tmp.mkdir()
+    try:
+        np.savez(tmp / compact_policy.DATA_FILE, **arrays)
+        shutil.copyfile(compact_policy.__file__, tmp / "compact_policy.py")
+        (tmp / "README.txt").write_text(_readme(meta))
+        if out.is_dir():
+            out.rmdir()                                            # empty (checked above)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def export_run(run_dir: str | Path, out: str | Path, fmt: str = "npz") -> Path:
+    """Export the policy of a run's latest checkpoint (or of a saved policy file) to the
+    folder ``out``; `UsageError` for dense runs, runs without masks, unknown formats and an
+    existing non-empty ``out``."""
+    from ..policy import load_policy                            # loads MuJoCo etc.: import late
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown export format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    _check_out(out)
+    run_dir = Path(run_dir)
+    keep_ratio = step = None
+    if run_dir.is_dir():                                        # a run (else a saved policy file)
+        from ..training import checkpoint
+        from ..training.online import load_run_config
+        cfg = load_run_config(run_dir)
+        if cfg.pathway.pathway == "dense":
+            raise UsageError(f"{str(run_dir)!r} is a dense run (pathway 'dense'): nothing to export "
+                             "sparsely; export a run trained with a pathway (e.g. --pathway dapd)")
+        keep_ratio = cfg.keep_ratio_of("actor")
+        step = checkpoint.read_meta(checkpoint.latest(run_dir)).get("step")
+    policy = load_policy(run_dir)
+    return export_policy(policy, out, fmt, source=str(run_dir), keep_ratio=keep_ratio, step=step)
+
+
+def summary(out: str | Path) -> str:
+    """A few lines on an exported folder, for the CLI to print."""
+    out = Path(out)
+    with np.load(out / compact_policy.DATA_FILE, allow_pickle=False) as f:
+        meta = json.loads(str(f["meta"]))
+    before, after = meta["sizes_before"], meta["sizes_after"]
+    return "\n".join([
+        f"exported {meta['env_id']} actor ({meta['density']:.1%} of weights active) to {out}",
+        f"  layers {'→'.join(map(str, before))}  →  {'→'.join(map(str, after))} after removing dead units "
+        f"(input-less, folded into biases: {meta['removed_constant']}; output-less: {meta['removed_no_output']})",
+        f"  active weights per layer {meta['nnz_before']} → {meta['nnz_after']} "
+        f"({sum(meta['nnz_after'])} multiply-adds per action; deterministic mean only)",
+        f"  load without neuropath: sys.path.insert(0, {str(out)!r}); import compact_policy; "
+        f"p = compact_policy.load({str(out)!r}); action, _ = p.predict(obs)",
+    ])
+
+
+def _check_out(out: str | Path) -> Path:
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UsageError(f"{str(out)!r} already exists and is not an empty folder; choose a new OUT")
+    if not out.parent.is_dir():
+        raise UsageError(f"the parent folder of {str(out)!r} does not exist")
+    return out
+
+
+def _version() -> str:
+    from .. import __version__
+    return __version__
+
+
+def _readme(meta: dict) -> str:
+    sizes = "→".join(map(str, meta["sizes_after"]))
+    return f"""A neuropath policy, exported in compact form (format {meta['format']} v{meta['version']}).
+
+Environment: {meta['env_id']}    source run: {meta['source']} (step {meta['step']})
+Network: {sizes} (obs → hidden → action mean), {sum(meta['nnz_after'])} active weights, ReLU, tanh.
+Deterministic actions only; they equal neuropath's Policy.predict(obs, deterministic=True).
+
+Load it with numpy (and numba, if installed, for the fast kernel); neuropath and torch are not needed:
+
+    import sys
+    sys.path.insert(0, "/path/to/this/folder")
+    import compact_policy
+    policy = compact_policy.load("/path/to/this/folder")
+    action, _ = policy.predict(obs, deterministic=True)    # obs: [obs_dim] or [batch, obs_dim]
+
+policy.npz holds the layers in CSR (indptr_k, indices_k, data_k, bias_k), the action bounds
+(low, high), the layer sizes and a JSON "meta" string; compact_policy.py documents the format.
+"""
