@@ -14,6 +14,10 @@ three; the medians and the ratios are printed.
     python benchmarks/throughput.py                          # HalfCheetah-v5, 256x256, 1 and 2 threads
     python benchmarks/throughput.py --steps 3000 --rounds 5 --threads 2
     python benchmarks/throughput.py --methods dense set rigl rlx2 --threads 1
+    python benchmarks/throughput.py --methods dense static static:off --threads 1   # sparse execution on/off
+
+A method may carry ``:on``/``:off``/``:auto`` for its ``--sparse`` setting (default auto: the fixed
+pathway of static, random and frozen DAPD runs on the sparse kernels, issue #4).
 
 Targets (issue #2): neuropath dense >= 1.0x SB3; DAPD >= 0.9x neuropath dense. Issue #3:
 every method's steps/s relative to dense, so the cost of topology updates is visible.
@@ -60,8 +64,10 @@ METHOD_SETTINGS = {"set": {"update_end": 1.0}, "rigl": {"update_end": 1.0},
                    "rlx2": {"update_end": 1.0, "nstep_delay": 0}}
 
 
-def time_neuropath(env_id: str, hidden: list[int], seed_steps: int, steps: int, seed: int, pathway: str) -> float:
+def time_neuropath(env_id: str, hidden: list[int], seed_steps: int, steps: int, seed: int, method: str) -> float:
     import neuropath as npth
+
+    pathway, _, sparse = method.partition(":")
 
     marks: dict[int, float] = {}
 
@@ -76,7 +82,7 @@ def time_neuropath(env_id: str, hidden: list[int], seed_steps: int, steps: int, 
             "seed_steps": seed_steps, "init_steps": 1000, "seed": seed, "run_dir": str(Path(tmp) / "run"),
             "eval_every": 10 * (seed_steps + steps), "checkpoint_every": 10 * (seed_steps + steps),
             "progress": False, "freeze_return": "none", "replay_size": seed_steps + steps,
-            "threads": torch.get_num_threads(), **METHOD_SETTINGS.get(pathway, {}),
+            "threads": torch.get_num_threads(), "sparse": sparse or "auto", **METHOD_SETTINGS.get(pathway, {}),
         })
         npth.Trainer(cfg).train(callback=clock)
     return steps / (marks[seed_steps + steps] - marks[seed_steps])
@@ -91,7 +97,8 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     p.add_argument("--methods", nargs="+", default=["sb3", "dense", "dapd"],
-                   help="sb3 and/or neuropath pathway methods: dense dapd static random set rigl rlx2")
+                   help="sb3 and/or neuropath pathway methods: dense dapd static random set rigl rlx2, "
+                   "each optionally :on/:off/:auto for --sparse")
     args = p.parse_args()
     if "dense" not in args.methods:
         p.error("--methods must include dense: every ratio is relative to it")

@@ -21,8 +21,6 @@ import time
 import torch
 
 
-
-
 class EnergyMeter:
     """Joules used by this process's device since `start()`; ``mode`` says how (or ``none``)."""
 
