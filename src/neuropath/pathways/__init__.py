@@ -8,6 +8,7 @@ from .dst import DST_PRESETS, DSTDefaults, DynamicSparse, cosine_fraction
 from .layers import MaskedLinear
 from .masks import (active_count, copy_masks, density, get_masks, layer_density, masked_layers,
                     set_masks, unmasked, weight_count, zero_masked_weights)
+from .multitask import TaskLinear, average_task_grads, merge_task_weights, task_layers, task_mlp
 from .methods import DAPD, Dense, MaskUpdate, PathwayMethod, RandomStatic, StaticSNIP
 from .optim import reset_optimizer_state
 from .pathway import Pathway
@@ -22,4 +23,5 @@ __all__ = [
     "copy_masks", "density", "get_masks", "grad_scores", "keep_count", "l1_normalise",
     "layer_density", "magnitude_scores", "masked_layers", "random_scores", "reset_optimizer_state",
     "set_masks", "snip_scores", "topk_masks", "unmasked", "weight_count", "zero_masked_weights",
+    "TaskLinear", "average_task_grads", "merge_task_weights", "task_layers", "task_mlp",
 ]
