@@ -140,12 +140,15 @@ def _train(args: argparse.Namespace) -> int:
         if args.preset:
             cfg.set(preset_values(args.preset))
         cfg.set(values).validate()
-        from .envs.make import check_env_id
-        check_env_id(cfg.run.env)
+        if cfg.run.benchmark is None:
+            from .envs.make import check_env_id
+            check_env_id(cfg.run.env)
         if args.print_config:
             import yaml
             print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
             return 0
+        if cfg.run.benchmark is not None:
+            return _train_multitask(cfg)
         from .training.online import Trainer
 
         trainer = Trainer(cfg)
@@ -165,6 +168,19 @@ def _train(args: argparse.Namespace) -> int:
         print(f"step {row['step']}: eval return {row['return_mean']:.1f} ± {row['return_std']:.1f} "
               f"({trainer.phase()}, actor density {row['actor_density']:.3f}, "
               f"critic density {row['critic_density']:.3f})")
+    print(f"run directory: {trainer.run_dir}")
+    return 0
+
+
+def _train_multitask(cfg) -> int:
+    from .training.multitask import MultiTaskTrainer
+
+    trainer = MultiTaskTrainer(cfg)
+    print(f"run directory: {trainer.run_dir}", file=sys.stderr)
+    row = trainer.train()
+    if row:
+        print(f"step {row['step']}: mean success {row['success_mean']:.2f}, return {row['return_mean']:.1f} "
+              f"({trainer.phase()}, actor density {row['actor_density']:.3f} per task)")
     print(f"run directory: {trainer.run_dir}")
     return 0
 

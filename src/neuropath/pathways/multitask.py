@@ -154,3 +154,53 @@ def average_task_grads(net: nn.Module) -> None:
     """Call between ``backward()`` and ``optimizer.step()`` once the layers are shared."""
     for layer in task_layers(net).values():
         layer.average_task_grads()
+
+
+# ---- per-task pathway discovery ----------------------------------------------------------------
+
+def task_snip_scores(net: nn.Module, loss) -> dict[str, torch.Tensor]:
+    """|W_t ⊙ ∂L/∂W_t| for every task at once, on the dense copies. ``loss()`` is the sum of the
+    tasks' losses: in warm-up task t's loss reaches only copy t, so slice t is task t's score."""
+    layers = task_layers(net)
+    for m in layers.values():
+        m.force_dense += 1
+    try:
+        grads = torch.autograd.grad(loss(), [m.weight for m in layers.values()], allow_unused=True)
+    finally:
+        for m in layers.values():
+            m.force_dense -= 1
+    return {name: (m.weight.detach() * g).abs() if g is not None else torch.zeros_like(m.weight)
+            for (name, m), g in zip(layers.items(), grads)}
+
+
+class TaskDAPD:
+    """DAPD per task: task t's mask = top-k (global over the layers) of the mean of its last K
+    L1-normalised scores; one batched scoring pass serves all tasks."""
+
+    def __init__(self, keep_ratio: float, moving_average: int = 1) -> None:
+        if not 0.0 < keep_ratio <= 1.0:
+            raise ValueError(f"keep ratio must be in (0, 1], got {keep_ratio}")
+        self.keep_ratio, self.k = keep_ratio, moving_average
+        self.window: list[dict[str, torch.Tensor]] = []
+
+    def update(self, net: nn.Module, loss) -> list[int]:
+        """Score, average, install every task's mask; returns the entries changed per task."""
+        from .topk import l1_normalise, topk_masks
+        scores = task_snip_scores(net, loss)
+        tasks = next(iter(scores.values())).shape[0]
+        per_task = [l1_normalise({n: s[t] for n, s in scores.items()}) for t in range(tasks)]
+        self.window.append({n: torch.stack([p[n] for p in per_task]) for n in scores})
+        self.window = self.window[-self.k:]
+        mean = {n: torch.stack([w[n] for w in self.window]).mean(0) for n in scores}
+        layers = task_layers(net)
+        changed = []
+        for t in range(tasks):
+            masks = topk_masks({n: mean[n][t] for n in mean}, self.keep_ratio)
+            changed.append(sum(layers[n].set_mask(masks[n], t) for n in masks))
+        return changed
+
+    def state_dict(self) -> dict:
+        return {"window": self.window}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.window = list(state["window"])[-self.k:]

@@ -32,6 +32,12 @@ class RunConfig:
     """What to train on, for how long, and where the run lives."""
     env: str = "HalfCheetah-v5"
     """Gymnasium environment id (continuous actions), e.g. Hopper-v5"""
+    benchmark: str | None = None
+    """multi-task benchmark instead of --env: MT10 (Meta-World); --steps then counts steps per task"""
+    episode_steps: int = 500
+    """multi-task: episode length (Meta-World's 500; 150 as in mtrl)"""
+    heads: str = "shared"
+    """multi-task: output layers shared by all tasks, or per-task (shared trunk, one head per task)"""
     steps: int = 1_000_000
     """environment steps (one gradient update per step after the seed steps)"""
     seed_steps: int = 5000
@@ -89,6 +95,8 @@ class PathwayConfig:
     """freeze the mask once the eval return exceeds this: a number, auto (per-env table) or none"""
     freeze_step: int | None = None
     """freeze the mask at this step whatever the return (none = no step trigger)"""
+    freeze_success: float = 0.6
+    """multi-task: freeze (and merge) once the mean eval success rate reaches this"""
     prune: str = "keep"
     """keep: inactive weights keep their values; zero: they are set to zero"""
     scope: str = "global"
@@ -242,6 +250,15 @@ class Config:
             self.resolved_freeze_return()
         except ValueError:
             raise UsageError(f"--freeze-return must be a number, auto or none, got {p.freeze_return!r}") from None
+        if r.benchmark is not None:
+            from ..envs.metaworld import check_benchmark
+            check_benchmark(r.benchmark, r.episode_steps)
+            if p.pathway not in ("dapd", "dense"):
+                raise UsageError(f"--pathway {p.pathway} is not available with --benchmark yet (dapd, dense)")
+            if r.heads not in ("shared", "per-task"):
+                raise UsageError(f"--heads must be shared or per-task, got {r.heads!r}")
+            if not 0.0 <= p.freeze_success <= 1.0:
+                raise UsageError(f"--freeze-success must be in [0, 1], got {p.freeze_success}")
         if r.sparse not in ("auto", "on", "off"):
             raise UsageError(f"--sparse must be auto, on or off, got {r.sparse!r}")
         if r.device not in ("auto", "cpu", "cuda") and not r.device.startswith("cuda:"):

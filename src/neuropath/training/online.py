@@ -62,6 +62,9 @@ class Trainer:
 
     def __init__(self, cfg: Config, *, _resume_from: Path | None = None) -> None:
         self.cfg = cfg.validate()
+        if cfg.run.benchmark is not None:
+            raise UsageError(f"{cfg.run.benchmark} is a multi-task run: train it with MultiTaskTrainer "
+                             "(`neuropath train --benchmark`); resuming multi-task runs is not supported yet")
         check_env_id(cfg.run.env)
         r = cfg.run
         if _resume_from is None:

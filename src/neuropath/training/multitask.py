@@ -1,0 +1,237 @@
+"""The multi-task loop (``neuropath train --benchmark MT10``): one MT-SAC, one pathway per task.
+
+Per vector-env step every task takes one step (``--steps`` counts steps per task), its transition
+goes to its own replay row, and one batched update trains all tasks. DAPD, per task (DESIGN.md,
+"Multi-task"): after the random seed steps every task's mask is scored on its own recent data;
+in warm-up the masks are re-scored at episode ends (all ten tasks end together at the time limit)
+or every ``--mask-every`` steps, each task training its own weight copies; the pathways freeze all
+at once when the mean evaluation success reaches ``--freeze-success`` or at ``--freeze-step``
+(default: 60% of the run), and the copies merge into one shared weight whose overlapping entries
+get the average of the tasks' gradients from then on. ``--pathway dense`` is MT-SAC (one shared
+network, task one-hot), ``--heads per-task`` its multi-head variant.
+
+Evaluation: ``--eval-episodes`` deterministic episodes per task; an episode succeeds if the
+environment reports success at any step; metrics.csv holds the mean and each task's rate.
+Not yet here (issue #5 in progress): resuming a multi-task run, sweeps over benchmarks.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from .. import __version__
+from ..algos.mtsac import MTSAC
+from ..data.task_replay import TaskReplay
+from ..efficiency.energy import EnergyMeter
+from ..envs.metaworld import make_benchmark, task_names
+from ..errors import UsageError
+from ..pathways.multitask import TaskDAPD, merge_task_weights, task_layers
+from ..pathways.optim import reset_optimizer_state
+from . import checkpoint
+from .config import Config
+from .checkpoint import write_text_atomic
+
+FREEZE_FRACTION = 0.6
+
+
+def _safe(name: str) -> str:
+    return name.replace("-", "_")
+
+
+class MultiTaskTrainer:
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg.validate()
+        r = cfg.run
+        if r.benchmark is None:
+            raise UsageError("MultiTaskTrainer needs --benchmark")
+        self.run_dir = Path(r.run_dir) if r.run_dir else _default_dir(cfg)
+        if self.run_dir.exists() and any(self.run_dir.iterdir()):
+            raise UsageError(f"run directory {str(self.run_dir)!r} exists and is not empty; pick another --run-dir")
+        if r.threads:
+            torch.set_num_threads(r.threads)
+        random.seed(r.seed)
+        np.random.seed(r.seed)
+        torch.manual_seed(r.seed)
+        self.rng = np.random.default_rng(r.seed)
+        self.device = torch.device("cpu" if r.device in ("auto", "cpu") or not torch.cuda.is_available() else
+                                   ("cuda" if r.device == "auto" else r.device))
+        self.tasks = task_names(r.benchmark)
+        self.envs = make_benchmark(r.benchmark, seed=r.seed, episode_steps=r.episode_steps)
+        self.eval_envs = make_benchmark(r.benchmark, seed=r.seed + 10_000, episode_steps=r.episode_steps)
+        obs_dim = self.envs.single_observation_space.shape[0]
+        act_dim = self.envs.single_action_space.shape[0]
+        self.algo = MTSAC(obs_dim, act_dim, len(self.tasks), cfg.sac,
+                          per_task_heads=r.heads == "per-task").to(self.device)
+        self.optimizers = self.algo.make_optimizers()
+        self.replay = TaskReplay(len(self.tasks), min(r.replay_size, r.steps), obs_dim, act_dim, self.device)
+        p = cfg.pathway
+        self.dapd = ({n: TaskDAPD(cfg.keep_ratio_of(n), p.moving_average) for n in ("actor", "critic")}
+                     if p.pathway == "dapd" else {})
+        self.freeze_step = p.freeze_step if p.freeze_step is not None else int(FREEZE_FRACTION * r.steps)
+        self.frozen = not self.dapd
+        if not self.dapd:              # MT-SAC: one shared network from the first step (heads excepted)
+            for net in (self.algo.actor, self.algo.critic, self.algo.critic_target):
+                merge_task_weights(net)
+        self.step = 0
+        self.last_success: float | None = None
+
+    # ---- pathways ------------------------------------------------------------------------------
+
+    def _score_batch(self):
+        p = self.cfg.pathway
+        return self.replay.sample(p.score_batch, self.rng, recent=p.window)
+
+    def _update_masks(self, event: str) -> None:
+        losses = self.algo.losses()
+        for name, method in self.dapd.items():
+            net = self.algo.networks[name]
+            before = {n: m.mask.clone() for n, m in task_layers(net).items()}
+            batch = self._score_batch()
+            changed = method.update(net, lambda: losses[name](batch))
+            for n, m in task_layers(net).items():                 # moments of a weight's old life go
+                reset_optimizer_state(self.optimizers[name], m.weight, before[n] != m.mask)
+            self._event({"step": self.step, "net": name, "event": event, "changed": changed,
+                         "density": [round(d, 6) for d in self.density(name)]})
+        for (_, src), (_, dst) in zip(task_layers(self.algo.critic).items(), task_layers(self.algo.critic_target).items()):
+            for t in range(len(self.tasks)):
+                dst.set_mask(src.mask[t], t)
+
+    def _freeze(self, reason: str) -> None:
+        merge_task_weights(self.algo.actor, self.optimizers["actor"])
+        merge_task_weights(self.algo.critic, self.optimizers["critic"])
+        merge_task_weights(self.algo.critic_target)
+        self.frozen = True
+        for name in self.dapd:
+            self._event({"step": self.step, "net": name, "event": "freeze", "reason": reason})
+
+    def density(self, name: str) -> list[float]:
+        """Per task: the fraction of the network's maskable weights in its pathway."""
+        layers = task_layers(self.algo.networks[name]).values()
+        total = sum(m.mask[0].numel() for m in layers)
+        return [sum(int(m.mask[t].sum()) if m.use_mask else m.mask[t].numel() for m in layers) / total
+                for t in range(len(self.tasks))]
+
+    def phase(self) -> str:
+        return "dense" if not self.dapd else ("frozen" if self.frozen else "warm-up")
+
+    # ---- the loop ------------------------------------------------------------------------------
+
+    def train(self) -> dict[str, Any]:
+        r, p = self.cfg.run, self.cfg.pathway
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        data = self.cfg.to_dict()
+        data["run"]["run_dir"] = str(self.run_dir)
+        write_text_atomic(self.run_dir / "config.yaml", yaml.safe_dump({"neuropath": __version__, **data}, sort_keys=False))
+        self._metrics = open(self.run_dir / "metrics.csv", "w")
+        self._fields = (["step", "success_mean", "return_mean", "phase", "actor_density", "critic_density",
+                         "wall_time", "cpu_seconds"] + [f"success_{_safe(t)}" for t in self.tasks])
+        self._metrics.write(",".join(self._fields) + "\n")
+        self._pathway = open(self.run_dir / "pathway.jsonl", "w")
+        self.meter = EnergyMeter(self.device).start()
+        bar = None
+        if r.progress:
+            from tqdm import tqdm
+            bar = tqdm(total=r.steps, desc=f"{r.benchmark} {p.pathway}", unit="step")
+        row: dict[str, Any] = {}
+        try:
+            obs, _ = self.envs.reset(seed=r.seed)
+            while self.step < r.steps:
+                if self.step < r.seed_steps:
+                    action = self.rng.uniform(-1, 1, (len(self.tasks), self.algo.act_dim)).astype(np.float32)
+                else:
+                    action = self.algo.act(obs)
+                next_obs, reward, term, trunc, info = self.envs.step(action)
+                real_next = next_obs.copy()
+                done = term | trunc
+                if done.any():                                   # SAME_STEP autoreset: the true last obs
+                    final = info["final_obs"]
+                    for i in np.flatnonzero(done):
+                        real_next[i] = final[i]
+                self.replay.add(obs, action, reward, real_next, term)
+                obs = next_obs
+                self.step += 1
+                if self.step >= r.seed_steps:
+                    if self.dapd and self.step == r.seed_steps:
+                        self._update_masks("init")
+                    self.algo.update(self.replay.sample(self.cfg.sac.batch_size, self.rng), self.optimizers)
+                    if self.dapd and not self.frozen and self.step > r.seed_steps:
+                        due = (self.step % p.mask_every == 0) if p.mask_every else bool(done.any())
+                        if due:
+                            self._update_masks("update")
+                        if self.step >= self.freeze_step:
+                            self._freeze(f"reached freeze step {self.freeze_step}")
+                if self.step % r.eval_every == 0 or self.step == r.steps:
+                    row = self.evaluate()
+                    if self.dapd and not self.frozen and row["success_mean"] >= p.freeze_success \
+                            and self.step >= r.seed_steps:
+                        self._freeze(f"mean success {row['success_mean']:.2f} >= {p.freeze_success}")
+                if bar is not None:
+                    bar.update(1)
+                    if self.step % 100 == 0:
+                        bar.set_postfix(success="-" if self.last_success is None else f"{self.last_success:.2f}",
+                                        phase=self.phase())
+            self.save()
+        finally:
+            if bar is not None:
+                bar.close()
+            self._metrics.close()
+            self._pathway.close()
+        return row
+
+    def evaluate(self) -> dict[str, Any]:
+        r = self.cfg.run
+        successes = np.zeros((r.eval_episodes, len(self.tasks)))
+        returns = np.zeros((r.eval_episodes, len(self.tasks)))
+        for ep in range(r.eval_episodes):
+            obs, _ = self.eval_envs.reset(seed=r.seed + 10_000 + 100 * ep + self.step)
+            for _ in range(r.episode_steps):
+                obs, reward, term, trunc, info = self.eval_envs.step(self.algo.act(obs, deterministic=True))
+                done = term | trunc
+                step_info = info["final_info"] if done.any() else info
+                successes[ep] = np.maximum(successes[ep], np.asarray(step_info["success"], float))
+                returns[ep] += reward
+                if done.all():
+                    break
+        per_task = successes.mean(0)
+        row = {"step": self.step, "success_mean": round(float(per_task.mean()), 4),
+               "return_mean": round(float(returns.mean()), 2), "phase": self.phase(),
+               "actor_density": round(float(np.mean(self.density("actor"))), 6),
+               "critic_density": round(float(np.mean(self.density("critic"))), 6),
+               "wall_time": round(time.time(), 3), "cpu_seconds": round(self.meter.cpu_seconds(), 2),
+               **{f"success_{_safe(t)}": round(float(s), 4) for t, s in zip(self.tasks, per_task)}}
+        self.last_success = row["success_mean"]
+        self._metrics.write(",".join(str(row[k]) for k in self._fields) + "\n")
+        self._metrics.flush()
+        return row
+
+    def _event(self, event: dict) -> None:
+        import json
+        self._pathway.write(json.dumps(event) + "\n")
+        self._pathway.flush()
+
+    def save(self) -> Path:
+        """The networks and masks at the end of the run (resuming multi-task runs: not yet)."""
+        meta = {"neuropath": __version__, "benchmark": self.cfg.run.benchmark, "tasks": list(self.tasks),
+                "pathway": self.cfg.pathway.pathway, "obs_dim": self.algo.obs_dim, "act_dim": self.algo.act_dim,
+                "hidden": self.cfg.sac.hidden, "heads": self.cfg.run.heads}
+        state = {"algo": self.algo.state_dict(), "algo_updates": self.algo.updates,
+                 "pathways": {k: m.state_dict() for k, m in self.dapd.items()}, "frozen": self.frozen}
+        return checkpoint.save(self.run_dir, self.step, state, replay=None, meta=meta,
+                               keep=self.cfg.run.keep_checkpoints)
+
+
+def _default_dir(cfg: Config, root: Path = Path("runs")) -> Path:
+    from datetime import datetime
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = root / f"{cfg.run.benchmark}__{cfg.pathway.pathway}__s{cfg.run.seed}__{stamp}"
+    path, n = base, 1
+    while path.exists():
+        path, n = Path(f"{base}-{n}"), n + 1
+    return path

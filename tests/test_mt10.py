@@ -1,0 +1,56 @@
+"""The multi-task loop on the real Meta-World MT10 for a few hundred steps, tiny networks."""
+
+import json
+
+import pytest
+import torch
+
+from neuropath.cli import main
+from neuropath.training import checkpoint
+from neuropath.training.logging import read_csv
+
+TINY_MT = ["--benchmark", "MT10", "--steps", "240", "--seed-steps", "80", "--eval-every", "120",
+           "--eval-episodes", "1", "--episode-steps", "40", "--hidden", "16", "16", "--batch-size", "8",
+           "--score-batch", "8", "--window", "80", "--no-progress", "--threads", "1"]
+
+
+def test_dapd_on_mt10_scores_per_task_pathways_freezes_and_merges(tmp_path):
+    run = tmp_path / "mt"
+    assert main(["train", *TINY_MT, "--pathway", "dapd", "--freeze-step", "200", "--run-dir", str(run)]) == 0
+    rows = read_csv(run / "metrics.csv")
+    assert [r["step"] for r in rows] == ["120", "240"] and rows[-1]["phase"] == "frozen"
+    assert all(0.0 <= float(r[f"success_{t}"]) <= 1.0 for r in rows for t in ("reach_v3", "window_close_v3"))
+    events = [json.loads(line) for line in (run / "pathway.jsonl").read_text().splitlines()]
+    init = [e for e in events if e["event"] == "init"]
+    assert len(init) == 2 and all(len(e["changed"]) == 10 for e in init)
+    assert any(e["event"] == "update" for e in events)
+    assert [e["step"] for e in events if e["event"] == "freeze"] == [200, 200]
+    state = checkpoint.load_state(checkpoint.latest(run))["algo"]
+    w, m = state["actor.net.0.weight"], state["actor.net.0.mask"]
+    assert torch.equal(w[0], w[9])                                   # merged: one shared weight
+    assert not torch.equal(m[0], m[1])                               # ... with a pathway per task
+    keep = sum(int(state[f"actor.net.{i}.mask"][3].sum()) for i in (0, 2, 4))
+    total = sum(state[f"actor.net.{i}.mask"][3].numel() for i in (0, 2, 4))
+    assert keep == int(0.05 * total)                                 # top-k keeps exactly k per task
+
+
+@pytest.mark.parametrize("heads", ["shared", "per-task"])
+def test_dense_mt_sac_and_its_multi_head_variant_run(tmp_path, heads):
+    run = tmp_path / heads
+    assert main(["train", *TINY_MT, "--pathway", "dense", "--heads", heads, "--run-dir", str(run)]) == 0
+    state = checkpoint.load_state(checkpoint.latest(run))["algo"]
+    trunk, head = state["actor.net.0.weight"], state["actor.net.4.weight"]
+    assert torch.equal(trunk[0], trunk[9])                           # MT-SAC: one shared trunk
+    assert torch.equal(head[0], head[1]) == (heads == "shared")      # heads: shared, or one per task
+    assert read_csv(run / "metrics.csv")[-1]["phase"] == "dense"
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--benchmark", "MT11"], "unknown benchmark 'MT11'; did you mean MT10?"),
+    (["--benchmark", "MT10", "--pathway", "rigl"], "--pathway rigl is not available with --benchmark yet"),
+    (["--benchmark", "MT10", "--heads", "many"], "--heads must be shared or per-task"),
+])
+def test_bad_multitask_settings_end_in_one_line(tmp_path, capsys, args, needle):
+    assert main(["train", *args, "--run-dir", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1 and not (tmp_path / "r").exists()
