@@ -54,3 +54,16 @@ def test_bad_multitask_settings_end_in_one_line(tmp_path, capsys, args, needle):
     assert main(["train", *args, "--run-dir", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip()
     assert needle in err and len(err.splitlines()) == 1 and not (tmp_path / "r").exists()
+
+
+def test_an_interrupted_mt10_run_resumes_from_its_checkpoint(tmp_path):
+    run = tmp_path / "mt"
+    args = [a if a != "240" else "160" for a in TINY_MT]
+    assert main(["train", *args, "--pathway", "dapd", "--checkpoint-every", "100", "--run-dir", str(run)]) == 0
+    first = read_csv(run / "metrics.csv")
+    assert main(["train", "--resume", str(run), "--steps", "240", "--no-progress"]) == 0
+    rows = read_csv(run / "metrics.csv")
+    assert [r["step"] for r in rows] == ["120", "160", "240"] and rows[:2] == first
+    assert float(rows[-1]["cpu_seconds"]) > float(rows[1]["cpu_seconds"])
+    assert checkpoint.latest(run).name == "ckpt-000000240"
+    assert main(["train", "--resume", str(run), "--pathway", "dense"]) == 2       # its own config only

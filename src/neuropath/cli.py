@@ -131,6 +131,11 @@ def _train(args: argparse.Namespace) -> int:
                              f"{', '.join('--' + b.replace('_', '-') for b in bad)}")
         if "steps" in values:
             Config().set({"steps": values["steps"]}).validate()      # a bad --steps fails here
+        from .training.online import load_run_config
+        if load_run_config(Path(args.resume)).run.benchmark is not None:
+            from .training.multitask import MultiTaskTrainer
+            kept = {k: v for k, v in values.items() if k in ("steps", "threads", "progress")}
+            return _train_multitask(MultiTaskTrainer.resume(args.resume, **kept))
         trainer = Trainer.resume(args.resume, **{k: v for k, v in values.items() if k in allowed})
         values = {}
     else:
@@ -148,7 +153,8 @@ def _train(args: argparse.Namespace) -> int:
             print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
             return 0
         if cfg.run.benchmark is not None:
-            return _train_multitask(cfg)
+            from .training.multitask import MultiTaskTrainer
+            return _train_multitask(MultiTaskTrainer(cfg))
         from .training.online import Trainer
 
         trainer = Trainer(cfg)
@@ -172,10 +178,7 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train_multitask(cfg) -> int:
-    from .training.multitask import MultiTaskTrainer
-
-    trainer = MultiTaskTrainer(cfg)
+def _train_multitask(trainer) -> int:
     print(f"run directory: {trainer.run_dir}", file=sys.stderr)
     row = trainer.train()
     if row:

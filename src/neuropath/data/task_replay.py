@@ -43,3 +43,24 @@ class TaskReplay:
             return torch.as_tensor(a[t, rows], device=self.device)
         return TaskBatch(take(self.obs), take(self.action), take(self.reward), take(self.next_obs),
                          take(self.not_done))
+
+    # ---- checkpoints: the filled rows, oldest first ----------------------------------------------
+
+    _FIELDS = ("obs", "action", "reward", "next_obs", "not_done")
+
+    def _ordered(self, a: np.ndarray) -> np.ndarray:
+        rows = (self.pos - self.size + np.arange(self.size)) % self.capacity
+        return a[:, rows]
+
+    def save(self, path) -> None:
+        with open(path, "wb") as f:              # exact file name (np.savez would append .npz)
+            np.savez(f, **{k: self._ordered(getattr(self, k)) for k in self._FIELDS})
+
+    def load(self, path) -> None:
+        with np.load(path) as data:
+            n = data["obs"].shape[1]
+            if data["obs"].shape[0] != self.tasks or n > self.capacity:
+                raise ValueError(f"replay of shape {data['obs'].shape} does not fit {self.tasks} tasks × {self.capacity}")
+            for k in self._FIELDS:
+                getattr(self, k)[:, :n] = data[k]
+        self.size, self.pos = n, n % self.capacity

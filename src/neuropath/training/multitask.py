@@ -12,7 +12,8 @@ network, task one-hot), ``--heads per-task`` its multi-head variant.
 
 Evaluation: ``--eval-episodes`` deterministic episodes per task; an episode succeeds if the
 environment reports success at any step; metrics.csv holds the mean and each task's rate.
-Not yet here (issue #5 in progress): resuming a multi-task run, sweeps over benchmarks.
+`--resume` continues from the latest checkpoint with new episodes (the environments' own RNG is not
+restored, so the continued curve is not bit-identical to an uninterrupted one).
 """
 
 from __future__ import annotations
@@ -46,14 +47,15 @@ def _safe(name: str) -> str:
 
 
 class MultiTaskTrainer:
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Config, *, _resume_from: Path | None = None) -> None:
         self.cfg = cfg.validate()
         r = cfg.run
         if r.benchmark is None:
             raise UsageError("MultiTaskTrainer needs --benchmark")
-        self.run_dir = Path(r.run_dir) if r.run_dir else _default_dir(cfg)
-        if self.run_dir.exists() and any(self.run_dir.iterdir()):
-            raise UsageError(f"run directory {str(self.run_dir)!r} exists and is not empty; pick another --run-dir")
+        self.run_dir = _resume_from or (Path(r.run_dir) if r.run_dir else _default_dir(cfg))
+        if _resume_from is None and self.run_dir.exists() and any(self.run_dir.iterdir()):
+            raise UsageError(f"run directory {str(self.run_dir)!r} exists and is not empty; pick another "
+                             "--run-dir or continue it with --resume")
         if r.threads:
             torch.set_num_threads(r.threads)
         random.seed(r.seed)
@@ -81,7 +83,23 @@ class MultiTaskTrainer:
                 merge_task_weights(net)
         self.step = 0
         self.last_success: float | None = None
+        self.cpu_before = 0.0
 
+    @classmethod
+    def resume(cls, run_dir: str | Path, *, steps: int | None = None, threads: int | None = None,
+               progress: bool | None = None) -> "MultiTaskTrainer":
+        """Continue a run from its latest checkpoint (new episodes start there; optionally a
+        larger ``steps`` budget)."""
+        from .online import load_run_config
+        run_dir = Path(run_dir)
+        cfg = load_run_config(run_dir)
+        overrides = {k: v for k, v in {"steps": steps, "threads": threads, "progress": progress}.items()
+                     if v is not None}
+        cfg.set(overrides)
+        path = checkpoint.latest(run_dir)
+        trainer = cls(cfg, _resume_from=run_dir)
+        trainer.load_checkpoint(path)
+        return trainer
     # ---- pathways ------------------------------------------------------------------------------
 
     def _score_batch(self):
@@ -129,11 +147,14 @@ class MultiTaskTrainer:
         data = self.cfg.to_dict()
         data["run"]["run_dir"] = str(self.run_dir)
         write_text_atomic(self.run_dir / "config.yaml", yaml.safe_dump({"neuropath": __version__, **data}, sort_keys=False))
-        self._metrics = open(self.run_dir / "metrics.csv", "w")
         self._fields = (["step", "success_mean", "return_mean", "phase", "actor_density", "critic_density",
                          "wall_time", "cpu_seconds"] + [f"success_{_safe(t)}" for t in self.tasks])
-        self._metrics.write(",".join(self._fields) + "\n")
-        self._pathway = open(self.run_dir / "pathway.jsonl", "w")
+        self._truncate_logs()
+        fresh = not (self.run_dir / "metrics.csv").is_file()
+        self._metrics = open(self.run_dir / "metrics.csv", "a")
+        if fresh:
+            self._metrics.write(",".join(self._fields) + "\n")
+        self._pathway = open(self.run_dir / "pathway.jsonl", "a")
         self.meter = EnergyMeter(self.device).start()
         bar = None
         if r.progress:
@@ -167,6 +188,8 @@ class MultiTaskTrainer:
                             self._update_masks("update")
                         if self.step >= self.freeze_step:
                             self._freeze(f"reached freeze step {self.freeze_step}")
+                if self.step % r.checkpoint_every == 0 and self.step < r.steps:
+                    self.save()
                 if self.step % r.eval_every == 0 or self.step == r.steps:
                     row = self.evaluate()
                     if self.dapd and not self.frozen and row["success_mean"] >= p.freeze_success \
@@ -178,6 +201,10 @@ class MultiTaskTrainer:
                         bar.set_postfix(success="-" if self.last_success is None else f"{self.last_success:.2f}",
                                         phase=self.phase())
             self.save()
+        except KeyboardInterrupt:          # Ctrl-C / SIGTERM: keep what was done; --resume continues
+            if self.step > 0:
+                self.save()
+            raise
         finally:
             if bar is not None:
                 bar.close()
@@ -204,7 +231,8 @@ class MultiTaskTrainer:
                "return_mean": round(float(returns.mean()), 2), "phase": self.phase(),
                "actor_density": round(float(np.mean(self.density("actor"))), 6),
                "critic_density": round(float(np.mean(self.density("critic"))), 6),
-               "wall_time": round(time.time(), 3), "cpu_seconds": round(self.meter.cpu_seconds(), 2),
+               "wall_time": round(time.time(), 3),
+               "cpu_seconds": round(self.cpu_before + self.meter.cpu_seconds(), 2),
                **{f"success_{_safe(t)}": round(float(s), 4) for t, s in zip(self.tasks, per_task)}}
         self.last_success = row["success_mean"]
         self._metrics.write(",".join(str(row[k]) for k in self._fields) + "\n")
@@ -217,14 +245,53 @@ class MultiTaskTrainer:
         self._pathway.flush()
 
     def save(self) -> Path:
-        """The networks and masks at the end of the run (resuming multi-task runs: not yet)."""
+        """A checkpoint: networks with masks, optimizers, DAPD windows, replay, counters, RNGs."""
         meta = {"neuropath": __version__, "benchmark": self.cfg.run.benchmark, "tasks": list(self.tasks),
                 "pathway": self.cfg.pathway.pathway, "obs_dim": self.algo.obs_dim, "act_dim": self.algo.act_dim,
                 "hidden": self.cfg.sac.hidden, "heads": self.cfg.run.heads}
         state = {"algo": self.algo.state_dict(), "algo_updates": self.algo.updates,
-                 "pathways": {k: m.state_dict() for k, m in self.dapd.items()}, "frozen": self.frozen}
-        return checkpoint.save(self.run_dir, self.step, state, replay=None, meta=meta,
+                 "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+                 "pathways": {k: m.state_dict() for k, m in self.dapd.items()},
+                 "counters": {"step": self.step, "frozen": self.frozen, "last_success": self.last_success,
+                              "cpu_seconds": self.cpu_before + (self.meter.cpu_seconds() if hasattr(self, "meter") else 0.0)},
+                 "rng": {"python": random.getstate(), "numpy_global": np.random.get_state(),
+                         "numpy": self.rng.bit_generator.state, "torch": torch.get_rng_state()}}
+        return checkpoint.save(self.run_dir, self.step, state, replay=self.replay, meta=meta,
                                keep=self.cfg.run.keep_checkpoints)
+
+    def load_checkpoint(self, path: Path) -> None:
+        state = checkpoint.load_state(path, map_location=self.device)
+        try:
+            self.algo.load_state_dict(state["algo"])
+            for k, o in self.optimizers.items():
+                o.load_state_dict(state["optimizers"][k])
+            for k, m in self.dapd.items():
+                m.load_state_dict(state["pathways"][k])
+            self.replay.load(path / "replay.npy")
+        except (RuntimeError, KeyError, ValueError, OSError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UsageError(f"checkpoint {str(path)!r} does not fit this run's networks: {first}") from None
+        self.algo.updates = state["algo_updates"]
+        c = state["counters"]
+        self.step, self.frozen, self.last_success = c["step"], c["frozen"], c["last_success"]
+        self.cpu_before = c["cpu_seconds"]
+        rng = state["rng"]
+        random.setstate(rng["python"])
+        np.random.set_state(rng["numpy_global"])
+        self.rng.bit_generator.state = rng["numpy"]
+        torch.set_rng_state(rng["torch"].cpu())
+
+    def _truncate_logs(self) -> None:
+        """Drop log lines written after the checkpoint we resume from (a run killed later)."""
+        import json
+        metrics, events = self.run_dir / "metrics.csv", self.run_dir / "pathway.jsonl"
+        if metrics.is_file():
+            lines = metrics.read_text().splitlines()
+            kept = lines[:1] + [x for x in lines[1:] if int(x.split(",")[0]) <= self.step]
+            write_text_atomic(metrics, "\n".join(kept) + "\n")
+        if events.is_file():
+            kept = [x for x in events.read_text().splitlines() if x.strip() and json.loads(x)["step"] <= self.step]
+            write_text_atomic(events, "".join(x + "\n" for x in kept))
 
 
 def _default_dir(cfg: Config, root: Path = Path("runs")) -> Path:
