@@ -1,0 +1,115 @@
+"""Reduced-budget MT10 comparison: DAPD (a pathway per task) vs MT-SAC (dense) vs multi-head MT-SAC.
+
+    python benchmarks/mt10.py                          # run what is missing (2 at a time), then the table
+    python benchmarks/mt10.py --report-only
+    python benchmarks/mt10.py --steps 50000 --seeds 0 1 2 3 4
+
+Every run is one 1-thread ``neuropath train --benchmark MT10`` process into ``--out`` (outside the
+repo); a cut run is resumed from its checkpoint, a finished one skipped. Budget and sizes are set
+for a 2-core CPU (see the defaults): 150-step episodes (mtrl's), 256×256 networks (the paper's are
+larger), 64 transitions per task per update. Score = mean success rate over the last 3 evaluations
+(each: ``--eval-episodes`` deterministic episodes per task), mean ± std over seeds, beside the paper's
+MT10 table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+METHODS = {"dapd": ["--pathway", "dapd"], "mt-sac": ["--pathway", "dense"],
+           "mt-sac-multihead": ["--pathway", "dense", "--heads", "per-task"]}
+PAPER = {"dapd": "77 ± 1.3 (SAC-DAPD, 17k params/task)", "mt-sac": "49.0 ± 7.3 (MT-SAC, 340k)",
+         "mt-sac-multihead": "– (paper: PCGrad 72.0 ± 2.2, Soft Modularization 73 ± 4.3, CARE 84 ± 5.1)"}
+LAST = 3
+
+
+def run_dir(out: Path, method: str, seed: int) -> Path:
+    return out / f"MT10__{method}__s{seed}"
+
+
+def finished(path: Path, steps: int) -> bool:
+    rows = list(csv.DictReader(open(path / "metrics.csv"))) if (path / "metrics.csv").is_file() else []
+    return bool(rows) and int(rows[-1]["step"]) >= steps
+
+
+def command(args, method: str, seed: int) -> list[str]:
+    path = run_dir(Path(args.out), method, seed)
+    base = [sys.executable, "-m", "neuropath.cli", "train"]
+    if (path / "checkpoints" / "latest").is_file():
+        return base + ["--resume", str(path), "--steps", str(args.steps), "--no-progress", "--threads", "1"]
+    if path.exists():
+        import shutil
+        shutil.rmtree(path)          # started but never checkpointed
+    return base + ["--benchmark", "MT10", *METHODS[method], "--seed", str(seed), "--steps", str(args.steps),
+                   "--seed-steps", str(args.seed_steps), "--episode-steps", "150", "--hidden", "256", "256",
+                   "--batch-size", "64", "--score-batch", "64", "--window", "1500",
+                   "--eval-every", str(args.eval_every), "--eval-episodes", str(args.eval_episodes),
+                   "--checkpoint-every", str(args.eval_every), "--threads", "1", "--no-progress",
+                   "--run-dir", str(path)]
+
+
+def run_all(args) -> None:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    todo = [(m, s) for s in args.seeds for m in args.methods if not finished(run_dir(out, m, s), args.steps)]
+    print(f"{len(todo)} runs to do, {args.jobs} at a time", flush=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    running: list[tuple[subprocess.Popen, str]] = []
+    while todo or running:
+        while todo and len(running) < args.jobs:
+            m, s = todo.pop(0)
+            name = run_dir(out, m, s).name
+            log = open(out / f"{name}.log", "a")
+            running.append((subprocess.Popen(command(args, m, s), stdout=log, stderr=log, env=env), name))
+            print(f"{time.strftime('%H:%M:%S')} started {name}", flush=True)
+        time.sleep(5)
+        for proc, name in list(running):
+            if proc.poll() is not None:
+                running.remove((proc, name))
+                print(f"{time.strftime('%H:%M:%S')} finished {name} (exit {proc.returncode})", flush=True)
+
+
+def report(args) -> str:
+    out = Path(args.out)
+    lines = [f"| method | seeds | success rate % (mean ± std over seeds) | per seed | paper (MT10, success %) |",
+             "|---|---|---|---|---|"]
+    for m in args.methods:
+        scores = []
+        for s in args.seeds:
+            path = run_dir(out, m, s)
+            if finished(path, args.steps):
+                rows = list(csv.DictReader(open(path / "metrics.csv")))
+                scores.append(100 * float(np.mean([float(r["success_mean"]) for r in rows[-LAST:]])))
+        if scores:
+            lines.append(f"| {m} | {len(scores)} | {np.mean(scores):.1f} ± {np.std(scores):.1f} | "
+                         f"{', '.join(f'{x:.1f}' for x in scores)} | {PAPER[m]} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", default=str(Path.home() / "neuropath-bench" / "mt10"))
+    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--steps", type=int, default=20_000, help="environment steps per task")
+    p.add_argument("--seed-steps", type=int, default=1500)
+    p.add_argument("--eval-every", type=int, default=2000)
+    p.add_argument("--eval-episodes", type=int, default=3)
+    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--report-only", action="store_true")
+    args = p.parse_args()
+    if not args.report_only:
+        run_all(args)
+    print(report(args))
+
+
+if __name__ == "__main__":
+    main()
