@@ -14,7 +14,7 @@ TINY_MT = ["--benchmark", "MT10", "--steps", "240", "--seed-steps", "80", "--eva
            "--score-batch", "8", "--window", "80", "--no-progress", "--threads", "1"]
 
 
-def test_dapd_on_mt10_scores_per_task_pathways_freezes_and_merges(tmp_path):
+def test_dapd_on_mt10_scores_per_task_pathways_freezes_and_merges(tmp_path, capsys):
     run = tmp_path / "mt"
     assert main(["train", *TINY_MT, "--pathway", "dapd", "--freeze-step", "200", "--run-dir", str(run)]) == 0
     rows = read_csv(run / "metrics.csv")
@@ -32,6 +32,10 @@ def test_dapd_on_mt10_scores_per_task_pathways_freezes_and_merges(tmp_path):
     keep = sum(int(state[f"actor.net.{i}.mask"][3].sum()) for i in (0, 2, 4))
     total = sum(state[f"actor.net.{i}.mask"][3].numel() for i in (0, 2, 4))
     assert keep == int(0.05 * total)                                 # top-k keeps exactly k per task
+    png = tmp_path / "overlap.png"
+    assert main(["inspect", str(run), "--plot", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert "actor overlap matrix" in out and "union of the pathways" in out and png.stat().st_size > 0
 
 
 @pytest.mark.parametrize("heads", ["shared", "per-task"])

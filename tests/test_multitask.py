@@ -99,3 +99,13 @@ def test_after_the_merge_training_keeps_one_shared_weight_and_heads_stay_per_tas
     copy = TaskLinear(4, 6, tasks=2)
     copy.load_state_dict(state)
     assert copy.shared and torch.equal(copy.mask, trunk.mask) and torch.equal(copy.mask_f, trunk.mask.float())
+
+
+def test_overlap_is_the_share_of_a_tasks_pathway_another_task_uses():
+    from neuropath.experiments.inspect_multitask import overlap
+    a = torch.tensor([[[1, 1, 0, 0]], [[0, 1, 1, 1]]], dtype=torch.bool)     # layer A: task 0 {0,1}, task 1 {1,2,3}
+    b = torch.tensor([[[1, 0]], [[1, 0]]], dtype=torch.bool)                 # layer B: both {0}
+    overall, per_layer = overlap({"a": a, "b": b})
+    assert per_layer["a"].tolist() == [[1.0, 0.5], [pytest.approx(1 / 3), 1.0]]
+    assert per_layer["b"].tolist() == [[1.0, 1.0], [1.0, 1.0]]
+    assert overall.tolist() == [[1.0, pytest.approx(2 / 3)], [0.5, 1.0]]      # 2 shared of 3 and of 4

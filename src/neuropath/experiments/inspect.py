@@ -33,6 +33,9 @@ def layer_table(state: dict, prefix: str) -> list[tuple[str, tuple[int, int], in
 
 def inspect_run(run_dir: Path, plot: Path | None = None, *, list_updates: bool = False) -> str:
     cfg = load_run_config(run_dir)
+    if cfg.run.benchmark is not None:
+        from .inspect_multitask import inspect_multitask
+        return inspect_multitask(Path(run_dir), plot)
     ckpt = checkpoint.latest(run_dir)
     state = checkpoint.load_state(ckpt)
     events = read_jsonl(run_dir / "pathway.jsonl")
