@@ -287,3 +287,18 @@ def test_sigterm_checkpoints_and_the_run_resumes(tmp_path):
     assert proc.returncode == 130 and f"--resume {run}" in err
     trainer = npth.Trainer.resume(run)
     assert 0 < trainer.step < 50_000                    # saved at the signal, not at a scheduled checkpoint
+
+
+def test_lottery_draws_distinct_pathways_from_one_state_and_trains_each(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", *_flags({**TINY, "steps": 400}), "--pathway", "dapd", "--run-dir", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["lottery", str(run), "--n", "2", "--steps", "200"]) == 0
+    out = capsys.readouterr().out
+    assert "share of one draw's actor pathway that another draw also uses" in out
+    for i in range(2):
+        rows = read_csv(run / "lottery" / f"draw-{i}" / "metrics.csv")
+        assert [r["step"] for r in rows][-1] == "600" and rows[-1]["phase"] == "frozen"
+    shares = [float(line.split("|")[2]) for line in out.splitlines() if line.startswith("| 0 ") or line.startswith("| 1 ")]
+    assert len(shares) == 2 and all(0.0 < s < 1.0 for s in shares)       # new pathways, partly shared
+    assert main(["lottery", str(run), "--n", "2", "--steps", "200"]) == 2    # never overwrites the draws

@@ -1,4 +1,4 @@
-"""The ``neuropath`` command: train | eval | inspect | runs | presets | sweep | report | flops | export.
+"""The ``neuropath`` command: train | eval | inspect | runs | presets | sweep | report | flops | export | lottery.
 
 Every user mistake ends in one line on stderr and exit status 2; nothing on disk is
 overwritten.
@@ -105,6 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=EPILOG)
     f.add_argument("run_dir")
     f.add_argument("--json", action="store_true", help="print the numbers as JSON")
+
+    lt = sub.add_parser("lottery", help="draw several pathways from one warm-up state, train each, compare",
+                        epilog=EPILOG)
+    lt.add_argument("run_dir", help="a single-task dapd run (its latest checkpoint is the starting state)")
+    lt.add_argument("--n", type=int, default=3, help="pathways to draw (default: 3)")
+    lt.add_argument("--steps", type=int, default=50_000, help="training steps for each draw (default: 50000)")
+    lt.add_argument("--out", help="where the draws go (default: RUN_DIR/lottery)")
 
     x = sub.add_parser("export", help="export a pathway policy: active weights only, dead units removed",
                        epilog=EPILOG, description="Write a compact policy (sparse weights, no dead units) that "
@@ -300,6 +307,13 @@ def _flops(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lottery(args: argparse.Namespace) -> int:
+    from .experiments.lottery import run_lottery
+
+    print(run_lottery(Path(args.run_dir), args.n, args.steps, Path(args.out) if args.out else None))
+    return 0
+
+
 def _export(args: argparse.Namespace) -> int:
     from .efficiency.export import export_run, summary
 
@@ -325,7 +339,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.print_help()
             return 2
         return {"train": _train, "eval": _eval, "inspect": _inspect, "presets": _presets,
-                "runs": _runs, "sweep": _sweep, "report": _report, "flops": _flops, "export": _export}[args.command](args)
+                "runs": _runs, "sweep": _sweep, "report": _report, "flops": _flops, "export": _export,
+                "lottery": _lottery}[args.command](args)
     except UsageError as exc:
         print(f"neuropath: error: {exc}", file=sys.stderr)
         return 2
