@@ -71,3 +71,19 @@ def test_an_interrupted_mt10_run_resumes_from_its_checkpoint(tmp_path):
     assert float(rows[-1]["cpu_seconds"]) > float(rows[1]["cpu_seconds"])
     assert checkpoint.latest(run).name == "ckpt-000000240"
     assert main(["train", "--resume", str(run), "--pathway", "dense"]) == 2       # its own config only
+
+
+def test_single_task_commands_refuse_a_multitask_run_in_one_line(tmp_path, capsys):
+    run = tmp_path / "mt"
+    args = [a if a != "240" else "100" for a in TINY_MT]
+    assert main(["train", *args, "--pathway", "dapd", "--run-dir", str(run)]) == 0
+    capsys.readouterr()
+    for cmd in (["flops", str(run)], ["eval", str(run)], ["export", str(run), str(tmp_path / "x")]):
+        assert main(cmd) == 2
+        err = capsys.readouterr().err.strip()
+        assert "multi-task" in err and len(err.splitlines()) == 1
+    assert main(["runs", str(tmp_path)]) == 0 and "MT10" in capsys.readouterr().out
+    cfg = (run / "config.yaml").read_text().replace("- 16\n  - 16", "- 8\n  - 8")    # another shape
+    (run / "config.yaml").write_text(cfg)
+    assert main(["train", "--resume", str(run), "--steps", "200"]) == 2
+    assert "does not fit" in capsys.readouterr().err

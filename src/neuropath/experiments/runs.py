@@ -27,8 +27,9 @@ def runs_table(root: Path) -> str:
         has_ckpt = (run / "checkpoints" / "latest").is_file()
         step = int(last["step"]) if last else 0
         status = "done" if step >= r["steps"] else ("resumable" if has_ckpt else "no checkpoint")
-        ret = f"{float(last['return_mean']):.1f}" if last else "-"
-        rows.append((str(run.relative_to(root)), r["env"],
+        ret = ("-" if not last else f"success {float(last['success_mean']):.2f}" if "success_mean" in last
+               else f"{float(last['return_mean']):.1f}")
+        rows.append((str(run.relative_to(root)), r.get("benchmark") or r["env"],
                      p["pathway"] + (f" {p['keep_ratio']}" if p["pathway"] != "dense" else ""),
                      f"{step}/{r['steps']}", ret, f"{status}, {last['phase']}" if last else status))
     if not rows:
