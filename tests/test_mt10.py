@@ -19,6 +19,7 @@ def test_dapd_on_mt10_scores_per_task_pathways_freezes_and_merges(tmp_path, caps
     assert main(["train", *TINY_MT, "--pathway", "dapd", "--freeze-step", "200", "--run-dir", str(run)]) == 0
     rows = read_csv(run / "metrics.csv")
     assert [r["step"] for r in rows] == ["120", "240"] and rows[-1]["phase"] == "frozen"
+    assert list((run / "tb").glob("events.out.tfevents.*"))
     assert all(0.0 <= float(r[f"success_{t}"]) <= 1.0 for r in rows for t in ("reach_v3", "window_close_v3"))
     events = [json.loads(line) for line in (run / "pathway.jsonl").read_text().splitlines()]
     init = [e for e in events if e["event"] == "init"]

@@ -155,7 +155,10 @@ class MultiTaskTrainer:
         if fresh:
             self._metrics.write(",".join(self._fields) + "\n")
         self._pathway = open(self.run_dir / "pathway.jsonl", "a")
+        from torch.utils.tensorboard import SummaryWriter  # slow import: only when a run starts
+        self.tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=self.step or None)
         self.meter = EnergyMeter(self.device).start()
+        clock = (time.perf_counter(), self.step)
         bar = None
         if r.progress:
             from tqdm import tqdm
@@ -181,7 +184,13 @@ class MultiTaskTrainer:
                 if self.step >= r.seed_steps:
                     if self.dapd and self.step == r.seed_steps:
                         self._update_masks("init")
-                    self.algo.update(self.replay.sample(self.cfg.sac.batch_size, self.rng), self.optimizers)
+                    losses = self.algo.update(self.replay.sample(self.cfg.sac.batch_size, self.rng), self.optimizers)
+                    if self.step % r.log_every == 0:
+                        now = time.perf_counter()
+                        for k, v in losses.items():
+                            self.tb.add_scalar(k, float(v), self.step)
+                        self.tb.add_scalar("charts/SPS", (self.step - clock[1]) / max(now - clock[0], 1e-9), self.step)
+                        clock = (now, self.step)
                     if self.dapd and not self.frozen and self.step > r.seed_steps:
                         due = (self.step % p.mask_every == 0) if p.mask_every else bool(done.any())
                         if due:
@@ -210,6 +219,7 @@ class MultiTaskTrainer:
                 bar.close()
             self._metrics.close()
             self._pathway.close()
+            self.tb.close()
         return row
 
     def evaluate(self) -> dict[str, Any]:
@@ -235,6 +245,10 @@ class MultiTaskTrainer:
                "cpu_seconds": round(self.cpu_before + self.meter.cpu_seconds(), 2),
                **{f"success_{_safe(t)}": round(float(s), 4) for t, s in zip(self.tasks, per_task)}}
         self.last_success = row["success_mean"]
+        self.tb.add_scalar("eval/success_mean", row["success_mean"], self.step)
+        self.tb.add_scalar("eval/return", row["return_mean"], self.step)
+        for t, v in zip(self.tasks, per_task):
+            self.tb.add_scalar(f"eval/success/{t}", float(v), self.step)
         self._metrics.write(",".join(str(row[k]) for k in self._fields) + "\n")
         self._metrics.flush()
         return row
