@@ -49,7 +49,7 @@ class RunConfig:
     seed: int = 0
     """seed of environment, networks and sampling"""
     replay_size: int = 1_000_000
-    """replay buffer capacity (transitions)"""
+    """replay buffer capacity (transitions; per task with --benchmark)"""
     run_dir: str | None = None
     """run directory (default: a new folder under runs/)"""
     device: str = "auto"
