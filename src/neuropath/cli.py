@@ -1,4 +1,4 @@
-"""The ``neuropath`` command: train | eval | inspect | runs | presets | sweep | report | flops | export | lottery.
+"""The ``neuropath`` command: train | eval | inspect | runs | presets | sweep | report | flops | export | lottery | dataset.
 
 Every user mistake ends in one line on stderr and exit status 2; nothing on disk is
 overwritten.
@@ -112,6 +112,18 @@ def build_parser() -> argparse.ArgumentParser:
     lt.add_argument("--n", type=int, default=3, help="pathways to draw (default: 3)")
     lt.add_argument("--steps", type=int, default=50_000, help="training steps for each draw (default: 50000)")
     lt.add_argument("--out", help="where the draws go (default: RUN_DIR/lottery)")
+
+    d = sub.add_parser("dataset", help="offline datasets in Minari's format: make | list | show", epilog=EPILOG)
+    dsub = d.add_subparsers(dest="dataset_command", parser_class=_Parser, metavar="ACTION")
+    dm = dsub.add_parser("make", help="make a dataset from a training run")
+    dm.add_argument("run_dir", help="a single-task run directory (MuJoCo)")
+    dm.add_argument("kind", help="expert, medium, medium-replay, expert-replay, medium-expert or random")
+    dm.add_argument("--transitions", type=int, default=100_000, help="dataset size (default: 100000)")
+    dm.add_argument("--seed", type=int, default=0)
+    dm.add_argument("--id", dest="dataset_id", help="dataset id (default: neuropath/<env>/<kind>-v0)")
+    dsub.add_parser("list", help="the local datasets: sizes, returns, reference scores")
+    ds = dsub.add_parser("show", help="one dataset: spaces, sizes, how it was made")
+    ds.add_argument("dataset_id")
 
     x = sub.add_parser("export", help="export a pathway policy: active weights only, dead units removed",
                        epilog=EPILOG, description="Write a compact policy (sparse weights, no dead units) that "
@@ -314,6 +326,22 @@ def _lottery(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dataset(args: argparse.Namespace) -> int:
+    from .data import datasets
+
+    if args.dataset_command == "make":
+        made = datasets.make_mujoco_dataset(args.run_dir, args.kind, transitions=args.transitions, seed=args.seed,
+                                            dataset_id=args.dataset_id)
+        print(datasets.show_dataset(made))
+    elif args.dataset_command == "list":
+        print(datasets.list_datasets())
+    elif args.dataset_command == "show":
+        print(datasets.show_dataset(args.dataset_id))
+    else:
+        raise UsageError("neuropath dataset: choose make, list or show (see --help)")
+    return 0
+
+
 def _export(args: argparse.Namespace) -> int:
     from .efficiency.export import export_run, summary
 
@@ -340,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return {"train": _train, "eval": _eval, "inspect": _inspect, "presets": _presets,
                 "runs": _runs, "sweep": _sweep, "report": _report, "flops": _flops, "export": _export,
-                "lottery": _lottery}[args.command](args)
+                "lottery": _lottery, "dataset": _dataset}[args.command](args)
     except UsageError as exc:
         print(f"neuropath: error: {exc}", file=sys.stderr)
         return 2

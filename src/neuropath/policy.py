@@ -46,11 +46,7 @@ class Policy:
         return self.low + (a + 1.0) * 0.5 * (self.high - self.low), None
 
     def save(self, path: str | Path) -> None:
-        net = self.actor.net
-        torch.save({"format": 1, "actor": self.actor.state_dict(), "env": self.env_id,
-                    "obs_dim": net[0].in_features, "act_dim": net[-1].out_features // 2,
-                    "hidden": [m.out_features for m in list(net)[:-1:2]],
-                    "low": self.low, "high": self.high}, path)
+        save_actor(self.actor, self.low, self.high, self.env_id, path)
 
     @classmethod
     def load(cls, path: str | Path) -> "Policy":
@@ -61,6 +57,20 @@ class Policy:
         except Exception as exc:  # noqa: BLE001
             raise UsageError(f"cannot load policy {str(path)!r}: {type(exc).__name__}") from None
         return cls(actor, data["low"], data["high"], data["env"])
+
+
+def save_actor(actor: Actor, low: np.ndarray, high: np.ndarray, env_id: str, path: str | Path) -> None:
+    """One file holding a policy (`Policy.load` reads it): the actor with its masks, the action
+    bounds, the env id. Written atomically (a temporary file, then renamed)."""
+    import os
+    net = actor.net
+    path = Path(path)
+    tmp = path.with_name(f".tmp-{path.name}")
+    torch.save({"format": 1, "actor": actor.state_dict(), "env": env_id,
+                "obs_dim": net[0].in_features, "act_dim": net[-1].out_features // 2,
+                "hidden": [m.out_features for m in list(net)[:-1:2]],
+                "low": np.asarray(low), "high": np.asarray(high)}, tmp)
+    os.replace(tmp, path)
 
 
 def load_policy(run_dir: str | Path) -> Policy:

@@ -333,6 +333,7 @@ class Trainer:
                **self._energy_columns()}
         self.last_eval = row["return_mean"]
         self._last_eval_row = row
+        self._save_snapshot()
         self.logger.evaluation(row)
         for name, pw in self.pathways.items():
             was_frozen = pw.frozen
@@ -340,6 +341,15 @@ class Trainer:
             if pw.frozen and not was_frozen:
                 self._log_freeze(name, pw)
         return row
+
+    def _save_snapshot(self) -> None:
+        """The actor at this evaluation, as a policy file (RUN/snapshots/policy-<step>.pt): offline
+        datasets need the policy of a given quality (`neuropath dataset make ... medium`)."""
+        from ..policy import save_actor
+        folder = self.run_dir / "snapshots"
+        folder.mkdir(exist_ok=True)
+        space = self.env.unwrapped.action_space
+        save_actor(self.algo.actor, space.low, space.high, self.cfg.run.env, folder / f"policy-{self.step:09d}.pt")
 
     def _update_spent(self) -> None:
         if self.meter is None:

@@ -1,0 +1,265 @@
+"""Offline datasets made here, in Minari's format (nothing can be downloaded on these machines).
+
+MuJoCo kinds, from a `neuropath train` run directory (D4RL's recipe, on our own runs):
+
+- ``expert``: rollouts of the run's final policy (stochastic actions, as it acted while training);
+- ``medium``: rollouts of the policy snapshot whose evaluation return is closest to a third of the
+  final one (snapshots are kept at every evaluation, ``RUN/snapshots/``);
+- ``medium-replay`` / ``expert-replay``: the run's replay buffer up to that snapshot / to the end;
+- ``medium-expert``: the medium and expert episodes together, half each;
+- ``random``: uniformly random actions.
+
+``transitions`` caps a dataset's size: episodes are drawn in a seeded random order until the cap (the
+last one cut, marked truncated). Every dataset stores how it was made and its reference scores (mean
+return of a random policy and of the run's final policy, measured when it is made: D4RL's
+normalisation 100·(score − random)/(expert − random)) in Minari's metadata and in ``neuropath.json``
+beside it. Datasets live under ``$MINARI_DATASETS_PATH`` (Minari's default ``~/.minari/datasets``),
+never in git; an existing id is never overwritten.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import UsageError
+
+MUJOCO_KINDS = ("expert", "medium", "medium-replay", "expert-replay", "medium-expert", "random")
+REFERENCE_EPISODES = 10
+
+
+def default_id(env_id: str, kind: str) -> str:
+    return f"neuropath/{env_id.split('-')[0].lower()}/{kind}-v0"
+
+
+# ---- episodes ------------------------------------------------------------------------------------
+
+class Episode:
+    """One episode: observations (T+1), actions, rewards, terminations, truncations (T)."""
+
+    def __init__(self, obs: list, actions: list, rewards: list, terminated: bool) -> None:
+        self.obs, self.actions, self.rewards = np.asarray(obs, np.float32), np.asarray(actions, np.float32), \
+            np.asarray(rewards, np.float32)
+        self.terminated = terminated
+
+    def __len__(self) -> int:
+        return len(self.actions)
+
+    def cut(self, n: int) -> "Episode":
+        return Episode(self.obs[:n + 1], self.actions[:n], self.rewards[:n], False)
+
+    def buffer(self, index: int):
+        from minari.data_collector import EpisodeBuffer
+        t = len(self)
+        term = np.zeros(t, bool)
+        trunc = np.zeros(t, bool)
+        if self.terminated:
+            term[-1] = True
+        else:
+            trunc[-1] = True
+        return EpisodeBuffer(id=index, observations=self.obs, actions=self.actions, rewards=self.rewards,
+                             terminations=term, truncations=trunc)
+
+
+def rollouts(env, act, transitions: int, seed: int) -> list[Episode]:
+    """Whole episodes of ``act(obs) -> action`` until ``transitions`` steps are collected."""
+    episodes, total, k = [], 0, 0
+    while total < transitions:
+        obs, _ = env.reset(seed=seed + k)
+        o, a, r = [obs], [], []
+        while True:
+            action = act(obs)
+            obs, reward, terminated, truncated, _ = env.step(action)
+            o.append(obs)
+            a.append(action)
+            r.append(reward)
+            if terminated or truncated:
+                break
+        episodes.append(Episode(o, a, r, bool(terminated)))
+        total += len(a)
+        k += 1
+    return episodes
+
+
+def replay_episodes(replay: np.ndarray, obs_dim: int, act_dim: int, rows: int) -> list[Episode]:
+    """Split the first ``rows`` replay rows (oldest first: obs, action, reward, next_obs, not_done)
+    into episodes: one ends where a row's next_obs is not the next row's obs."""
+    data = replay[:rows]
+    obs, act = data[:, :obs_dim], data[:, obs_dim:obs_dim + act_dim]
+    rew = data[:, obs_dim + act_dim]
+    nxt = data[:, obs_dim + act_dim + 1:2 * obs_dim + act_dim + 1]
+    not_done = data[:, 2 * obs_dim + act_dim + 1]
+    ends = np.flatnonzero(np.any(nxt[:-1] != obs[1:], axis=1)).tolist() + [len(data) - 1]
+    episodes, start = [], 0
+    for end in ends:
+        sl = slice(start, end + 1)
+        episodes.append(Episode(np.concatenate([obs[sl], nxt[end:end + 1]]), act[sl], rew[sl],
+                                bool(not_done[end] == 0)))
+        start = end + 1
+    return episodes
+
+
+def cap(episodes: list[Episode], transitions: int | None, seed: int) -> list[Episode]:
+    if transitions is None:
+        return episodes
+    order = np.random.default_rng(seed).permutation(len(episodes))
+    out, total = [], 0
+    for i in order:
+        if total >= transitions:
+            break
+        ep = episodes[i]
+        ep = ep if total + len(ep) <= transitions else ep.cut(transitions - total)
+        out.append(ep)
+        total += len(ep)
+    return out
+
+
+# ---- MuJoCo datasets from a run ------------------------------------------------------------------
+
+def _snapshots(run_dir: Path) -> dict[int, Path]:
+    return {int(p.stem.split("-")[1]): p for p in sorted((run_dir / "snapshots").glob("policy-*.pt"))}
+
+
+def medium_snapshot(run_dir: Path) -> tuple[int, Path, float]:
+    """The snapshot whose evaluation return is closest to a third of the final evaluation's."""
+    snaps = _snapshots(run_dir)
+    rows = list(csv.DictReader(open(run_dir / "metrics.csv"))) if (run_dir / "metrics.csv").is_file() else []
+    evals = {int(r["step"]): float(r["return_mean"]) for r in rows if int(r["step"]) in snaps}
+    if len(evals) < 2:
+        raise UsageError(f"{str(run_dir)!r} has no policy snapshots to pick a medium policy from "
+                         "(runs keep one per evaluation since this version; train a new run)")
+    final = evals[max(evals)]
+    step = min(evals, key=lambda s: (abs(evals[s] - final / 3), s))
+    return step, snaps[step], evals[step]
+
+
+def make_mujoco_dataset(run_dir: str | Path, kind: str, *, transitions: int = 100_000, seed: int = 0,
+                        dataset_id: str | None = None) -> str:
+    """Make ``kind`` from a single-task run; returns the dataset id."""
+    import minari
+    import torch
+
+    from ..envs.make import make_env
+    from ..policy import Policy, load_policy
+    from ..training import checkpoint
+    from ..training.online import load_run_config
+
+    if kind not in MUJOCO_KINDS:
+        raise UsageError(f"unknown dataset kind {kind!r}; allowed: {', '.join(MUJOCO_KINDS)}")
+    if transitions < 1:
+        raise UsageError(f"--transitions must be >= 1, got {transitions}")
+    run_dir = Path(run_dir)
+    cfg = load_run_config(run_dir)
+    if cfg.run.benchmark is not None:
+        raise UsageError(f"{str(run_dir)!r} is a multi-task run; MuJoCo dataset kinds need a single-task run")
+    env_id = cfg.run.env
+    dataset_id = dataset_id or default_id(env_id, kind)
+    if dataset_id in minari.list_local_datasets():
+        raise UsageError(f"dataset {dataset_id!r} exists; pick another --id or remove it first "
+                         f"(minari delete {dataset_id})")
+    env = make_env(env_id)
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)                   # the policies' action noise
+    final = load_policy(run_dir)
+    made: dict[str, Any] = {"source_run": str(run_dir), "kind": kind, "seed": seed, "env": env_id}
+
+    def random_act(_obs):
+        return rng.uniform(-1.0, 1.0, env.action_space.shape).astype(np.float32)
+
+    def policy_act(policy: Policy):
+        return lambda o: policy.act_unit(o, deterministic=False)
+
+    try:
+        if kind in ("medium", "medium-replay", "medium-expert"):
+            step, path, ret = medium_snapshot(run_dir)
+            made.update(snapshot_step=step, snapshot_eval_return=ret)
+        if kind == "random":
+            episodes = rollouts(env, random_act, transitions, seed)
+        elif kind == "expert":
+            episodes = rollouts(env, policy_act(final), transitions, seed)
+        elif kind == "medium":
+            episodes = rollouts(env, policy_act(Policy.load(path)), transitions, seed)
+        elif kind == "medium-expert":
+            episodes = (rollouts(env, policy_act(Policy.load(path)), transitions // 2, seed)
+                        + rollouts(env, policy_act(final), transitions - transitions // 2, seed + 100_000))
+        else:
+            ckpt = checkpoint.latest(run_dir)
+            replay = np.load(ckpt / "replay.npy")
+            meta = checkpoint.read_meta(ckpt)
+            rows = min(len(replay) if kind == "expert-replay" else step, len(replay))   # row i = step i
+            made.update(replay_rows=rows, checkpoint_step=meta["step"])
+            episodes = replay_episodes(replay, meta["obs_dim"], meta["act_dim"], rows)
+        episodes = cap(episodes, transitions, seed)
+        # reference scores: the same for every kind made from this run with this seed
+        ref_rng = np.random.default_rng(seed + 10_000)
+        random_ref = float(np.mean([e.rewards.sum() for e in _n_episodes(
+            env, lambda _o: ref_rng.uniform(-1.0, 1.0, env.action_space.shape).astype(np.float32), seed + 10_000)]))
+        torch.manual_seed(seed + 20_000)
+        expert_ref = float(np.mean([e.rewards.sum() for e in _n_episodes(env, policy_act(final), seed + 20_000)]))
+    finally:
+        env.close()
+    returns = [float(e.rewards.sum()) for e in episodes]
+    made.update(episodes=len(episodes), transitions=int(sum(len(e) for e in episodes)),
+                behaviour_return_mean=float(np.mean(returns)), ref_min_score=random_ref, ref_max_score=expert_ref)
+    probe = make_env(env_id)
+    try:
+        with warnings.catch_warnings():       # Minari asks for a code permalink and an e-mail
+            warnings.filterwarnings("ignore", message=".*(code_permalink|author_email).*")
+            minari.create_dataset_from_buffers(
+                dataset_id, [e.buffer(i) for i, e in enumerate(episodes)], env=env_id, eval_env=env_id,
+                observation_space=probe.observation_space, action_space=probe.action_space,
+                algorithm_name=f"neuropath {cfg.pathway.pathway} SAC ({kind})", author="neuropath",
+                ref_min_score=random_ref, ref_max_score=expert_ref,
+                description=json.dumps(made), data_format="hdf5")
+    finally:
+        probe.close()
+    (minari.storage.get_dataset_path(dataset_id) / "neuropath.json").write_text(json.dumps(made, indent=2))
+    return dataset_id
+
+
+def _n_episodes(env, act, seed: int) -> list[Episode]:
+    """``REFERENCE_EPISODES`` whole episodes (reference scores)."""
+    return [rollouts(env, act, 1, seed + 1000 * k)[0] for k in range(REFERENCE_EPISODES)]
+
+
+# ---- list / show ---------------------------------------------------------------------------------
+
+def list_datasets() -> str:
+    import minari
+    local = minari.list_local_datasets()
+    if not local:
+        return "no local datasets (make one: neuropath dataset make RUN_DIR KIND)"
+    lines = ["| id | episodes | transitions | behaviour return | random / expert reference |", "|---|---|---|---|---|"]
+    for dataset_id in sorted(local):
+        info = _info(dataset_id)
+        lines.append(f"| {dataset_id} | {info.get('episodes', '?')} | {info.get('transitions', '?')} | "
+                     f"{_fmt(info.get('behaviour_return_mean'))} | {_fmt(info.get('ref_min_score'))} / "
+                     f"{_fmt(info.get('ref_max_score'))} |")
+    return "\n".join(lines)
+
+
+def show_dataset(dataset_id: str) -> str:
+    import minari
+    if dataset_id not in minari.list_local_datasets():
+        raise UsageError(f"no local dataset {dataset_id!r} (see `neuropath dataset list`)")
+    data = minari.load_dataset(dataset_id)
+    info = _info(dataset_id)
+    lines = [f"{dataset_id}: {data.total_episodes} episodes, {data.total_steps} transitions",
+             f"observation space {data.observation_space}, action space {data.action_space}"]
+    lines += [f"{k}: {v}" for k, v in info.items()]
+    return "\n".join(lines)
+
+
+def _info(dataset_id: str) -> dict:
+    import minari
+    path = minari.storage.get_dataset_path(dataset_id) / "neuropath.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _fmt(x) -> str:
+    return "?" if x is None else f"{x:.1f}"
