@@ -66,3 +66,18 @@ def test_bad_dataset_requests_end_in_one_line(run, capsys):
         assert main(["dataset", *args]) == 2
         err = capsys.readouterr().err.strip()
         assert needle in err and len(err.splitlines()) == 1
+
+
+def test_mt10_datasets_from_the_scripted_policies_with_calibrated_noise():
+    from neuropath.data.metaworld_datasets import NOISE_GRID, make_mt10_datasets
+    ids = make_mt10_datasets("medium-expert", transitions=400, tasks=("drawer-close-v3",))
+    assert ids == ["neuropath/mt10/drawer-close-medium-expert-v0"]
+    data = minari.load_dataset(ids[0])
+    meta = json.loads(data.storage.metadata["description"])
+    assert data.total_steps == 400 and data.observation_space.shape == (39,)
+    assert meta["noise_sigma"] in NOISE_GRID and set(meta["calibration"]) == {str(s) for s in NOISE_GRID}
+    chosen = meta["calibration"][str(meta["noise_sigma"])]
+    assert all(abs(chosen - 0.5) <= abs(r - 0.5) for r in meta["calibration"].values())   # closest to 50%
+    assert meta["expert_success"] > meta["random_success"]
+    with pytest.raises(Exception, match="exists"):
+        make_mt10_datasets("medium-expert", transitions=400, tasks=("drawer-close-v3",))

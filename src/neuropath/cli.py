@@ -116,9 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("dataset", help="offline datasets in Minari's format: make | list | show", epilog=EPILOG)
     dsub = d.add_subparsers(dest="dataset_command", parser_class=_Parser, metavar="ACTION")
     dm = dsub.add_parser("make", help="make a dataset from a training run")
-    dm.add_argument("run_dir", help="a single-task run directory (MuJoCo)")
-    dm.add_argument("kind", help="expert, medium, medium-replay, expert-replay, medium-expert or random")
-    dm.add_argument("--transitions", type=int, default=100_000, help="dataset size (default: 100000)")
+    dm.add_argument("run_dir", help="a single-task run directory (MuJoCo), or MT10 (scripted policies, per task)")
+    dm.add_argument("kind", help="MuJoCo: expert, medium, medium-replay, expert-replay, medium-expert, random; "
+                    "MT10: expert, medium, medium-expert")
+    dm.add_argument("--transitions", type=int, default=100_000, help="dataset size, per task for MT10 (default: 100000)")
     dm.add_argument("--seed", type=int, default=0)
     dm.add_argument("--id", dest="dataset_id", help="dataset id (default: neuropath/<env>/<kind>-v0)")
     dsub.add_parser("list", help="the local datasets: sizes, returns, reference scores")
@@ -329,7 +330,13 @@ def _lottery(args: argparse.Namespace) -> int:
 def _dataset(args: argparse.Namespace) -> int:
     from .data import datasets
 
-    if args.dataset_command == "make":
+    if args.dataset_command == "make" and args.run_dir == "MT10":
+        from .data.metaworld_datasets import make_mt10_datasets
+        if args.dataset_id:
+            raise UsageError("--id names one dataset; MT10 makes one per task (neuropath/mt10/<task>-<kind>-v0)")
+        for made in make_mt10_datasets(args.kind, transitions=args.transitions, seed=args.seed):
+            print(made)
+    elif args.dataset_command == "make":
         made = datasets.make_mujoco_dataset(args.run_dir, args.kind, transitions=args.transitions, seed=args.seed,
                                             dataset_id=args.dataset_id)
         print(datasets.show_dataset(made))
