@@ -152,10 +152,14 @@ def _train(args: argparse.Namespace) -> int:
         if "steps" in values:
             Config().set({"steps": values["steps"]}).validate()      # a bad --steps fails here
         from .training.online import load_run_config
-        if load_run_config(Path(args.resume)).run.benchmark is not None:
+        kept = {k: v for k, v in values.items() if k in ("steps", "threads", "progress")}
+        resumed = load_run_config(Path(args.resume))
+        if resumed.run.benchmark is not None:
             from .training.multitask import MultiTaskTrainer
-            kept = {k: v for k, v in values.items() if k in ("steps", "threads", "progress")}
             return _train_multitask(MultiTaskTrainer.resume(args.resume, **kept))
+        if resumed.offline.dataset is not None:
+            from .training.offline import OfflineTrainer
+            return _train_offline(OfflineTrainer.resume(args.resume, **kept))
         trainer = Trainer.resume(args.resume, **{k: v for k, v in values.items() if k in allowed})
         values = {}
     else:
@@ -165,7 +169,7 @@ def _train(args: argparse.Namespace) -> int:
         if args.preset:
             cfg.set(preset_values(args.preset))
         cfg.set(values).validate()
-        if cfg.run.benchmark is None:
+        if cfg.run.benchmark is None and cfg.offline.dataset is None:
             from .envs.make import check_env_id
             check_env_id(cfg.run.env)
         if args.print_config:
@@ -175,6 +179,9 @@ def _train(args: argparse.Namespace) -> int:
         if cfg.run.benchmark is not None:
             from .training.multitask import MultiTaskTrainer
             return _train_multitask(MultiTaskTrainer(cfg))
+        if cfg.offline.dataset is not None:
+            from .training.offline import OfflineTrainer
+            return _train_offline(OfflineTrainer(cfg))
         from .training.online import Trainer
 
         trainer = Trainer(cfg)
@@ -204,6 +211,17 @@ def _train_multitask(trainer) -> int:
     if row:
         print(f"step {row['step']}: mean success {row['success_mean']:.2f}, return {row['return_mean']:.1f} "
               f"({trainer.phase()}, actor density {row['actor_density']:.3f} per task)")
+    print(f"run directory: {trainer.run_dir}")
+    return 0
+
+
+def _train_offline(trainer) -> int:
+    print(f"run directory: {trainer.run_dir}", file=sys.stderr)
+    row = trainer.train()
+    if row:
+        score = f", normalised score {row['normalized_score']}" if row["normalized_score"] != "" else ""
+        print(f"update {row['step']}: eval return {row['return_mean']:.1f} ± {row['return_std']:.1f}{score} "
+              f"(actor density {row['actor_density']:.3f})")
     print(f"run directory: {trainer.run_dir}")
     return 0
 

@@ -17,7 +17,9 @@ from typing import Any
 from ..algos.sac import SACConfig
 from ..errors import UsageError
 
-PATHWAYS = ("dapd", "dense", "static", "random", "set", "rigl", "rlx2")
+PATHWAYS = ("dapd", "dense", "static", "random", "set", "rigl", "rlx2", "npf")
+OFFLINE_PATHWAYS = ("npf", "dense", "random")
+OFFLINE_ALGOS = ("iql",)
 DYNAMIC = ("set", "rigl", "rlx2")
 
 # Freeze thresholds on the mean evaluation return used when --freeze-return is "auto".
@@ -114,6 +116,25 @@ class PathwayConfig:
 
 
 @dataclass
+class OfflineConfig:
+    """Offline RL (``--dataset``): the algorithm, its own knobs, and NPF's single-shot scoring."""
+    dataset: str | None = None
+    """train offline on this Minari dataset id (see `neuropath dataset list`); --steps counts updates"""
+    algo: str = "iql"
+    """offline algorithm: iql"""
+    npf_batches: int = 10
+    """npf: batches of the dataset the single SNIP score is summed over"""
+    offline_lr: float = 3e-4
+    """learning rate of every offline network (IQL's official 3e-4)"""
+    expectile: float = 0.7
+    """iql: expectile of the value regression"""
+    beta: float = 3.0
+    """iql: inverse temperature of the advantage weights"""
+    normalize_reward: bool = True
+    """scale rewards by 1000 / (max - min episode return), as IQL does on MuJoCo"""
+
+
+@dataclass
 class RLx2Config:
     """RLx2's additions to topology evolution, used with --pathway rlx2 only; the defaults
     are those of its released code (Tan et al. 2023)."""
@@ -141,8 +162,9 @@ class Config:
     sac: SACConfig = field(default_factory=SACConfig)
     pathway: PathwayConfig = field(default_factory=PathwayConfig)
     rlx2: RLx2Config = field(default_factory=RLx2Config)
+    offline: OfflineConfig = field(default_factory=OfflineConfig)
 
-    SECTIONS = ("run", "sac", "pathway", "rlx2")
+    SECTIONS = ("run", "sac", "pathway", "rlx2", "offline")
 
     # ---- flat access: presets and the CLI set fields by their unique names ---------------
 
@@ -151,7 +173,7 @@ class Config:
         """name → (section, field, help) for every settable field."""
         out: dict[str, tuple[str, dataclasses.Field, str]] = {}
         for section, klass in (("run", RunConfig), ("sac", SACConfig), ("pathway", PathwayConfig),
-                               ("rlx2", RLx2Config)):
+                               ("rlx2", RLx2Config), ("offline", OfflineConfig)):
             docs = _field_docs(klass)
             for f in dataclasses.fields(klass):
                 out[f.name] = (section, f, docs.get(f.name, ""))
@@ -259,6 +281,20 @@ class Config:
                 raise UsageError(f"--heads must be shared or per-task, got {r.heads!r}")
             if not 0.0 <= p.freeze_success <= 1.0:
                 raise UsageError(f"--freeze-success must be in [0, 1], got {p.freeze_success}")
+        o = self.offline
+        if o.dataset is not None:
+            if r.benchmark is not None:
+                raise UsageError("--dataset with --benchmark: multi-task offline training is not available yet")
+            if o.algo not in OFFLINE_ALGOS:
+                raise UsageError(f"--algo must be one of {', '.join(OFFLINE_ALGOS)}, got {o.algo!r}")
+            if p.pathway not in OFFLINE_PATHWAYS:
+                raise UsageError(f"--pathway {p.pathway} is not an offline method; allowed with --dataset: "
+                                 f"{', '.join(OFFLINE_PATHWAYS)}")
+            _positive("npf_batches", o.npf_batches)
+            if not 0.0 < o.expectile < 1.0 or o.offline_lr <= 0:
+                raise UsageError("--expectile must be in (0, 1) and --offline-lr > 0")
+        elif p.pathway == "npf":
+            raise UsageError("--pathway npf is the offline single-shot pathway: it needs --dataset")
         if r.sparse not in ("auto", "on", "off"):
             raise UsageError(f"--sparse must be auto, on or off, got {r.sparse!r}")
         if r.device not in ("auto", "cpu", "cuda") and not r.device.startswith("cuda:"):

@@ -62,6 +62,8 @@ class Trainer:
 
     def __init__(self, cfg: Config, *, _resume_from: Path | None = None) -> None:
         self.cfg = cfg.validate()
+        if cfg.offline.dataset is not None:
+            raise UsageError("an offline run (--dataset): train it with OfflineTrainer (`neuropath train --dataset`)")
         if cfg.run.benchmark is not None:
             raise UsageError(f"{cfg.run.benchmark} is a multi-task run: train it with MultiTaskTrainer "
                              "(`neuropath train --benchmark`); resuming multi-task runs is not supported yet")

@@ -1,0 +1,269 @@
+"""The offline loop (``neuropath train --dataset ID --algo iql``): updates on a fixed dataset, evaluation
+in the real environment, and NPF's single-shot pathways.
+
+``--pathway npf``: before the first update, every network the algorithm trains (IQL: actor, twin Q, V)
+is scored once with SNIP on its own training loss summed over ``--npf-batches`` dataset batches; the
+top ``--keep-ratio`` of each network (global over its layers) is its pathway, fixed for the whole run.
+``--pathway random``: a random mask of the same size; ``dense``: no masks.
+
+``--steps`` counts gradient updates; ``--eval-every`` updates, ``--eval-episodes`` deterministic
+episodes give the return and the normalised score 100·(return − random)/(expert − random) with the
+dataset's reference scores. Checkpoints and ``--resume`` as for online runs (the dataset is re-read).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from .. import __version__
+from ..algos.common import Batch
+from ..algos.iql import IQL, IQLConfig
+from ..efficiency.energy import EnergyMeter
+from ..efficiency.sparse_exec import enable_sparse_execution, resolve_sparse
+from ..envs.make import make_env
+from ..errors import UsageError
+from ..pathways import density
+from ..pathways.masks import copy_masks
+from ..pathways.methods import RandomStatic, StaticSNIP
+from . import checkpoint
+from .checkpoint import write_text_atomic
+from .config import Config
+from .evaluate import run_episodes, summarise
+
+FIELDS = ["step", "return_mean", "return_std", "normalized_score", "actor_density", "critic_density",
+          "value_density", "wall_time", "cpu_seconds"]
+
+
+class OfflineData:
+    """A Minari dataset as flat float32 tensors, with its reference scores and environment id."""
+
+    def __init__(self, dataset_id: str, normalize_reward: bool) -> None:
+        import minari
+        if dataset_id not in minari.list_local_datasets():
+            raise UsageError(f"no local dataset {dataset_id!r} (see `neuropath dataset list`)")
+        data = minari.load_dataset(dataset_id)
+        meta = data.storage.metadata
+        made = json.loads(meta.get("description") or "{}") if str(meta.get("description", "")).startswith("{") else {}
+        self.env_id = made.get("env") or (data.spec.env_spec.id if data.spec.env_spec is not None else None)
+        if self.env_id is None:
+            raise UsageError(f"dataset {dataset_id!r} names no single environment to evaluate in "
+                             "(multi-task offline training is not available yet)")
+        self.ref_min, self.ref_max = meta.get("ref_min_score"), meta.get("ref_max_score")
+        obs, act, rew, nxt, nd, returns = [], [], [], [], [], []
+        for ep in data.iterate_episodes():
+            t = len(ep.actions)
+            obs.append(ep.observations[:-1])
+            nxt.append(ep.observations[1:])
+            act.append(ep.actions)
+            rew.append(ep.rewards)
+            done = np.zeros(t, np.float32)
+            done[-1] = float(ep.terminations[-1])          # a time limit still bootstraps
+            nd.append(1.0 - done)
+            returns.append(float(np.sum(ep.rewards)))
+        rewards = np.concatenate(rew).astype(np.float32)
+        if normalize_reward and len(returns) > 1 and max(returns) > min(returns):
+            rewards = rewards * (1000.0 / (max(returns) - min(returns)))
+        self.obs = torch.as_tensor(np.concatenate(obs), dtype=torch.float32)
+        self.action = torch.as_tensor(np.concatenate(act), dtype=torch.float32)
+        self.reward = torch.as_tensor(rewards).unsqueeze(1)
+        self.next_obs = torch.as_tensor(np.concatenate(nxt), dtype=torch.float32)
+        self.not_done = torch.as_tensor(np.concatenate(nd)).unsqueeze(1)
+
+    def __len__(self) -> int:
+        return len(self.obs)
+
+    def sample(self, batch: int, generator: torch.Generator) -> Batch:
+        idx = torch.randint(0, len(self), (batch,), generator=generator)
+        return Batch(self.obs[idx], self.action[idx], self.reward[idx], self.next_obs[idx], self.not_done[idx])
+
+    def normalized(self, ret: float) -> float | None:
+        if self.ref_min is None or self.ref_max is None or self.ref_max == self.ref_min:
+            return None
+        return 100.0 * (ret - self.ref_min) / (self.ref_max - self.ref_min)
+
+
+class OfflineTrainer:
+    def __init__(self, cfg: Config, *, _resume_from: Path | None = None) -> None:
+        self.cfg = cfg.validate()
+        r, o, p = cfg.run, cfg.offline, cfg.pathway
+        if o.dataset is None:
+            raise UsageError("OfflineTrainer needs --dataset")
+        self.run_dir = _resume_from or Path(r.run_dir or _default_dir(cfg))
+        if _resume_from is None and self.run_dir.exists() and any(self.run_dir.iterdir()):
+            raise UsageError(f"run directory {str(self.run_dir)!r} exists and is not empty; pick another "
+                             "--run-dir or continue it with --resume")
+        if r.threads:
+            torch.set_num_threads(r.threads)
+        random.seed(r.seed)
+        np.random.seed(r.seed)
+        torch.manual_seed(r.seed)
+        self.generator = torch.Generator().manual_seed(r.seed)
+        self.data = OfflineData(o.dataset, o.normalize_reward)
+        self.env = make_env(self.data.env_id)
+        obs_dim, act_dim = self.env.observation_space.shape[0], self.env.action_space.shape[0]
+        if self.data.obs.shape[1] != obs_dim or self.data.action.shape[1] != act_dim:
+            raise UsageError(f"dataset {o.dataset!r} does not fit {self.data.env_id} (observation/action sizes)")
+        icfg = IQLConfig(hidden=cfg.sac.hidden, lr=o.offline_lr, batch_size=cfg.sac.batch_size, gamma=cfg.sac.gamma,
+                         tau=cfg.sac.tau, expectile=o.expectile, beta=o.beta)
+        self.algo = IQL(obs_dim, act_dim, icfg, r.steps)
+        self.optimizers = self.algo.make_optimizers()
+        self.schedulers = self.algo.make_schedulers(self.optimizers)
+        self.step = 0
+        self.initialised = p.pathway == "dense"
+        self.sparse = resolve_sparse(r.sparse, torch.device("cpu"), [p.keep_ratio], p.pathway == "dense")
+        if self.sparse:
+            enable_sparse_execution(*self.algo.networks.values(), self.algo.critic_target)
+        self.cpu_before = 0.0
+
+    @classmethod
+    def resume(cls, run_dir: str | Path, *, steps: int | None = None, threads: int | None = None,
+               progress: bool | None = None) -> "OfflineTrainer":
+        from .online import load_run_config
+        run_dir = Path(run_dir)
+        cfg = load_run_config(run_dir)
+        cfg.set({k: v for k, v in {"steps": steps, "threads": threads, "progress": progress}.items() if v is not None})
+        path = checkpoint.latest(run_dir)
+        trainer = cls(cfg, _resume_from=run_dir)
+        trainer.load_checkpoint(path)
+        return trainer
+
+    # ---- NPF: one score from the dataset, fixed masks --------------------------------------------
+
+    def _init_pathways(self) -> list[dict]:
+        p, o = self.cfg.pathway, self.cfg.offline
+        events = []
+        losses = self.algo.losses()
+        for name, net in self.algo.networks.items():
+            if p.pathway == "npf":
+                batches = [self.data.sample(p.score_batch, self.generator) for _ in range(o.npf_batches)]
+                result = StaticSNIP(p.keep_ratio).init(net, lambda n=name, bs=batches: sum(losses[n](b) for b in bs))
+            else:
+                result = RandomStatic(p.keep_ratio, seed=self.cfg.run.seed).init(net, None)
+            events.append({"step": 0, "net": name, "event": "init", "changed": result.changed,
+                           "density": round(density(net), 6), "frozen": True})
+        copy_masks(self.algo.critic, self.algo.critic_target)
+        self.initialised = True
+        return events
+
+    # ---- the loop ---------------------------------------------------------------------------------
+
+    def train(self) -> dict[str, Any]:
+        r = self.cfg.run
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        data = self.cfg.to_dict()
+        data["run"]["run_dir"] = str(self.run_dir)
+        write_text_atomic(self.run_dir / "config.yaml", yaml.safe_dump({"neuropath": __version__, **data}, sort_keys=False))
+        self._truncate_logs()
+        fresh = not (self.run_dir / "metrics.csv").is_file()
+        self._metrics = open(self.run_dir / "metrics.csv", "a")
+        if fresh:
+            self._metrics.write(",".join(FIELDS) + "\n")
+        self.meter = EnergyMeter(torch.device("cpu")).start()
+        row: dict[str, Any] = {}
+        bar = None
+        if r.progress:
+            from tqdm import tqdm
+            bar = tqdm(total=r.steps, initial=self.step, desc=f"{self.cfg.offline.algo} {self.cfg.pathway.pathway}",
+                       unit="upd")
+        try:
+            if not self.initialised:
+                with open(self.run_dir / "pathway.jsonl", "a") as f:
+                    for event in self._init_pathways():
+                        f.write(json.dumps(event) + "\n")
+            while self.step < r.steps:
+                self.algo.update(self.data.sample(self.algo.cfg.batch_size, self.generator), self.optimizers,
+                                 self.schedulers)
+                self.step += 1
+                if self.step % r.eval_every == 0 or self.step == r.steps:
+                    row = self.evaluate()
+                    if bar is not None:
+                        bar.set_postfix(ret=f"{row['return_mean']:.0f}", score=row["normalized_score"])
+                if self.step % r.checkpoint_every == 0 and self.step < r.steps:
+                    self.save()
+                if bar is not None:
+                    bar.update(1)
+            self.save()
+        except KeyboardInterrupt:
+            if self.step > 0:
+                self.save()
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+            self._metrics.close()
+        return row
+
+    def evaluate(self) -> dict[str, Any]:
+        r = self.cfg.run
+        returns, lengths = run_episodes(self.env, lambda o: self.algo.act(o, deterministic=True),
+                                        r.eval_episodes, seed=r.seed + 10_000 + self.step)
+        s = summarise(returns, lengths)
+        score = self.data.normalized(s["return_mean"])
+        row = {"step": self.step, "return_mean": round(s["return_mean"], 3), "return_std": round(s["return_std"], 3),
+               "normalized_score": "" if score is None else round(score, 2),
+               **{f"{n}_density": round(density(net), 6) for n, net in self.algo.networks.items()},
+               "wall_time": round(time.time(), 3), "cpu_seconds": round(self.cpu_before + self.meter.cpu_seconds(), 2)}
+        self._metrics.write(",".join(str(row[k]) for k in FIELDS) + "\n")
+        self._metrics.flush()
+        return row
+
+    # ---- checkpoints --------------------------------------------------------------------------------
+
+    def save(self) -> Path:
+        meta = {"neuropath": __version__, "dataset": self.cfg.offline.dataset, "algo": self.cfg.offline.algo,
+                "env": self.data.env_id, "pathway": self.cfg.pathway.pathway, "obs_dim": self.algo.obs_dim,
+                "act_dim": self.algo.act_dim, "hidden": self.cfg.sac.hidden}
+        state = {"algo": self.algo.state_dict(), "algo_updates": self.algo.updates,
+                 "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+                 "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+                 "counters": {"step": self.step, "initialised": self.initialised,
+                              "cpu_seconds": self.cpu_before + (self.meter.cpu_seconds() if hasattr(self, "meter") else 0.0)},
+                 "rng": {"python": random.getstate(), "numpy_global": np.random.get_state(),
+                         "torch": torch.get_rng_state(), "generator": self.generator.get_state()}}
+        return checkpoint.save(self.run_dir, self.step, state, meta=meta, keep=self.cfg.run.keep_checkpoints)
+
+    def load_checkpoint(self, path: Path) -> None:
+        state = checkpoint.load_state(path)
+        try:
+            self.algo.load_state_dict(state["algo"])
+            for k, o in self.optimizers.items():
+                o.load_state_dict(state["optimizers"][k])
+            for k, s in self.schedulers.items():
+                s.load_state_dict(state["schedulers"][k])
+        except (RuntimeError, KeyError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UsageError(f"checkpoint {str(path)!r} does not fit this run's networks: {first}") from None
+        self.algo.updates = state["algo_updates"]
+        c = state["counters"]
+        self.step, self.initialised, self.cpu_before = c["step"], c["initialised"], c["cpu_seconds"]
+        rng = state["rng"]
+        random.setstate(rng["python"])
+        np.random.set_state(rng["numpy_global"])
+        torch.set_rng_state(rng["torch"])
+        self.generator.set_state(rng["generator"])
+
+    def _truncate_logs(self) -> None:
+        metrics = self.run_dir / "metrics.csv"
+        if metrics.is_file():
+            lines = metrics.read_text().splitlines()
+            kept = lines[:1] + [x for x in lines[1:] if int(x.split(",")[0]) <= self.step]
+            write_text_atomic(metrics, "\n".join(kept) + "\n")
+
+
+def _default_dir(cfg: Config, root: Path = Path("runs")) -> Path:
+    from datetime import datetime
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    name = cfg.offline.dataset.replace("/", "_")
+    base = root / f"offline__{name}__{cfg.offline.algo}__{cfg.pathway.pathway}__s{cfg.run.seed}__{stamp}"
+    path, n = base, 1
+    while path.exists():
+        path, n = Path(f"{base}-{n}"), n + 1
+    return path

@@ -1,0 +1,82 @@
+"""Offline IQL on a dataset made here from a real tiny run: NPF's single-shot pathways, resume, bad input."""
+
+import json
+
+import pytest
+import torch
+
+from neuropath.algos.common import Batch
+from neuropath.algos.iql import IQL, IQLConfig
+from neuropath.cli import main
+from neuropath.training import checkpoint
+from neuropath.training.logging import read_csv
+
+from .conftest import TINY
+from .test_train import _flags
+
+OFF = ["--steps", "300", "--eval-every", "150", "--eval-episodes", "1", "--hidden", "32", "32",
+       "--batch-size", "32", "--score-batch", "32", "--no-progress", "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("offline")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MINARI_DATASETS_PATH", str(root / "minari"))
+    run = root / "run"
+    assert main(["train", *_flags({**TINY, "steps": 400}), "--run-dir", str(run)]) == 0
+    assert main(["dataset", "make", str(run), "expert-replay", "--transitions", "400"]) == 0
+    yield "neuropath/hopper/expert-replay-v0"
+    mp.undo()
+
+
+def test_expectile_and_advantage_weights_follow_the_formulas():
+    torch.manual_seed(0)
+    iql = IQL(3, 2, IQLConfig(hidden=[8], expectile=0.7, beta=3.0), total_steps=10)
+    b = Batch(torch.randn(5, 3), torch.rand(5, 2) * 2 - 1, torch.randn(5, 1), torch.randn(5, 3), torch.ones(5, 1))
+    with torch.no_grad():
+        diff = torch.min(*iql.critic_target(b.obs, b.action)) - iql.value(b.obs)
+        expected = torch.where(diff > 0, 0.7, 0.3) * diff.pow(2)
+    assert torch.allclose(iql.value_loss(b), expected.mean())
+    with torch.no_grad():
+        for p in iql.critic_target.parameters():
+            p.zero_()
+        iql.critic_target.q1[-1].bias.fill_(1e3)
+        iql.critic_target.q2[-1].bias.fill_(1e3)
+        logp = iql.actor.log_prob(b.obs, b.action)
+    assert torch.allclose(iql.actor_loss(b), -(100.0 * logp).mean())    # exp(β·adv) clipped at 100
+
+
+def test_npf_scores_once_from_the_dataset_and_keeps_the_masks_fixed(dataset, tmp_path):
+    run = tmp_path / "npf"
+    assert main(["train", "--dataset", dataset, "--pathway", "npf", *OFF, "--run-dir", str(run)]) == 0
+    rows = read_csv(run / "metrics.csv")
+    assert [r["step"] for r in rows] == ["150", "300"]
+    assert all(abs(float(r[f"{n}_density"]) - 0.05) < 0.002 for r in rows for n in ("actor", "critic", "value"))
+    events = [json.loads(x) for x in (run / "pathway.jsonl").read_text().splitlines()]
+    assert [(e["net"], e["event"]) for e in events] == [("actor", "init"), ("critic", "init"), ("value", "init")]
+    state = checkpoint.load_state(checkpoint.latest(run))["algo"]
+    assert torch.equal(state["critic.q1.0.mask"], state["critic_target.q1.0.mask"])   # the target runs it too
+
+
+def test_an_offline_run_resumes_where_it_stopped(dataset, tmp_path):
+    run = tmp_path / "r"
+    args = [a if a != "300" else "150" for a in OFF]
+    assert main(["train", "--dataset", dataset, "--pathway", "npf", *args, "--run-dir", str(run)]) == 0
+    masks = checkpoint.load_state(checkpoint.latest(run))["algo"]["actor.net.0.mask"]
+    assert main(["train", "--resume", str(run), "--steps", "300", "--no-progress"]) == 0
+    rows = read_csv(run / "metrics.csv")
+    assert [r["step"] for r in rows] == ["150", "300"]
+    assert torch.equal(checkpoint.load_state(checkpoint.latest(run))["algo"]["actor.net.0.mask"], masks)
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--dataset", "nope/none-v0", "--pathway", "npf"], "no local dataset 'nope/none-v0'"),
+    (["--pathway", "npf"], "--pathway npf is the offline single-shot pathway: it needs --dataset"),
+    (["--dataset", "x/y-v0", "--pathway", "dapd"], "--pathway dapd is not an offline method"),
+    (["--dataset", "x/y-v0", "--pathway", "npf", "--algo", "cql"], "--algo must be one of iql"),
+])
+def test_bad_offline_settings_end_in_one_line(tmp_path, capsys, args, needle):
+    assert main(["train", *args, "--run-dir", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1 and not (tmp_path / "r").exists()
