@@ -47,16 +47,40 @@ def test_expectile_and_advantage_weights_follow_the_formulas():
     assert torch.allclose(iql.actor_loss(b), -(100.0 * logp).mean())    # exp(β·adv) clipped at 100
 
 
-def test_npf_scores_once_from_the_dataset_and_keeps_the_masks_fixed(dataset, tmp_path):
-    run = tmp_path / "npf"
-    assert main(["train", "--dataset", dataset, "--pathway", "npf", *OFF, "--run-dir", str(run)]) == 0
+BCQ_TINY = ["--algo", "bcq", "--bcq-hidden", "32", "32", "--vae-hidden", "32", "32", "--bcq-batch-size", "32"]
+
+
+@pytest.mark.parametrize("algo,nets", [("iql", ("actor", "critic", "value")), ("bcq", ("actor", "critic", "vae"))])
+def test_npf_scores_once_from_the_dataset_and_keeps_the_masks_fixed(dataset, tmp_path, algo, nets):
+    run = tmp_path / algo
+    extra = BCQ_TINY if algo == "bcq" else ["--algo", "iql"]
+    assert main(["train", "--dataset", dataset, "--pathway", "npf", *OFF, *extra, "--run-dir", str(run)]) == 0
     rows = read_csv(run / "metrics.csv")
     assert [r["step"] for r in rows] == ["150", "300"]
-    assert all(abs(float(r[f"{n}_density"]) - 0.05) < 0.002 for r in rows for n in ("actor", "critic", "value"))
+    assert all(abs(float(r[f"{n}_density"]) - 0.05) < 0.002 for r in rows for n in nets)
     events = [json.loads(x) for x in (run / "pathway.jsonl").read_text().splitlines()]
-    assert [(e["net"], e["event"]) for e in events] == [("actor", "init"), ("critic", "init"), ("value", "init")]
+    assert [(e["net"], e["event"]) for e in events] == [(n, "init") for n in nets]
     state = checkpoint.load_state(checkpoint.latest(run))["algo"]
-    assert torch.equal(state["critic.q1.0.mask"], state["critic_target.q1.0.mask"])   # the target runs it too
+    assert torch.equal(state["critic.q1.0.mask"], state["critic_target.q1.0.mask"])   # targets run the pathway
+    if algo == "bcq":
+        assert torch.equal(state["actor.net.0.mask"], state["actor_target.net.0.mask"])
+
+
+def test_bcq_target_is_the_soft_clipped_double_q_over_decoded_next_actions():
+    from neuropath.algos.bcq import BCQ, BCQConfig
+    torch.manual_seed(0)
+    bcq = BCQ(3, 2, BCQConfig(hidden=[8], vae_hidden=[8], next_actions=4, lmbda=0.75))
+    b = Batch(torch.randn(2, 3), torch.rand(2, 2) * 2 - 1, torch.randn(2, 1), torch.randn(2, 3), torch.ones(2, 1))
+    torch.manual_seed(1)
+    loss = bcq.critic_loss(b)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        nxt = b.next_obs.repeat_interleave(4, 0)
+        tq1, tq2 = bcq.critic_target(nxt, bcq.actor_target(nxt, bcq.vae.decode(nxt)))
+        q = (0.75 * torch.min(tq1, tq2) + 0.25 * torch.max(tq1, tq2)).view(2, 4).max(1, keepdim=True).values
+        y = b.reward + 0.99 * q
+        q1, q2 = bcq.critic(b.obs, b.action)
+    assert torch.allclose(loss, ((q1 - y) ** 2).mean() + ((q2 - y) ** 2).mean())
 
 
 def test_an_offline_run_resumes_where_it_stopped(dataset, tmp_path):
@@ -74,7 +98,7 @@ def test_an_offline_run_resumes_where_it_stopped(dataset, tmp_path):
     (["--dataset", "nope/none-v0", "--pathway", "npf"], "no local dataset 'nope/none-v0'"),
     (["--pathway", "npf"], "--pathway npf is the offline single-shot pathway: it needs --dataset"),
     (["--dataset", "x/y-v0", "--pathway", "dapd"], "--pathway dapd is not an offline method"),
-    (["--dataset", "x/y-v0", "--pathway", "npf", "--algo", "cql"], "--algo must be one of iql"),
+    (["--dataset", "x/y-v0", "--pathway", "npf", "--algo", "cql"], "--algo must be one of iql, bcq"),
 ])
 def test_bad_offline_settings_end_in_one_line(tmp_path, capsys, args, needle):
     assert main(["train", *args, "--run-dir", str(tmp_path / "r")]) == 2

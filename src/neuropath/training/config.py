@@ -19,7 +19,7 @@ from ..errors import UsageError
 
 PATHWAYS = ("dapd", "dense", "static", "random", "set", "rigl", "rlx2", "npf")
 OFFLINE_PATHWAYS = ("npf", "dense", "random")
-OFFLINE_ALGOS = ("iql",)
+OFFLINE_ALGOS = ("iql", "bcq")
 DYNAMIC = ("set", "rigl", "rlx2")
 
 # Freeze thresholds on the mean evaluation return used when --freeze-return is "auto".
@@ -121,7 +121,7 @@ class OfflineConfig:
     dataset: str | None = None
     """train offline on this Minari dataset id (see `neuropath dataset list`); --steps counts updates"""
     algo: str = "iql"
-    """offline algorithm: iql"""
+    """offline algorithm: iql (networks: --hidden) or bcq (networks: --bcq-hidden, --vae-hidden)"""
     npf_batches: int = 10
     """npf: batches of the dataset the single SNIP score is summed over"""
     offline_lr: float = 3e-4
@@ -131,7 +131,17 @@ class OfflineConfig:
     beta: float = 3.0
     """iql: inverse temperature of the advantage weights"""
     normalize_reward: bool = True
-    """scale rewards by 1000 / (max - min episode return), as IQL does on MuJoCo"""
+    """iql: scale rewards by 1000 / (max - min episode return), as IQL does on MuJoCo"""
+    bcq_hidden: list[int] = field(default_factory=lambda: [400, 300])
+    """bcq: hidden widths of the perturbation actor and each critic"""
+    vae_hidden: list[int] = field(default_factory=lambda: [750, 750])
+    """bcq: hidden widths of the VAE's encoder and decoder"""
+    bcq_batch_size: int = 100
+    """bcq: minibatch size"""
+    phi: float = 0.05
+    """bcq: largest perturbation of a decoded action"""
+    lmbda: float = 0.75
+    """bcq: weight of the min in the soft clipped double-Q target"""
 
 
 @dataclass
@@ -291,6 +301,7 @@ class Config:
                 raise UsageError(f"--pathway {p.pathway} is not an offline method; allowed with --dataset: "
                                  f"{', '.join(OFFLINE_PATHWAYS)}")
             _positive("npf_batches", o.npf_batches)
+            _positive("bcq_batch_size", o.bcq_batch_size)
             if not 0.0 < o.expectile < 1.0 or o.offline_lr <= 0:
                 raise UsageError("--expectile must be in (0, 1) and --offline-lr > 0")
         elif p.pathway == "npf":

@@ -1,8 +1,8 @@
-"""The offline loop (``neuropath train --dataset ID --algo iql``): updates on a fixed dataset, evaluation
+"""The offline loop (``neuropath train --dataset ID --algo iql|bcq``): updates on a fixed dataset, evaluation
 in the real environment, and NPF's single-shot pathways.
 
 ``--pathway npf``: before the first update, every network the algorithm trains (IQL: actor, twin Q, V)
-is scored once with SNIP on its own training loss summed over ``--npf-batches`` dataset batches; the
+(BCQ: VAE, perturbation actor, twin critic) is scored once with SNIP on its own training loss summed over ``--npf-batches`` dataset batches; the
 top ``--keep-ratio`` of each network (global over its layers) is its pathway, fixed for the whole run.
 ``--pathway random``: a random mask of the same size; ``dense``: no masks.
 
@@ -25,6 +25,7 @@ import yaml
 
 from .. import __version__
 from ..algos.common import Batch
+from ..algos.bcq import BCQ, BCQConfig
 from ..algos.iql import IQL, IQLConfig
 from ..efficiency.energy import EnergyMeter
 from ..efficiency.sparse_exec import enable_sparse_execution, resolve_sparse
@@ -38,8 +39,7 @@ from .checkpoint import write_text_atomic
 from .config import Config
 from .evaluate import run_episodes, summarise
 
-FIELDS = ["step", "return_mean", "return_std", "normalized_score", "actor_density", "critic_density",
-          "value_density", "wall_time", "cpu_seconds"]
+FIELDS = ["step", "return_mean", "return_std", "normalized_score", "wall_time", "cpu_seconds"]
 
 
 class OfflineData:
@@ -111,16 +111,23 @@ class OfflineTrainer:
         obs_dim, act_dim = self.env.observation_space.shape[0], self.env.action_space.shape[0]
         if self.data.obs.shape[1] != obs_dim or self.data.action.shape[1] != act_dim:
             raise UsageError(f"dataset {o.dataset!r} does not fit {self.data.env_id} (observation/action sizes)")
-        icfg = IQLConfig(hidden=cfg.sac.hidden, lr=o.offline_lr, batch_size=cfg.sac.batch_size, gamma=cfg.sac.gamma,
-                         tau=cfg.sac.tau, expectile=o.expectile, beta=o.beta)
-        self.algo = IQL(obs_dim, act_dim, icfg, r.steps)
+        if o.algo == "iql":
+            icfg = IQLConfig(hidden=cfg.sac.hidden, lr=o.offline_lr, batch_size=cfg.sac.batch_size,
+                             gamma=cfg.sac.gamma, tau=cfg.sac.tau, expectile=o.expectile, beta=o.beta)
+            self.algo = IQL(obs_dim, act_dim, icfg, r.steps)
+        else:        # BCQ: its own official learning rate (1e-3) and sizes
+            bcfg = BCQConfig(hidden=o.bcq_hidden, vae_hidden=o.vae_hidden, batch_size=o.bcq_batch_size,
+                             gamma=cfg.sac.gamma, tau=cfg.sac.tau, phi=o.phi, lmbda=o.lmbda)
+            self.algo = BCQ(obs_dim, act_dim, bcfg, r.steps)
+        self.fields = FIELDS[:4] + [f"{n}_density" for n in self.algo.networks] + FIELDS[4:]
         self.optimizers = self.algo.make_optimizers()
         self.schedulers = self.algo.make_schedulers(self.optimizers)
         self.step = 0
         self.initialised = p.pathway == "dense"
         self.sparse = resolve_sparse(r.sparse, torch.device("cpu"), [p.keep_ratio], p.pathway == "dense")
+        self.tied = [t for ts in self.algo.tied.values() for t in ts]
         if self.sparse:
-            enable_sparse_execution(*self.algo.networks.values(), self.algo.critic_target)
+            enable_sparse_execution(*self.algo.networks.values(), *self.tied)
         self.cpu_before = 0.0
 
     @classmethod
@@ -149,7 +156,9 @@ class OfflineTrainer:
                 result = RandomStatic(p.keep_ratio, seed=self.cfg.run.seed).init(net, None)
             events.append({"step": 0, "net": name, "event": "init", "changed": result.changed,
                            "density": round(density(net), 6), "frozen": True})
-        copy_masks(self.algo.critic, self.algo.critic_target)
+        for name, targets in self.algo.tied.items():
+            for target in targets:
+                copy_masks(self.algo.networks[name], target)
         self.initialised = True
         return events
 
@@ -165,7 +174,7 @@ class OfflineTrainer:
         fresh = not (self.run_dir / "metrics.csv").is_file()
         self._metrics = open(self.run_dir / "metrics.csv", "a")
         if fresh:
-            self._metrics.write(",".join(FIELDS) + "\n")
+            self._metrics.write(",".join(self.fields) + "\n")
         self.meter = EnergyMeter(torch.device("cpu")).start()
         row: dict[str, Any] = {}
         bar = None
@@ -211,7 +220,7 @@ class OfflineTrainer:
                "normalized_score": "" if score is None else round(score, 2),
                **{f"{n}_density": round(density(net), 6) for n, net in self.algo.networks.items()},
                "wall_time": round(time.time(), 3), "cpu_seconds": round(self.cpu_before + self.meter.cpu_seconds(), 2)}
-        self._metrics.write(",".join(str(row[k]) for k in FIELDS) + "\n")
+        self._metrics.write(",".join(str(row[k]) for k in self.fields) + "\n")
         self._metrics.flush()
         return row
 
