@@ -104,3 +104,16 @@ def test_bad_offline_settings_end_in_one_line(tmp_path, capsys, args, needle):
     assert main(["train", *args, "--run-dir", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip()
     assert needle in err and len(err.splitlines()) == 1 and not (tmp_path / "r").exists()
+
+
+def test_eval_works_on_an_offline_run_and_export_flops_refuse_in_one_line(dataset, tmp_path, capsys):
+    run = tmp_path / "e"
+    args = [a if a != "300" else "50" for a in OFF]
+    assert main(["train", "--dataset", dataset, "--pathway", "npf", "--algo", "iql", *args, "--run-dir", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(run), "--episodes", "1"]) == 0
+    assert "Hopper-v5: return" in capsys.readouterr().out
+    for cmd in (["flops", str(run)], ["export", str(run), str(tmp_path / "x")]):
+        assert main(cmd) == 2
+        err = capsys.readouterr().err.strip()
+        assert "offline (iql) run" in err and len(err.splitlines()) == 1

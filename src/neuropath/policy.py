@@ -79,6 +79,9 @@ def load_policy(run_dir: str | Path) -> Policy:
     if run_dir.is_file():
         return Policy.load(run_dir)
     cfg = load_run_config(run_dir)
+    if cfg.offline.dataset is not None:
+        from .training.offline import OfflinePolicy
+        return OfflinePolicy(run_dir)
     if cfg.run.benchmark is not None:
         raise UsageError(f"{str(run_dir)!r} is a multi-task ({cfg.run.benchmark}) run: its evaluations are in "
                          "metrics.csv; `neuropath inspect` shows them per task")

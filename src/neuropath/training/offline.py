@@ -90,6 +90,41 @@ class OfflineData:
         return 100.0 * (ret - self.ref_min) / (self.ref_max - self.ref_min)
 
 
+def build_algo(cfg: Config, obs_dim: int, act_dim: int) -> IQL | BCQ:
+    """The run's offline algorithm with its settings (IQL: --hidden; BCQ: its own official sizes)."""
+    o, r = cfg.offline, cfg.run
+    if o.algo == "iql":
+        return IQL(obs_dim, act_dim, IQLConfig(hidden=cfg.sac.hidden, lr=o.offline_lr, batch_size=cfg.sac.batch_size,
+                                               gamma=cfg.sac.gamma, tau=cfg.sac.tau, expectile=o.expectile,
+                                               beta=o.beta), r.steps)
+    return BCQ(obs_dim, act_dim, BCQConfig(hidden=o.bcq_hidden, vae_hidden=o.vae_hidden, batch_size=o.bcq_batch_size,
+                                           gamma=cfg.sac.gamma, tau=cfg.sac.tau, phi=o.phi, lmbda=o.lmbda), r.steps)
+
+
+class OfflinePolicy:
+    """An offline run's policy for `neuropath eval` (``act_unit`` like `neuropath.Policy`)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        from .online import load_run_config
+        cfg = load_run_config(run_dir)
+        path = checkpoint.latest(run_dir)
+        meta = checkpoint.read_meta(path)
+        self.algo = build_algo(cfg, meta["obs_dim"], meta["act_dim"])
+        try:
+            self.algo.load_state_dict(checkpoint.load_state(path)["algo"])
+        except (RuntimeError, KeyError) as exc:
+            raise UsageError(f"checkpoint {str(path)!r} does not fit its own config: "
+                             f"{str(exc).splitlines()[0]}") from None
+        self.env_id = meta["env"]
+
+    @property
+    def density(self) -> float:
+        return density(self.algo.actor)
+
+    def act_unit(self, observation: np.ndarray, deterministic: bool = True) -> np.ndarray:
+        return self.algo.act(observation, deterministic)
+
+
 class OfflineTrainer:
     def __init__(self, cfg: Config, *, _resume_from: Path | None = None) -> None:
         self.cfg = cfg.validate()
@@ -111,14 +146,7 @@ class OfflineTrainer:
         obs_dim, act_dim = self.env.observation_space.shape[0], self.env.action_space.shape[0]
         if self.data.obs.shape[1] != obs_dim or self.data.action.shape[1] != act_dim:
             raise UsageError(f"dataset {o.dataset!r} does not fit {self.data.env_id} (observation/action sizes)")
-        if o.algo == "iql":
-            icfg = IQLConfig(hidden=cfg.sac.hidden, lr=o.offline_lr, batch_size=cfg.sac.batch_size,
-                             gamma=cfg.sac.gamma, tau=cfg.sac.tau, expectile=o.expectile, beta=o.beta)
-            self.algo = IQL(obs_dim, act_dim, icfg, r.steps)
-        else:        # BCQ: its own official learning rate (1e-3) and sizes
-            bcfg = BCQConfig(hidden=o.bcq_hidden, vae_hidden=o.vae_hidden, batch_size=o.bcq_batch_size,
-                             gamma=cfg.sac.gamma, tau=cfg.sac.tau, phi=o.phi, lmbda=o.lmbda)
-            self.algo = BCQ(obs_dim, act_dim, bcfg, r.steps)
+        self.algo = build_algo(cfg, obs_dim, act_dim)
         self.fields = FIELDS[:4] + [f"{n}_density" for n in self.algo.networks] + FIELDS[4:]
         self.optimizers = self.algo.make_optimizers()
         self.schedulers = self.algo.make_schedulers(self.optimizers)
