@@ -88,3 +88,21 @@ def test_single_task_commands_refuse_a_multitask_run_in_one_line(tmp_path, capsy
     (run / "config.yaml").write_text(cfg)
     assert main(["train", "--resume", str(run), "--steps", "200"]) == 2
     assert "does not fit" in capsys.readouterr().err
+
+
+def test_expert_replay_datasets_come_from_an_mt10_runs_replay(tmp_path, monkeypatch):
+    import minari
+    import numpy as np
+    from neuropath.data.metaworld_datasets import make_mt10_replay_datasets
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    run = tmp_path / "mt"
+    args = [a if a != "240" else "100" for a in TINY_MT]
+    assert main(["train", *args, "--pathway", "dense", "--run-dir", str(run)]) == 0
+    ids = make_mt10_replay_datasets(run, transitions=90, tasks=("push-v3",))
+    data = minari.load_dataset(ids[0])
+    episodes = list(data.iterate_episodes())
+    assert data.total_steps == 90 and episodes[0].observations.shape[1] == 39
+    with np.load(checkpoint.latest(run) / "replay.npy") as replay:
+        push = replay["obs"][1, :, :39]                                # task 1 = push, one-hot stripped
+    stored = {tuple(np.round(o, 4)) for o in push}
+    assert all(tuple(np.round(o, 4)) in stored for e in episodes for o in e.observations[:-1])

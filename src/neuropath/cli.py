@@ -345,6 +345,11 @@ def _lottery(args: argparse.Namespace) -> int:
     return 0
 
 
+def _is_mt10_run(run_dir: str) -> bool:
+    from .training.online import load_run_config
+    return Path(run_dir).is_dir() and load_run_config(Path(run_dir)).run.benchmark == "MT10"
+
+
 def _dataset(args: argparse.Namespace) -> int:
     from .data import datasets
 
@@ -353,6 +358,10 @@ def _dataset(args: argparse.Namespace) -> int:
         if args.dataset_id:
             raise UsageError("--id names one dataset; MT10 makes one per task (neuropath/mt10/<task>-<kind>-v0)")
         for made in make_mt10_datasets(args.kind, transitions=args.transitions, seed=args.seed):
+            print(made)
+    elif args.dataset_command == "make" and args.kind == "expert-replay" and _is_mt10_run(args.run_dir):
+        from .data.metaworld_datasets import make_mt10_replay_datasets
+        for made in make_mt10_replay_datasets(args.run_dir, transitions=args.transitions, seed=args.seed):
             print(made)
     elif args.dataset_command == "make":
         made = datasets.make_mujoco_dataset(args.run_dir, args.kind, transitions=args.transitions, seed=args.seed,
