@@ -302,3 +302,11 @@ def test_lottery_draws_distinct_pathways_from_one_state_and_trains_each(tmp_path
     shares = [float(line.split("|")[2]) for line in out.splitlines() if line.startswith("| 0 ") or line.startswith("| 1 ")]
     assert len(shares) == 2 and all(0.0 < s < 1.0 for s in shares)       # new pathways, partly shared
     assert main(["lottery", str(run), "--n", "2", "--steps", "200"]) == 2    # never overwrites the draws
+
+
+@pytest.mark.parametrize("command", [[], ["train"], ["sweep"], ["report"], ["flops"], ["export"], ["lottery"],
+                                     ["dataset"], ["dataset", "make"], ["eval"], ["inspect"], ["runs"]])
+def test_every_help_page_renders(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, "--help"])
+    assert exit_info.value.code == 0 and "usage: neuropath" in capsys.readouterr().out

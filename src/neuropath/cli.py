@@ -32,7 +32,7 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
         flag = "--" + name.replace("_", "-")
         kind = str(f.type)
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        help_text = f"{doc} (default: {default})" if doc else f"(default: {default})"
+        help_text = (f"{doc} (default: {default})" if doc else f"(default: {default})").replace("%", "%%")
         if kind.startswith("list"):
             groups[section].add_argument(flag, dest=name, nargs="+", metavar="N", default=None, help=help_text)
         elif kind == "bool":
