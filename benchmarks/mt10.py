@@ -77,10 +77,22 @@ def run_all(args) -> None:
                 print(f"{time.strftime('%H:%M:%S')} finished {name} (exit {proc.returncode})", flush=True)
 
 
+def _per_task_cost(path: Path) -> tuple[int, int]:
+    """Actor parameters a task runs (active weights + biases) and its forward FLOPs per sample
+    (1 MAC = 2 FLOPs), from the run's final masks (mean over tasks)."""
+    from neuropath.experiments.inspect_multitask import parameter_counts, task_masks
+    from neuropath.training import checkpoint
+    state = checkpoint.load_state(checkpoint.latest(path))
+    masks = task_masks(state, "actor.")
+    per_task, _, _ = parameter_counts(state, "actor.", masks)
+    weights = np.mean([sum(int(m[t].sum()) for m in masks.values()) for t in range(len(per_task))])
+    return int(np.mean(per_task)), int(2 * weights)
+
+
 def report(args) -> str:
     out = Path(args.out)
-    lines = [f"| method | seeds | success rate % (mean ± std over seeds) | per seed | paper (MT10, success %) |",
-             "|---|---|---|---|---|"]
+    lines = ["| method | seeds | success rate % (mean ± std over seeds) | per seed | actor params per task | "
+             "actor forward FLOPs per task | paper (MT10, success %) |", "|---|---|---|---|---|---|---|"]
     for m in args.methods:
         scores = []
         for s in args.seeds:
@@ -89,8 +101,9 @@ def report(args) -> str:
                 rows = list(csv.DictReader(open(path / "metrics.csv")))
                 scores.append(100 * float(np.mean([float(r["success_mean"]) for r in rows[-LAST:]])))
         if scores:
+            params, flops = _per_task_cost(run_dir(out, m, args.seeds[0]))
             lines.append(f"| {m} | {len(scores)} | {np.mean(scores):.1f} ± {np.std(scores):.1f} | "
-                         f"{', '.join(f'{x:.1f}' for x in scores)} | {PAPER[m]} |")
+                         f"{', '.join(f'{x:.1f}' for x in scores)} | {params:,} | {flops:,} | {PAPER[m]} |")
     return "\n".join(lines)
 
 
