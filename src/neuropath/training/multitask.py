@@ -36,8 +36,9 @@ from ..errors import UsageError
 from ..pathways.multitask import TaskDAPD, merge_task_weights, task_layers
 from ..pathways.optim import reset_optimizer_state
 from . import checkpoint
-from .config import Config
 from .checkpoint import write_text_atomic
+from .config import Config
+from .online import default_run_dir, load_run_config
 
 FREEZE_FRACTION = 0.6
 
@@ -52,7 +53,7 @@ class MultiTaskTrainer:
         r = cfg.run
         if r.benchmark is None:
             raise UsageError("MultiTaskTrainer needs --benchmark")
-        self.run_dir = _resume_from or (Path(r.run_dir) if r.run_dir else _default_dir(cfg))
+        self.run_dir = _resume_from or (Path(r.run_dir) if r.run_dir else default_run_dir(cfg))
         if _resume_from is None and self.run_dir.exists() and any(self.run_dir.iterdir()):
             raise UsageError(f"run directory {str(self.run_dir)!r} exists and is not empty; pick another "
                              "--run-dir or continue it with --resume")
@@ -90,7 +91,6 @@ class MultiTaskTrainer:
                progress: bool | None = None) -> "MultiTaskTrainer":
         """Continue a run from its latest checkpoint (new episodes start there; optionally a
         larger ``steps`` budget)."""
-        from .online import load_run_config
         run_dir = Path(run_dir)
         cfg = load_run_config(run_dir)
         overrides = {k: v for k, v in {"steps": steps, "threads": threads, "progress": progress}.items()
@@ -306,13 +306,3 @@ class MultiTaskTrainer:
         if events.is_file():
             kept = [x for x in events.read_text().splitlines() if x.strip() and json.loads(x)["step"] <= self.step]
             write_text_atomic(events, "".join(x + "\n" for x in kept))
-
-
-def _default_dir(cfg: Config, root: Path = Path("runs")) -> Path:
-    from datetime import datetime
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = root / f"{cfg.run.benchmark}__{cfg.pathway.pathway}__s{cfg.run.seed}__{stamp}"
-    path, n = base, 1
-    while path.exists():
-        path, n = Path(f"{base}-{n}"), n + 1
-    return path

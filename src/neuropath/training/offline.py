@@ -38,6 +38,7 @@ from . import checkpoint
 from .checkpoint import write_text_atomic
 from .config import Config
 from .evaluate import run_episodes, summarise
+from .online import default_run_dir, load_run_config
 
 FIELDS = ["step", "return_mean", "return_std", "normalized_score", "wall_time", "cpu_seconds"]
 
@@ -105,7 +106,6 @@ class OfflinePolicy:
     """An offline run's policy for `neuropath eval` (``act_unit`` like `neuropath.Policy`)."""
 
     def __init__(self, run_dir: Path) -> None:
-        from .online import load_run_config
         cfg = load_run_config(run_dir)
         path = checkpoint.latest(run_dir)
         meta = checkpoint.read_meta(path)
@@ -131,7 +131,7 @@ class OfflineTrainer:
         r, o, p = cfg.run, cfg.offline, cfg.pathway
         if o.dataset is None:
             raise UsageError("OfflineTrainer needs --dataset")
-        self.run_dir = _resume_from or Path(r.run_dir or _default_dir(cfg))
+        self.run_dir = _resume_from or Path(r.run_dir or default_run_dir(cfg))
         if _resume_from is None and self.run_dir.exists() and any(self.run_dir.iterdir()):
             raise UsageError(f"run directory {str(self.run_dir)!r} exists and is not empty; pick another "
                              "--run-dir or continue it with --resume")
@@ -161,7 +161,6 @@ class OfflineTrainer:
     @classmethod
     def resume(cls, run_dir: str | Path, *, steps: int | None = None, threads: int | None = None,
                progress: bool | None = None) -> "OfflineTrainer":
-        from .online import load_run_config
         run_dir = Path(run_dir)
         cfg = load_run_config(run_dir)
         cfg.set({k: v for k, v in {"steps": steps, "threads": threads, "progress": progress}.items() if v is not None})
@@ -293,14 +292,3 @@ class OfflineTrainer:
             lines = metrics.read_text().splitlines()
             kept = lines[:1] + [x for x in lines[1:] if int(x.split(",")[0]) <= self.step]
             write_text_atomic(metrics, "\n".join(kept) + "\n")
-
-
-def _default_dir(cfg: Config, root: Path = Path("runs")) -> Path:
-    from datetime import datetime
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    name = cfg.offline.dataset.replace("/", "_")
-    base = root / f"offline__{name}__{cfg.offline.algo}__{cfg.pathway.pathway}__s{cfg.run.seed}__{stamp}"
-    path, n = base, 1
-    while path.exists():
-        path, n = Path(f"{base}-{n}"), n + 1
-    return path

@@ -47,8 +47,13 @@ def resolve_device(name: str) -> torch.device:
 
 
 def default_run_dir(cfg: Config, root: Path = Path("runs")) -> Path:
+    """A new folder under ``runs/`` named by what is trained (env, benchmark or dataset), method, seed, time."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    env = re.sub(r"[^A-Za-z0-9_.-]", "_", cfg.run.env)
+    if cfg.offline.dataset is not None:
+        what = f"offline__{cfg.offline.dataset}__{cfg.offline.algo}"
+    else:
+        what = cfg.run.benchmark or cfg.run.env
+    env = re.sub(r"[^A-Za-z0-9_.-]", "_", what)
     base = root / f"{env}__{cfg.pathway.pathway}__s{cfg.run.seed}__{stamp}"
     path, n = base, 1
     while path.exists():
