@@ -117,3 +117,5 @@ def test_eval_works_on_an_offline_run_and_export_flops_refuse_in_one_line(datase
         assert main(cmd) == 2
         err = capsys.readouterr().err.strip()
         assert "offline (iql) run" in err and len(err.splitlines()) == 1
+    assert main(["runs", str(tmp_path)]) == 0
+    assert f"offline {dataset}" in capsys.readouterr().out

@@ -85,8 +85,8 @@ def load_runs(root: Path) -> tuple[list[RunResult], list[str]]:
         except Exception:  # noqa: BLE001 - a broken run is reported, not fatal
             unfinished.append(f"{run.relative_to(root)} (unreadable)")
             continue
-        if r.get("benchmark"):
-            unfinished.append(f"{run.relative_to(root)} (multi-task: see benchmarks/mt10.py)")
+        if r.get("benchmark") or (cfg.get("offline") or {}).get("dataset"):
+            unfinished.append(f"{run.relative_to(root)} (multi-task or offline: not in this report yet)")
             continue
         rows = [x for x in rows if int(x["step"]) <= int(r["steps"])]
         if not rows or int(rows[-1]["step"]) < int(r["steps"]):

@@ -29,9 +29,10 @@ def runs_table(root: Path) -> str:
         status = "done" if step >= r["steps"] else ("resumable" if has_ckpt else "no checkpoint")
         ret = ("-" if not last else f"success {float(last['success_mean']):.2f}" if "success_mean" in last
                else f"{float(last['return_mean']):.1f}")
-        rows.append((str(run.relative_to(root)), r.get("benchmark") or r["env"],
+        offline = (cfg.get("offline") or {}).get("dataset")
+        rows.append((str(run.relative_to(root)), f"offline {offline}" if offline else r.get("benchmark") or r["env"],
                      p["pathway"] + (f" {p['keep_ratio']}" if p["pathway"] != "dense" else ""),
-                     f"{step}/{r['steps']}", ret, f"{status}, {last['phase']}" if last else status))
+                     f"{step}/{r['steps']}", ret, f"{status}, {last.get('phase') or 'offline'}" if last else status))
     if not rows:
         return f"no runs under {root}"
     head = ("run", "env", "pathway", "steps", "last eval", "status")
