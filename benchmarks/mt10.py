@@ -107,6 +107,30 @@ def report(args) -> str:
     return "\n".join(lines)
 
 
+def plot(args, path: Path) -> None:
+    """Mean success rate over the ten tasks against steps per task, mean ± std over seeds."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for m in args.methods:
+        curves = [list(csv.DictReader(open(run_dir(Path(args.out), m, s) / "metrics.csv")))
+                  for s in args.seeds if finished(run_dir(Path(args.out), m, s), args.steps)]
+        if not curves:
+            continue
+        steps = [int(r["step"]) for r in curves[0]]
+        values = np.array([[100 * float(r["success_mean"]) for r in c[:len(steps)]] for c in curves])
+        line, = ax.plot(steps, values.mean(0), label=f"{m} (n={len(curves)})")
+        ax.fill_between(steps, values.mean(0) - values.std(0), values.mean(0) + values.std(0), alpha=0.15,
+                        color=line.get_color())
+    ax.set_xlabel("environment steps per task")
+    ax.set_ylabel("MT10 mean success rate (%)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default=str(Path.home() / "neuropath-bench" / "mt10"))
@@ -118,10 +142,13 @@ def main() -> None:
     p.add_argument("--eval-episodes", type=int, default=3)
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--report-only", action="store_true")
+    p.add_argument("--plot", help="also write the success curves to this PNG")
     args = p.parse_args()
     if not args.report_only:
         run_all(args)
     print(report(args))
+    if args.plot:
+        plot(args, Path(args.plot))
 
 
 if __name__ == "__main__":
