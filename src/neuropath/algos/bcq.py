@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .common import Batch, mlp, polyak
+from .sac import TwinCritic
 
 
 @dataclass
@@ -67,17 +68,6 @@ class Perturbation(nn.Module):
         return (action + self.phi * torch.tanh(self.net(torch.cat([obs, action], -1)))).clamp(-1.0, 1.0)
 
 
-class TwinQ(nn.Module):
-    def __init__(self, obs_dim: int, act_dim: int, hidden: list[int]) -> None:
-        super().__init__()
-        self.q1 = mlp(obs_dim + act_dim, hidden, 1)
-        self.q2 = mlp(obs_dim + act_dim, hidden, 1)
-
-    def forward(self, obs: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = torch.cat([obs, action], -1)
-        return self.q1(x), self.q2(x)
-
-
 class BCQ(nn.Module):
     def __init__(self, obs_dim: int, act_dim: int, cfg: BCQConfig, total_steps: int = 0) -> None:
         super().__init__()
@@ -85,8 +75,8 @@ class BCQ(nn.Module):
         self.vae = VAE(obs_dim, act_dim, cfg.vae_hidden)
         self.actor = Perturbation(obs_dim, act_dim, cfg.hidden, cfg.phi)
         self.actor_target = Perturbation(obs_dim, act_dim, cfg.hidden, cfg.phi)
-        self.critic = TwinQ(obs_dim, act_dim, cfg.hidden)
-        self.critic_target = TwinQ(obs_dim, act_dim, cfg.hidden)
+        self.critic = TwinCritic(obs_dim, act_dim, cfg.hidden)
+        self.critic_target = TwinCritic(obs_dim, act_dim, cfg.hidden)
         for target, source in ((self.actor_target, self.actor), (self.critic_target, self.critic)):
             target.load_state_dict(source.state_dict())
             target.requires_grad_(False)

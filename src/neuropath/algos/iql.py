@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .common import Batch, mlp, polyak
+from .sac import TwinCritic
 
 EXP_ADV_MAX = 100.0
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
@@ -51,17 +52,6 @@ class GaussianActor(nn.Module):
         return (-0.5 * z.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1, keepdim=True)
 
 
-class TwinQ(nn.Module):
-    def __init__(self, obs_dim: int, act_dim: int, hidden: list[int]) -> None:
-        super().__init__()
-        self.q1 = mlp(obs_dim + act_dim, hidden, 1)
-        self.q2 = mlp(obs_dim + act_dim, hidden, 1)
-
-    def forward(self, obs: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = torch.cat([obs, action], dim=-1)
-        return self.q1(x), self.q2(x)
-
-
 class IQL(nn.Module):
     """Actor, twin Q (with a target) and V of one IQL agent; ``networks`` are the maskable ones."""
 
@@ -69,8 +59,8 @@ class IQL(nn.Module):
         super().__init__()
         self.cfg, self.obs_dim, self.act_dim, self.total_steps = cfg, obs_dim, act_dim, total_steps
         self.actor = GaussianActor(obs_dim, act_dim, cfg.hidden)
-        self.critic = TwinQ(obs_dim, act_dim, cfg.hidden)
-        self.critic_target = TwinQ(obs_dim, act_dim, cfg.hidden)
+        self.critic = TwinCritic(obs_dim, act_dim, cfg.hidden)
+        self.critic_target = TwinCritic(obs_dim, act_dim, cfg.hidden)
         self.critic_target.load_state_dict(self.critic.state_dict())
         self.critic_target.requires_grad_(False)
         self.value = mlp(obs_dim, cfg.hidden, 1)

@@ -17,15 +17,11 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..pathways.multitask import average_task_grads, task_mlp
 from .common import polyak
-from .sac import LOG_STD_MAX, LOG_STD_MIN, SACConfig
-
-_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
-
+from .sac import SACConfig, mean_and_log_std, tanh_gaussian_sample
 
 class TaskBatch(NamedTuple):
     obs: torch.Tensor           # [T, B, obs]
@@ -41,17 +37,11 @@ class TaskActor(nn.Module):
         self.net = task_mlp(obs_dim, hidden, 2 * act_dim, tasks, per_task_head=per_task_heads)
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mu, log_std = self.net(obs).chunk(2, dim=-1)
-        return mu, LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(log_std) + 1)
+        return mean_and_log_std(self.net(obs))
 
     def sample(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Reparameterised tanh-Gaussian action and its log-probability [T, B, 1]."""
-        mu, log_std = self(obs)
-        eps = torch.randn_like(mu)
-        u = mu + eps * log_std.exp()
-        log_prob = (-0.5 * eps.pow(2) - log_std - _HALF_LOG_2PI
-                    - 2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))).sum(-1, keepdim=True)
-        return torch.tanh(u), log_prob
+        return tanh_gaussian_sample(*self(obs))
 
 
 class TaskCritic(nn.Module):

@@ -46,6 +46,22 @@ class SACConfig:
     """learn alpha towards the target entropy -|A|"""
 
 
+def mean_and_log_std(head: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split an actor head into the mean and a log-std squashed into [LOG_STD_MIN, LOG_STD_MAX]."""
+    mu, log_std = head.chunk(2, dim=-1)
+    return mu, LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(log_std) + 1)
+
+
+def tanh_gaussian_sample(mu: torch.Tensor, log_std: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reparameterised action in [-1, 1] and its log-probability [..., 1] (closed form: Gaussian
+    log-density minus log|d tanh/du| = 2(log 2 - u - softplus(-2u)))."""
+    eps = torch.randn_like(mu)
+    u = mu + eps * log_std.exp()
+    log_prob = (-0.5 * eps.pow(2) - log_std - _HALF_LOG_2PI
+                - 2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))).sum(-1, keepdim=True)
+    return torch.tanh(u), log_prob
+
+
 class Actor(nn.Module):
     """Tanh-squashed Gaussian policy; one head outputs mean and log-std."""
 
@@ -54,19 +70,10 @@ class Actor(nn.Module):
         self.net = mlp(obs_dim, hidden, 2 * act_dim)
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mu, log_std = self.net(obs).chunk(2, dim=-1)
-        log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(log_std) + 1)
-        return mu, log_std
+        return mean_and_log_std(self.net(obs))
 
     def sample(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Reparameterised action in [-1, 1] and its log-probability [B, 1] (closed form:
-        Gaussian log-density minus log|d tanh/du| = 2(log 2 - u - softplus(-2u)))."""
-        mu, log_std = self(obs)
-        eps = torch.randn_like(mu)
-        u = mu + eps * log_std.exp()
-        log_prob = (-0.5 * eps.pow(2) - log_std - _HALF_LOG_2PI
-                    - 2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))).sum(-1, keepdim=True)
-        return torch.tanh(u), log_prob
+        return tanh_gaussian_sample(*self(obs))
 
 
 class TwinCritic(nn.Module):
