@@ -38,7 +38,7 @@ from ..pathways.optim import reset_optimizer_state
 from . import checkpoint
 from .checkpoint import write_text_atomic
 from .config import Config
-from .online import default_run_dir, load_run_config
+from .online import load_run_config, resolve_device, start_run
 
 FREEZE_FRACTION = 0.6
 
@@ -53,18 +53,9 @@ class MultiTaskTrainer:
         r = cfg.run
         if r.benchmark is None:
             raise UsageError("MultiTaskTrainer needs --benchmark")
-        self.run_dir = _resume_from or (Path(r.run_dir) if r.run_dir else default_run_dir(cfg))
-        if _resume_from is None and self.run_dir.exists() and any(self.run_dir.iterdir()):
-            raise UsageError(f"run directory {str(self.run_dir)!r} exists and is not empty; pick another "
-                             "--run-dir or continue it with --resume")
-        if r.threads:
-            torch.set_num_threads(r.threads)
-        random.seed(r.seed)
-        np.random.seed(r.seed)
-        torch.manual_seed(r.seed)
+        self.run_dir = start_run(cfg, _resume_from)
         self.rng = np.random.default_rng(r.seed)
-        self.device = torch.device("cpu" if r.device in ("auto", "cpu") or not torch.cuda.is_available() else
-                                   ("cuda" if r.device == "auto" else r.device))
+        self.device = resolve_device(r.device)
         self.tasks = task_names(r.benchmark)
         self.envs = make_benchmark(r.benchmark, seed=r.seed, episode_steps=r.episode_steps)
         self.eval_envs = make_benchmark(r.benchmark, seed=r.seed + 10_000, episode_steps=r.episode_steps)

@@ -38,7 +38,7 @@ from . import checkpoint
 from .checkpoint import write_text_atomic
 from .config import Config
 from .evaluate import run_episodes, summarise
-from .online import default_run_dir, load_run_config
+from .online import load_run_config, start_run
 
 FIELDS = ["step", "return_mean", "return_std", "normalized_score", "wall_time", "cpu_seconds"]
 
@@ -131,15 +131,7 @@ class OfflineTrainer:
         r, o, p = cfg.run, cfg.offline, cfg.pathway
         if o.dataset is None:
             raise UsageError("OfflineTrainer needs --dataset")
-        self.run_dir = _resume_from or Path(r.run_dir or default_run_dir(cfg))
-        if _resume_from is None and self.run_dir.exists() and any(self.run_dir.iterdir()):
-            raise UsageError(f"run directory {str(self.run_dir)!r} exists and is not empty; pick another "
-                             "--run-dir or continue it with --resume")
-        if r.threads:
-            torch.set_num_threads(r.threads)
-        random.seed(r.seed)
-        np.random.seed(r.seed)
-        torch.manual_seed(r.seed)
+        self.run_dir = start_run(cfg, _resume_from)
         self.generator = torch.Generator().manual_seed(r.seed)
         self.data = OfflineData(o.dataset, o.normalize_reward)
         self.env = make_env(self.data.env_id)

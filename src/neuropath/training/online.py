@@ -61,6 +61,22 @@ def default_run_dir(cfg: Config, root: Path = Path("runs")) -> Path:
     return path
 
 
+def start_run(cfg: Config, resume_from: Path | None) -> Path:
+    """What every loop does first: pick the run directory (refusing a non-empty new one), set torch's
+    threads and seed python, numpy and torch. Returns the run directory."""
+    r = cfg.run
+    run_dir = resume_from or (Path(r.run_dir) if r.run_dir else default_run_dir(cfg))
+    if resume_from is None and run_dir.exists() and any(run_dir.iterdir()):
+        raise UsageError(f"run directory {str(run_dir)!r} exists and is not empty; pick another "
+                         "--run-dir or continue it with --resume")
+    if r.threads:
+        torch.set_num_threads(r.threads)
+    random.seed(r.seed)
+    np.random.seed(r.seed)
+    torch.manual_seed(r.seed)
+    return run_dir
+
+
 class Trainer:
     """One SAC run with pathways. ``Trainer(cfg).train()`` starts a new run directory and
     refuses an existing non-empty one; ``Trainer.resume(run_dir).train()`` continues."""
