@@ -54,11 +54,33 @@ def test_dense_mt_sac_and_its_multi_head_variant_run(tmp_path, heads):
     (["--benchmark", "MT11"], "unknown benchmark 'MT11'; did you mean MT10?"),
     (["--benchmark", "MT10", "--pathway", "rigl"], "--pathway rigl is not available with --benchmark yet"),
     (["--benchmark", "MT10", "--heads", "many"], "--heads must be shared or per-task"),
+    (["--benchmark", "MT10", "--tasks", "reach-v3,psh-v3"], "unknown MT10 task 'psh-v3'; did you mean push-v3?"),
+    (["--benchmark", "MT10", "--tasks", "reach-v3,reach-v3"], "--tasks names a task twice"),
+    (["--env", "Hopper-v5", "--tasks", "reach-v3"], "--tasks chooses tasks of a multi-task benchmark"),
 ])
 def test_bad_multitask_settings_end_in_one_line(tmp_path, capsys, args, needle):
     assert main(["train", *args, "--run-dir", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip()
     assert needle in err and len(err.splitlines()) == 1 and not (tmp_path / "r").exists()
+
+
+def test_a_task_subset_trains_only_those_tasks_and_a_checkpoint_of_another_task_count_is_refused(
+        tmp_path, capsys):
+    run = tmp_path / "sub"
+    args = [a if a != "240" else "100" for a in TINY_MT]
+    assert main(["train", *args, "--tasks", "window-close-v3,reach-v3", "--run-dir", str(run)]) == 0
+    row = read_csv(run / "metrics.csv")[-1]
+    assert sorted(k for k in row if k.startswith("success_") and k != "success_mean") == [
+        "success_reach_v3", "success_window_close_v3"]                # benchmark order, nothing else
+    state = checkpoint.load_state(checkpoint.latest(run))["algo"]
+    assert state["actor.net.0.weight"].shape == (2, 16, 39 + 2)        # two task rows, a 2-wide one-hot
+    assert checkpoint.read_meta(checkpoint.latest(run))["tasks"] == ["reach-v3", "window-close-v3"]
+    capsys.readouterr()
+    cfg = (run / "config.yaml").read_text().replace("window-close-v3,reach-v3", "window-close-v3,reach-v3,push-v3")
+    (run / "config.yaml").write_text(cfg)
+    assert main(["train", "--resume", str(run), "--steps", "200"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "has 2 tasks" in err and "this run has 3" in err and len(err.splitlines()) == 1
 
 
 def test_an_interrupted_mt10_run_resumes_from_its_checkpoint(tmp_path):

@@ -23,7 +23,7 @@ import warnings
 
 import numpy as np
 
-from ..envs.metaworld import MT10_TASKS
+from ..envs.metaworld import MT10_TASKS, resolve_tasks
 from ..errors import UsageError
 from .datasets import Episode, cap
 
@@ -135,7 +135,7 @@ def make_mt10_datasets(kind: str, *, transitions: int = 10_000, seed: int = 0, e
 
 
 def make_mt10_replay_datasets(run_dir, *, transitions: int = 10_000, seed: int = 0,
-                              tasks: tuple[str, ...] = MT10_TASKS) -> list[str]:
+                              tasks: tuple[str, ...] | None = None) -> list[str]:
     """``expert-replay`` per task: the replay buffer of an online MT10 run (its latest checkpoint),
     observations without the task one-hot, episodes split where the stored next observation is not the
     next row's observation; reference scores as for the scripted kinds."""
@@ -153,6 +153,11 @@ def make_mt10_replay_datasets(run_dir, *, transitions: int = 10_000, seed: int =
         raise UsageError(f"{str(run_dir)!r} is not an MT10 run; expert-replay for MT10 needs one")
     if transitions < 1:
         raise UsageError(f"--transitions must be >= 1, got {transitions}")
+    run_tasks = resolve_tasks(cfg.run.benchmark, cfg.run.tasks)      # the replay's rows, in order
+    tasks = run_tasks if tasks is None else tasks
+    missing = [t for t in tasks if t not in run_tasks]
+    if missing:
+        raise UsageError(f"run {str(run_dir)!r} did not train on {', '.join(missing)}")
     existing = [dataset_id(t, "expert-replay") for t in tasks
                 if dataset_id(t, "expert-replay") in minari.list_local_datasets()]
     if existing:
@@ -162,7 +167,7 @@ def make_mt10_replay_datasets(run_dir, *, transitions: int = 10_000, seed: int =
         replay = {k: data[k] for k in ("obs", "action", "reward", "next_obs", "not_done")}
     ids = []
     for task in tasks:
-        i = MT10_TASKS.index(task)
+        i = run_tasks.index(task)
         rows = np.concatenate([replay["obs"][i, :, :39], replay["action"][i], replay["reward"][i],
                                replay["next_obs"][i, :, :39], replay["not_done"][i]], axis=1)
         episodes = cap(replay_episodes(rows, 39, replay["action"].shape[2], len(rows)), transitions, seed)

@@ -36,6 +36,8 @@ class RunConfig:
     """Gymnasium environment id (continuous actions), e.g. Hopper-v5"""
     benchmark: str | None = None
     """multi-task benchmark instead of --env: MT10 (Meta-World); --steps then counts steps per task"""
+    tasks: str | None = None
+    """multi-task: a comma-separated subset of the benchmark's tasks, e.g. reach-v3,push-v3 (default: all)"""
     episode_steps: int = 500
     """multi-task: episode length (Meta-World's 500; 150 as in mtrl)"""
     heads: str = "shared"
@@ -283,14 +285,17 @@ class Config:
         except ValueError:
             raise UsageError(f"--freeze-return must be a number, auto or none, got {p.freeze_return!r}") from None
         if r.benchmark is not None:
-            from ..envs.metaworld import check_benchmark
+            from ..envs.metaworld import check_benchmark, resolve_tasks
             check_benchmark(r.benchmark, r.episode_steps)
+            resolve_tasks(r.benchmark, r.tasks)
             if p.pathway not in ("dapd", "dense"):
                 raise UsageError(f"--pathway {p.pathway} is not available with --benchmark yet (dapd, dense)")
             if r.heads not in ("shared", "per-task"):
                 raise UsageError(f"--heads must be shared or per-task, got {r.heads!r}")
             if not 0.0 <= p.freeze_success <= 1.0:
                 raise UsageError(f"--freeze-success must be in [0, 1], got {p.freeze_success}")
+        elif r.tasks is not None:
+            raise UsageError("--tasks chooses tasks of a multi-task benchmark: it needs --benchmark")
         o = self.offline
         if o.dataset is not None:
             if r.benchmark is not None:

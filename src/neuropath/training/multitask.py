@@ -31,7 +31,7 @@ from .. import __version__
 from ..algos.mtsac import MTSAC
 from ..data.task_replay import TaskReplay
 from ..efficiency.energy import EnergyMeter
-from ..envs.metaworld import make_benchmark, task_names
+from ..envs.metaworld import make_benchmark, resolve_tasks
 from ..errors import UsageError
 from ..pathways.multitask import TaskDAPD, merge_task_weights, task_layers
 from ..pathways.optim import reset_optimizer_state
@@ -56,9 +56,10 @@ class MultiTaskTrainer:
         self.run_dir = start_run(cfg, _resume_from)
         self.rng = np.random.default_rng(r.seed)
         self.device = resolve_device(r.device)
-        self.tasks = task_names(r.benchmark)
-        self.envs = make_benchmark(r.benchmark, seed=r.seed, episode_steps=r.episode_steps)
-        self.eval_envs = make_benchmark(r.benchmark, seed=r.seed + 10_000, episode_steps=r.episode_steps)
+        self.tasks = resolve_tasks(r.benchmark, r.tasks)
+        self.envs = make_benchmark(r.benchmark, seed=r.seed, episode_steps=r.episode_steps, tasks=r.tasks)
+        self.eval_envs = make_benchmark(r.benchmark, seed=r.seed + 10_000, episode_steps=r.episode_steps,
+                                        tasks=r.tasks)
         obs_dim = self.envs.single_observation_space.shape[0]
         act_dim = self.envs.single_action_space.shape[0]
         self.algo = MTSAC(obs_dim, act_dim, len(self.tasks), cfg.sac,
@@ -266,6 +267,10 @@ class MultiTaskTrainer:
 
     def load_checkpoint(self, path: Path) -> None:
         state = checkpoint.load_state(path, map_location=self.device)
+        saved = checkpoint.read_meta(path).get("tasks")
+        if saved is not None and tuple(saved) != tuple(self.tasks):
+            raise UsageError(f"checkpoint {str(path)!r} has {len(saved)} tasks ({', '.join(saved)}) but this run "
+                             f"has {len(self.tasks)} ({', '.join(self.tasks)})")
         try:
             self.algo.load_state_dict(state["algo"])
             for k, o in self.optimizers.items():
