@@ -154,6 +154,9 @@ def _train(args: argparse.Namespace) -> int:
         from .training.online import load_run_config
         kept = {k: v for k, v in values.items() if k in ("steps", "threads", "progress")}
         resumed = load_run_config(Path(args.resume))
+        if resumed.run.benchmark is not None and resumed.offline.dataset is not None:
+            from .training.offline_multitask import MultiTaskOfflineTrainer
+            return _train_offline(MultiTaskOfflineTrainer.resume(args.resume, **kept))
         if resumed.run.benchmark is not None:
             from .training.multitask import MultiTaskTrainer
             return _train_multitask(MultiTaskTrainer.resume(args.resume, **kept))
@@ -176,6 +179,9 @@ def _train(args: argparse.Namespace) -> int:
             import yaml
             print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
             return 0
+        if cfg.run.benchmark is not None and cfg.offline.dataset is not None:
+            from .training.offline_multitask import MultiTaskOfflineTrainer
+            return _train_offline(MultiTaskOfflineTrainer(cfg))
         if cfg.run.benchmark is not None:
             from .training.multitask import MultiTaskTrainer
             return _train_multitask(MultiTaskTrainer(cfg))
@@ -218,7 +224,10 @@ def _train_multitask(trainer) -> int:
 def _train_offline(trainer) -> int:
     print(f"run directory: {trainer.run_dir}", file=sys.stderr)
     row = trainer.train()
-    if row:
+    if row and "success_mean" in row:
+        print(f"update {row['step']}: mean success {row['success_mean']:.2f} over {len(trainer.tasks)} tasks "
+              f"(actor density {row['actor_density']:.3f} per task)")
+    elif row:
         score = f", normalised score {row['normalized_score']}" if row["normalized_score"] != "" else ""
         print(f"update {row['step']}: eval return {row['return_mean']:.1f} ± {row['return_std']:.1f}{score} "
               f"(actor density {row['actor_density']:.3f})")

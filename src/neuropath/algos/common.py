@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import NamedTuple
 
 import torch
@@ -37,6 +38,20 @@ def mlp(in_dim: int, hidden: Sequence[int], out_dim: int, *, init: str = "xavier
         if i < len(dims) - 2:
             layers.append(nn.ReLU())
     return nn.Sequential(*layers)
+
+
+MLPFactory = Callable[[int, Sequence[int], int], nn.Module]
+
+
+def mlp_factory(tasks: int = 0, per_task_heads: bool = False) -> MLPFactory:
+    """How an algorithm builds its MLPs: `mlp` for one task; for ``tasks`` > 0, MLPs of `TaskLinear`
+    layers over ``[tasks, batch, features]`` (one pathway per task, see pathways/multitask.py), the
+    output layer one head per task if ``per_task_heads``. Losses written over the last dimensions
+    then serve both."""
+    if tasks <= 0:
+        return mlp
+    from ..pathways.multitask import task_mlp
+    return partial(task_mlp, tasks=tasks, per_task_head=per_task_heads)
 
 
 @torch.no_grad()

@@ -6,6 +6,9 @@ the networks and score them for pathways), the update, acting. Official settings
 expectile 0.7, inverse temperature β 3.0 with exp-advantages clipped at 100, γ 0.99, τ 0.005, batch 256,
 cosine decay of the actor's learning rate over the run, a tanh-squashed mean with a state-independent
 log-std. Layers are `MaskedLinear`, so pathways plug in from outside as for SAC.
+
+With ``tasks`` > 0 the same losses train one network over ``[tasks, batch, ...]`` (multi-task offline:
+`TaskLinear` layers, a log-std per task); the loss is then the mean over tasks of each task's loss.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import Batch, mlp, polyak
+from .common import Batch, MLPFactory, mlp, mlp_factory, polyak
+from ..pathways.multitask import average_task_grads
 from .sac import TwinCritic
 
 EXP_ADV_MAX = 100.0
@@ -38,10 +42,11 @@ class IQLConfig:
 
 
 class GaussianActor(nn.Module):
-    def __init__(self, obs_dim: int, act_dim: int, hidden: list[int]) -> None:
+    def __init__(self, obs_dim: int, act_dim: int, hidden: list[int], make_mlp: MLPFactory = mlp,
+                 tasks: int = 0) -> None:
         super().__init__()
-        self.net = mlp(obs_dim, hidden, act_dim)
-        self.log_std = nn.Parameter(torch.zeros(act_dim))
+        self.net = make_mlp(obs_dim, hidden, act_dim)
+        self.log_std = nn.Parameter(torch.zeros((tasks, 1, act_dim) if tasks > 0 else (act_dim,)))
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return torch.tanh(self.net(obs)), self.log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
@@ -55,15 +60,18 @@ class GaussianActor(nn.Module):
 class IQL(nn.Module):
     """Actor, twin Q (with a target) and V of one IQL agent; ``networks`` are the maskable ones."""
 
-    def __init__(self, obs_dim: int, act_dim: int, cfg: IQLConfig, total_steps: int) -> None:
+    def __init__(self, obs_dim: int, act_dim: int, cfg: IQLConfig, total_steps: int, *, tasks: int = 0,
+                 per_task_heads: bool = False) -> None:
         super().__init__()
         self.cfg, self.obs_dim, self.act_dim, self.total_steps = cfg, obs_dim, act_dim, total_steps
-        self.actor = GaussianActor(obs_dim, act_dim, cfg.hidden)
-        self.critic = TwinCritic(obs_dim, act_dim, cfg.hidden)
-        self.critic_target = TwinCritic(obs_dim, act_dim, cfg.hidden)
+        self.tasks = tasks
+        make = mlp_factory(tasks, per_task_heads)
+        self.actor = GaussianActor(obs_dim, act_dim, cfg.hidden, make, tasks)
+        self.critic = TwinCritic(obs_dim, act_dim, cfg.hidden, make)
+        self.critic_target = TwinCritic(obs_dim, act_dim, cfg.hidden, make)
         self.critic_target.load_state_dict(self.critic.state_dict())
         self.critic_target.requires_grad_(False)
-        self.value = mlp(obs_dim, cfg.hidden, 1)
+        self.value = make(obs_dim, cfg.hidden, 1)
         self.updates = 0
 
     @property
@@ -118,6 +126,8 @@ class IQL(nn.Module):
             loss = loss_fn(b)
             opts[name].zero_grad(set_to_none=True)
             loss.backward()
+            if self.tasks:
+                average_task_grads(self.networks[name])
             opts[name].step()
             out[f"losses/{name}"] = loss.detach()
         schedulers["actor"].step()
@@ -126,7 +136,8 @@ class IQL(nn.Module):
 
     @torch.no_grad()
     def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
-        x = torch.as_tensor(obs, dtype=torch.float32).unsqueeze(0)
+        """One action for ``obs`` [obs_dim]; multi-task: one per task for ``obs`` [tasks, obs_dim]."""
+        x = torch.as_tensor(obs, dtype=torch.float32).unsqueeze(-2)
         mean, log_std = self.actor(x)
         a = mean if deterministic else (mean + torch.randn_like(mean) * log_std.exp()).clamp(-1, 1)
-        return a[0].numpy()
+        return a.squeeze(-2).numpy()

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import Batch, mlp, polyak
+from .common import Batch, MLPFactory, mlp, polyak
 
 LOG_STD_MIN, LOG_STD_MAX = -10.0, 2.0
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
@@ -79,10 +79,10 @@ class Actor(nn.Module):
 class TwinCritic(nn.Module):
     """Two Q networks; as one masked module their weights share one pathway ranking."""
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden: list[int]) -> None:
+    def __init__(self, obs_dim: int, act_dim: int, hidden: list[int], make_mlp: MLPFactory = mlp) -> None:
         super().__init__()
-        self.q1 = mlp(obs_dim + act_dim, hidden, 1)
-        self.q2 = mlp(obs_dim + act_dim, hidden, 1)
+        self.q1 = make_mlp(obs_dim + act_dim, hidden, 1)
+        self.q2 = make_mlp(obs_dim + act_dim, hidden, 1)
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.cat([obs, action], dim=-1)

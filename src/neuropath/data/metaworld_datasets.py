@@ -28,6 +28,7 @@ from ..errors import UsageError
 from .datasets import Episode, cap
 
 MT10_KINDS = ("expert", "medium", "medium-expert")
+MT10_TRAIN_KINDS = (*MT10_KINDS, "expert-replay")      # expert-replay comes from an online run
 NOISE_GRID = (0.3, 0.6, 1.0, 1.5, 2.0, 3.0)
 CALIBRATION_EPISODES = 10
 REFERENCE_EPISODES = 10

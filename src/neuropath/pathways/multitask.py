@@ -173,6 +173,33 @@ def task_snip_scores(net: nn.Module, loss) -> dict[str, torch.Tensor]:
             for (name, m), g in zip(layers.items(), grads)}
 
 
+def install_task_masks(net: nn.Module, scores: dict[str, torch.Tensor], keep_ratio: float) -> list[int]:
+    """Task t's mask = the top ``keep_ratio`` of ``scores[layer][t]``, global over the layers (exactly
+    k per task); returns the entries changed per task."""
+    from .topk import topk_masks
+    layers = task_layers(net)
+    tasks = next(iter(scores.values())).shape[0]
+    changed = []
+    for t in range(tasks):
+        masks = topk_masks({n: scores[n][t] for n in scores}, keep_ratio)
+        changed.append(sum(layers[n].set_mask(masks[n], t) for n in masks))
+    return changed
+
+
+def random_task_scores(net: nn.Module, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """Uniform random scores: top-k of them is a random pathway of the same size, one per task."""
+    return {n: torch.rand(m.weight.shape, generator=generator) for n, m in task_layers(net).items()}
+
+
+def task_density(net: nn.Module) -> list[float]:
+    """Per task: the fraction of the network's maskable weights in its pathway."""
+    layers = task_layers(net).values()
+    total = sum(m.mask[0].numel() for m in layers)
+    tasks = next(iter(layers)).tasks
+    return [sum(int(m.mask[t].sum()) if m.use_mask else m.mask[t].numel() for m in layers) / total
+            for t in range(tasks)]
+
+
 class TaskDAPD:
     """DAPD per task: task t's mask = top-k (global over the layers) of the mean of its last K
     L1-normalised scores; one batched scoring pass serves all tasks."""
@@ -185,19 +212,14 @@ class TaskDAPD:
 
     def update(self, net: nn.Module, loss) -> list[int]:
         """Score, average, install every task's mask; returns the entries changed per task."""
-        from .topk import l1_normalise, topk_masks
+        from .topk import l1_normalise
         scores = task_snip_scores(net, loss)
         tasks = next(iter(scores.values())).shape[0]
         per_task = [l1_normalise({n: s[t] for n, s in scores.items()}) for t in range(tasks)]
         self.window.append({n: torch.stack([p[n] for p in per_task]) for n in scores})
         self.window = self.window[-self.k:]
         mean = {n: torch.stack([w[n] for w in self.window]).mean(0) for n in scores}
-        layers = task_layers(net)
-        changed = []
-        for t in range(tasks):
-            masks = topk_masks({n: mean[n][t] for n in mean}, self.keep_ratio)
-            changed.append(sum(layers[n].set_mask(masks[n], t) for n in masks))
-        return changed
+        return install_task_masks(net, mean, self.keep_ratio)
 
     def state_dict(self) -> dict:
         return {"window": self.window}

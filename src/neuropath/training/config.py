@@ -38,8 +38,9 @@ class RunConfig:
     """multi-task benchmark instead of --env: MT10 (Meta-World); --steps then counts steps per task"""
     tasks: str | None = None
     """multi-task: a comma-separated subset of the benchmark's tasks, e.g. reach-v3,push-v3 (default: all)"""
-    episode_steps: int = 500
-    """multi-task: episode length (Meta-World's 500; 150 as in mtrl)"""
+    episode_steps: int | None = None
+    """multi-task: episode length (default: Meta-World's 500 online; offline: the datasets' own, 150 for
+    `neuropath dataset make MT10`); 150 as in mtrl"""
     heads: str = "shared"
     """multi-task: output layers shared by all tasks, or per-task (shared trunk, one head per task)"""
     steps: int = 1_000_000
@@ -121,7 +122,8 @@ class PathwayConfig:
 class OfflineConfig:
     """Offline RL (``--dataset``): the algorithm, its own knobs, and NPF's single-shot scoring."""
     dataset: str | None = None
-    """train offline on this Minari dataset id (see `neuropath dataset list`); --steps counts updates"""
+    """train offline on this Minari dataset id (see `neuropath dataset list`); with --benchmark MT10 a kind
+    (expert, medium, medium-expert, expert-replay): each task's dataset of that kind; --steps counts updates"""
     algo: str = "iql"
     """offline algorithm: iql (networks: --hidden) or bcq (networks: --bcq-hidden, --vae-hidden)"""
     npf_batches: int = 10
@@ -132,6 +134,9 @@ class OfflineConfig:
     """iql: expectile of the value regression"""
     beta: float = 3.0
     """iql: inverse temperature of the advantage weights"""
+    transitions: int | None = None
+    """train on a random subset of this many transitions (whole episodes, drawn by --seed; per task
+    with --benchmark): the sample-size study on one made dataset"""
     normalize_reward: bool = True
     """iql: scale rewards by 1000 / (max - min episode return), as IQL does on MuJoCo"""
     bcq_hidden: list[int] = field(default_factory=lambda: [400, 300])
@@ -286,10 +291,12 @@ class Config:
             raise UsageError(f"--freeze-return must be a number, auto or none, got {p.freeze_return!r}") from None
         if r.benchmark is not None:
             from ..envs.metaworld import check_benchmark, resolve_tasks
-            check_benchmark(r.benchmark, r.episode_steps)
+            check_benchmark(r.benchmark, r.episode_steps or 500)
             resolve_tasks(r.benchmark, r.tasks)
-            if p.pathway not in ("dapd", "dense"):
-                raise UsageError(f"--pathway {p.pathway} is not available with --benchmark yet (dapd, dense)")
+            allowed = OFFLINE_PATHWAYS if self.offline.dataset is not None else ("dapd", "dense")
+            if p.pathway not in allowed:
+                raise UsageError(f"--pathway {p.pathway} is not available with --benchmark "
+                                 f"{'and --dataset ' if self.offline.dataset else ''}yet ({', '.join(allowed)})")
             if r.heads not in ("shared", "per-task"):
                 raise UsageError(f"--heads must be shared or per-task, got {r.heads!r}")
             if not 0.0 <= p.freeze_success <= 1.0:
@@ -299,7 +306,12 @@ class Config:
         o = self.offline
         if o.dataset is not None:
             if r.benchmark is not None:
-                raise UsageError("--dataset with --benchmark: multi-task offline training is not available yet")
+                from ..data.metaworld_datasets import MT10_TRAIN_KINDS
+                if o.dataset not in MT10_TRAIN_KINDS:
+                    raise UsageError(f"with --benchmark, --dataset is a dataset kind ({', '.join(MT10_TRAIN_KINDS)}), "
+                                     f"got {o.dataset!r}")
+            if o.transitions is not None:
+                _positive("transitions", o.transitions)
             if o.algo not in OFFLINE_ALGOS:
                 raise UsageError(f"--algo must be one of {', '.join(OFFLINE_ALGOS)}, got {o.algo!r}")
             if p.pathway not in OFFLINE_PATHWAYS:

@@ -31,9 +31,9 @@ from .. import __version__
 from ..algos.mtsac import MTSAC
 from ..data.task_replay import TaskReplay
 from ..efficiency.energy import EnergyMeter
-from ..envs.metaworld import make_benchmark, resolve_tasks
+from ..envs.metaworld import MAX_EPISODE_STEPS, make_benchmark, resolve_tasks
 from ..errors import UsageError
-from ..pathways.multitask import TaskDAPD, merge_task_weights, task_layers
+from ..pathways.multitask import TaskDAPD, merge_task_weights, task_density, task_layers
 from ..pathways.optim import reset_optimizer_state
 from . import checkpoint
 from .checkpoint import write_text_atomic
@@ -47,6 +47,25 @@ def _safe(name: str) -> str:
     return name.replace("-", "_")
 
 
+def evaluate_tasks(envs, act, episodes: int, episode_steps: int, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Success rate per task (an episode succeeds if the environment reports success at any step)
+    and the mean return per task, over ``episodes`` episodes of every task of the vector env ``envs``;
+    ``act`` maps observations [tasks, obs] to actions [tasks, act]."""
+    tasks = envs.num_envs
+    successes, returns = np.zeros((episodes, tasks)), np.zeros((episodes, tasks))
+    for ep in range(episodes):
+        obs, _ = envs.reset(seed=seed + 100 * ep)
+        for _ in range(episode_steps):
+            obs, reward, term, trunc, info = envs.step(act(obs))
+            done = term | trunc
+            step_info = info["final_info"] if done.any() else info
+            successes[ep] = np.maximum(successes[ep], np.asarray(step_info["success"], float))
+            returns[ep] += reward
+            if done.all():
+                break
+    return successes.mean(0), returns.mean(0)
+
+
 class MultiTaskTrainer:
     def __init__(self, cfg: Config, *, _resume_from: Path | None = None) -> None:
         self.cfg = cfg.validate()
@@ -57,8 +76,9 @@ class MultiTaskTrainer:
         self.rng = np.random.default_rng(r.seed)
         self.device = resolve_device(r.device)
         self.tasks = resolve_tasks(r.benchmark, r.tasks)
-        self.envs = make_benchmark(r.benchmark, seed=r.seed, episode_steps=r.episode_steps, tasks=r.tasks)
-        self.eval_envs = make_benchmark(r.benchmark, seed=r.seed + 10_000, episode_steps=r.episode_steps,
+        self.episode_steps = r.episode_steps or MAX_EPISODE_STEPS
+        self.envs = make_benchmark(r.benchmark, seed=r.seed, episode_steps=self.episode_steps, tasks=r.tasks)
+        self.eval_envs = make_benchmark(r.benchmark, seed=r.seed + 10_000, episode_steps=self.episode_steps,
                                         tasks=r.tasks)
         obs_dim = self.envs.single_observation_space.shape[0]
         act_dim = self.envs.single_action_space.shape[0]
@@ -123,10 +143,7 @@ class MultiTaskTrainer:
 
     def density(self, name: str) -> list[float]:
         """Per task: the fraction of the network's maskable weights in its pathway."""
-        layers = task_layers(self.algo.networks[name]).values()
-        total = sum(m.mask[0].numel() for m in layers)
-        return [sum(int(m.mask[t].sum()) if m.use_mask else m.mask[t].numel() for m in layers) / total
-                for t in range(len(self.tasks))]
+        return task_density(self.algo.networks[name])
 
     def phase(self) -> str:
         return "dense" if not self.dapd else ("frozen" if self.frozen else "warm-up")
@@ -216,19 +233,8 @@ class MultiTaskTrainer:
 
     def evaluate(self) -> dict[str, Any]:
         r = self.cfg.run
-        successes = np.zeros((r.eval_episodes, len(self.tasks)))
-        returns = np.zeros((r.eval_episodes, len(self.tasks)))
-        for ep in range(r.eval_episodes):
-            obs, _ = self.eval_envs.reset(seed=r.seed + 10_000 + 100 * ep + self.step)
-            for _ in range(r.episode_steps):
-                obs, reward, term, trunc, info = self.eval_envs.step(self.algo.act(obs, deterministic=True))
-                done = term | trunc
-                step_info = info["final_info"] if done.any() else info
-                successes[ep] = np.maximum(successes[ep], np.asarray(step_info["success"], float))
-                returns[ep] += reward
-                if done.all():
-                    break
-        per_task = successes.mean(0)
+        per_task, returns = evaluate_tasks(self.eval_envs, lambda o: self.algo.act(o, deterministic=True),
+                                           r.eval_episodes, self.episode_steps, seed=r.seed + 10_000 + self.step)
         row = {"step": self.step, "success_mean": round(float(per_task.mean()), 4),
                "return_mean": round(float(returns.mean()), 2), "phase": self.phase(),
                "actor_density": round(float(np.mean(self.density("actor"))), 6),

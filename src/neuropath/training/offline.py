@@ -44,39 +44,52 @@ FIELDS = ["step", "return_mean", "return_std", "normalized_score", "wall_time", 
 
 
 class OfflineData:
-    """A Minari dataset as flat float32 tensors, with its reference scores and environment id."""
+    """A Minari dataset as flat float32 tensors, with its reference scores and environment id.
 
-    def __init__(self, dataset_id: str, normalize_reward: bool) -> None:
+    ``transitions``: train on a random subset of that many transitions (whole episodes in an order
+    drawn from ``seed``, the last one cut), for sample-size studies on one made dataset."""
+
+    def __init__(self, dataset_id: str, normalize_reward: bool, transitions: int | None = None,
+                 seed: int = 0) -> None:
         import minari
+
+        from ..data.datasets import Episode, cap
         if dataset_id not in minari.list_local_datasets():
-            raise UsageError(f"no local dataset {dataset_id!r} (see `neuropath dataset list`)")
-        data = minari.load_dataset(dataset_id)
-        meta = data.storage.metadata
+            known = ", ".join(sorted(minari.list_local_datasets())) or "none; make one with `neuropath dataset make`"
+            raise UsageError(f"no local dataset {dataset_id!r} (local datasets: {known})")
+        try:
+            data = minari.load_dataset(dataset_id)
+            meta = data.storage.metadata
+            episodes = [Episode(ep.observations, ep.actions, ep.rewards, bool(ep.terminations[-1]))
+                        for ep in data.iterate_episodes()]
+        except Exception as exc:          # h5py/minari raise many kinds on a half-written dataset
+            raise UsageError(f"dataset {dataset_id!r} cannot be read ({type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0] if str(exc) else ''}); make it again") from None
         made = json.loads(meta.get("description") or "{}") if str(meta.get("description", "")).startswith("{") else {}
+        self.made = made
         self.env_id = made.get("env") or (data.spec.env_spec.id if data.spec.env_spec is not None else None)
-        if self.env_id is None:
-            raise UsageError(f"dataset {dataset_id!r} names no single environment to evaluate in "
-                             "(multi-task offline training is not available yet)")
         self.ref_min, self.ref_max = meta.get("ref_min_score"), meta.get("ref_max_score")
-        obs, act, rew, nxt, nd, returns = [], [], [], [], [], []
-        for ep in data.iterate_episodes():
-            t = len(ep.actions)
-            obs.append(ep.observations[:-1])
-            nxt.append(ep.observations[1:])
-            act.append(ep.actions)
-            rew.append(ep.rewards)
-            done = np.zeros(t, np.float32)
-            done[-1] = float(ep.terminations[-1])          # a time limit still bootstraps
-            nd.append(1.0 - done)
-            returns.append(float(np.sum(ep.rewards)))
-        rewards = np.concatenate(rew).astype(np.float32)
+        total = sum(len(e) for e in episodes)
+        if transitions is not None:
+            if not 0 < transitions <= total:
+                raise UsageError(f"--transitions {transitions} is more than dataset {dataset_id!r} holds ({total})"
+                                 if transitions > total else f"--transitions must be >= 1, got {transitions}")
+            episodes = cap(episodes, transitions, seed)
+        returns = [float(e.rewards.sum()) for e in episodes]
+        rewards = np.concatenate([e.rewards for e in episodes]).astype(np.float32)
         if normalize_reward and len(returns) > 1 and max(returns) > min(returns):
             rewards = rewards * (1000.0 / (max(returns) - min(returns)))
-        self.obs = torch.as_tensor(np.concatenate(obs), dtype=torch.float32)
-        self.action = torch.as_tensor(np.concatenate(act), dtype=torch.float32)
+        not_done = []
+        for e in episodes:
+            nd = np.ones(len(e), np.float32)
+            nd[-1] = 0.0 if e.terminated else 1.0          # a time limit still bootstraps
+            not_done.append(nd)
+        self.obs = torch.as_tensor(np.concatenate([e.obs[:-1] for e in episodes]), dtype=torch.float32)
+        self.next_obs = torch.as_tensor(np.concatenate([e.obs[1:] for e in episodes]), dtype=torch.float32)
+        self.action = torch.as_tensor(np.concatenate([e.actions for e in episodes]), dtype=torch.float32)
         self.reward = torch.as_tensor(rewards).unsqueeze(1)
-        self.next_obs = torch.as_tensor(np.concatenate(nxt), dtype=torch.float32)
-        self.not_done = torch.as_tensor(np.concatenate(nd)).unsqueeze(1)
+        self.not_done = torch.as_tensor(np.concatenate(not_done)).unsqueeze(1)
+        self.episodes = len(episodes)
 
     def __len__(self) -> int:
         return len(self.obs)
@@ -91,15 +104,18 @@ class OfflineData:
         return 100.0 * (ret - self.ref_min) / (self.ref_max - self.ref_min)
 
 
-def build_algo(cfg: Config, obs_dim: int, act_dim: int) -> IQL | BCQ:
-    """The run's offline algorithm with its settings (IQL: --hidden; BCQ: its own official sizes)."""
+def build_algo(cfg: Config, obs_dim: int, act_dim: int, *, tasks: int = 0, per_task_heads: bool = False) -> IQL | BCQ:
+    """The run's offline algorithm with its settings (IQL: --hidden; BCQ: its own official sizes);
+    ``tasks`` > 0: one network over that many tasks (multi-task offline)."""
     o, r = cfg.offline, cfg.run
+    shape = {"tasks": tasks, "per_task_heads": per_task_heads}
     if o.algo == "iql":
         return IQL(obs_dim, act_dim, IQLConfig(hidden=cfg.sac.hidden, lr=o.offline_lr, batch_size=cfg.sac.batch_size,
                                                gamma=cfg.sac.gamma, tau=cfg.sac.tau, expectile=o.expectile,
-                                               beta=o.beta), r.steps)
+                                               beta=o.beta), r.steps, **shape)
     return BCQ(obs_dim, act_dim, BCQConfig(hidden=o.bcq_hidden, vae_hidden=o.vae_hidden, batch_size=o.bcq_batch_size,
-                                           gamma=cfg.sac.gamma, tau=cfg.sac.tau, phi=o.phi, lmbda=o.lmbda), r.steps)
+                                           gamma=cfg.sac.gamma, tau=cfg.sac.tau, phi=o.phi, lmbda=o.lmbda), r.steps,
+               **shape)
 
 
 class OfflinePolicy:
@@ -126,6 +142,9 @@ class OfflinePolicy:
 
 
 class OfflineTrainer:
+    """The single-task offline loop; `MultiTaskOfflineTrainer` overrides the data, the algorithm's
+    shape, the pathway initialisation and the evaluation hooks."""
+
     def __init__(self, cfg: Config, *, _resume_from: Path | None = None) -> None:
         self.cfg = cfg.validate()
         r, o, p = cfg.run, cfg.offline, cfg.pathway
@@ -133,22 +152,46 @@ class OfflineTrainer:
             raise UsageError("OfflineTrainer needs --dataset")
         self.run_dir = start_run(cfg, _resume_from)
         self.generator = torch.Generator().manual_seed(r.seed)
-        self.data = OfflineData(o.dataset, o.normalize_reward)
+        obs_dim, act_dim = self._load_data()
+        self.algo = self._build_algo(obs_dim, act_dim)
+        self.fields = self._fields()
+        self.optimizers = self.algo.make_optimizers()
+        self.schedulers = self.algo.make_schedulers(self.optimizers)
+        self.step = 0
+        self.initialised = False
+        self.tied = [t for ts in self.algo.tied.values() for t in ts]
+        self.sparse = self._use_sparse()
+        if self.sparse:
+            enable_sparse_execution(*self.algo.networks.values(), *self.tied)
+        self.cpu_before = 0.0
+
+    # ---- hooks ----------------------------------------------------------------------------------
+
+    def _load_data(self) -> tuple[int, int]:
+        """Read the dataset and make the evaluation environment; returns (obs_dim, act_dim)."""
+        r, o = self.cfg.run, self.cfg.offline
+        self.data = OfflineData(o.dataset, o.normalize_reward, o.transitions, r.seed)
+        if self.data.env_id is None:
+            raise UsageError(f"dataset {o.dataset!r} names no single environment to evaluate in; "
+                             "for a Meta-World task's dataset train all tasks with --benchmark MT10 --dataset KIND")
         self.env = make_env(self.data.env_id)
         obs_dim, act_dim = self.env.observation_space.shape[0], self.env.action_space.shape[0]
         if self.data.obs.shape[1] != obs_dim or self.data.action.shape[1] != act_dim:
             raise UsageError(f"dataset {o.dataset!r} does not fit {self.data.env_id} (observation/action sizes)")
-        self.algo = build_algo(cfg, obs_dim, act_dim)
-        self.fields = FIELDS[:4] + [f"{n}_density" for n in self.algo.networks] + FIELDS[4:]
-        self.optimizers = self.algo.make_optimizers()
-        self.schedulers = self.algo.make_schedulers(self.optimizers)
-        self.step = 0
-        self.initialised = p.pathway == "dense"
-        self.sparse = resolve_sparse(r.sparse, torch.device("cpu"), [p.keep_ratio], p.pathway == "dense")
-        self.tied = [t for ts in self.algo.tied.values() for t in ts]
-        if self.sparse:
-            enable_sparse_execution(*self.algo.networks.values(), *self.tied)
-        self.cpu_before = 0.0
+        return obs_dim, act_dim
+
+    def _build_algo(self, obs_dim: int, act_dim: int) -> IQL | BCQ:
+        return build_algo(self.cfg, obs_dim, act_dim)
+
+    def _fields(self) -> list[str]:
+        return FIELDS[:4] + [f"{n}_density" for n in self.algo.networks] + FIELDS[4:]
+
+    def _progress(self, row: dict[str, Any]) -> dict[str, str]:
+        return {"ret": f"{row['return_mean']:.0f}", "score": str(row["normalized_score"])}
+
+    def _use_sparse(self) -> bool:
+        p = self.cfg.pathway
+        return resolve_sparse(self.cfg.run.sparse, torch.device("cpu"), [p.keep_ratio], p.pathway == "dense")
 
     @classmethod
     def resume(cls, run_dir: str | Path, *, steps: int | None = None, threads: int | None = None,
@@ -167,6 +210,9 @@ class OfflineTrainer:
         p, o = self.cfg.pathway, self.cfg.offline
         events = []
         losses = self.algo.losses()
+        if p.pathway == "dense":
+            self.initialised = True
+            return events
         for name, net in self.algo.networks.items():
             if p.pathway == "npf":
                 batches = [self.data.sample(p.score_batch, self.generator) for _ in range(o.npf_batches)]
@@ -213,7 +259,7 @@ class OfflineTrainer:
                 if self.step % r.eval_every == 0 or self.step == r.steps:
                     row = self.evaluate()
                     if bar is not None:
-                        bar.set_postfix(ret=f"{row['return_mean']:.0f}", score=row["normalized_score"])
+                        bar.set_postfix(self._progress(row))
                 if self.step % r.checkpoint_every == 0 and self.step < r.steps:
                     self.save()
                 if bar is not None:
@@ -245,10 +291,13 @@ class OfflineTrainer:
 
     # ---- checkpoints --------------------------------------------------------------------------------
 
-    def save(self) -> Path:
-        meta = {"neuropath": __version__, "dataset": self.cfg.offline.dataset, "algo": self.cfg.offline.algo,
+    def _meta(self) -> dict[str, Any]:
+        return {"neuropath": __version__, "dataset": self.cfg.offline.dataset, "algo": self.cfg.offline.algo,
                 "env": self.data.env_id, "pathway": self.cfg.pathway.pathway, "obs_dim": self.algo.obs_dim,
                 "act_dim": self.algo.act_dim, "hidden": self.cfg.sac.hidden}
+
+    def save(self) -> Path:
+        meta = self._meta()
         state = {"algo": self.algo.state_dict(), "algo_updates": self.algo.updates,
                  "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
                  "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
