@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
+from _pool import finished, resumable, run_pool
 
 METHODS = {"dapd": ["--pathway", "dapd"], "mt-sac": ["--pathway", "dense"],
            "mt-sac-multihead": ["--pathway", "dense", "--heads", "per-task"]}
@@ -35,19 +33,11 @@ def run_dir(out: Path, method: str, seed: int) -> Path:
     return out / f"MT10__{method}__s{seed}"
 
 
-def finished(path: Path, steps: int) -> bool:
-    rows = list(csv.DictReader(open(path / "metrics.csv"))) if (path / "metrics.csv").is_file() else []
-    return bool(rows) and int(rows[-1]["step"]) >= steps
-
-
 def command(args, method: str, seed: int) -> list[str]:
     path = run_dir(Path(args.out), method, seed)
     base = [sys.executable, "-m", "neuropath.cli", "train"]
-    if (path / "checkpoints" / "latest").is_file():
+    if resumable(path):
         return base + ["--resume", str(path), "--steps", str(args.steps), "--no-progress", "--threads", "1"]
-    if path.exists():
-        import shutil
-        shutil.rmtree(path)          # started but never checkpointed
     return base + ["--benchmark", "MT10", *METHODS[method], "--seed", str(seed), "--steps", str(args.steps),
                    "--seed-steps", str(args.seed_steps), "--episode-steps", "150", "--hidden", "256", "256",
                    "--batch-size", "64", "--score-batch", "64", "--window", "1500",
@@ -58,23 +48,9 @@ def command(args, method: str, seed: int) -> list[str]:
 
 def run_all(args) -> None:
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    todo = [(m, s) for s in args.seeds for m in args.methods if not finished(run_dir(out, m, s), args.steps)]
-    print(f"{len(todo)} runs to do, {args.jobs} at a time", flush=True)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    running: list[tuple[subprocess.Popen, str]] = []
-    while todo or running:
-        while todo and len(running) < args.jobs:
-            m, s = todo.pop(0)
-            name = run_dir(out, m, s).name
-            log = open(out / f"{name}.log", "a")
-            running.append((subprocess.Popen(command(args, m, s), stdout=log, stderr=log, env=env), name))
-            print(f"{time.strftime('%H:%M:%S')} started {name}", flush=True)
-        time.sleep(5)
-        for proc, name in list(running):
-            if proc.poll() is not None:
-                running.remove((proc, name))
-                print(f"{time.strftime('%H:%M:%S')} finished {name} (exit {proc.returncode})", flush=True)
+    todo = [(run_dir(out, m, s), m, s) for s in args.seeds for m in args.methods
+            if not finished(run_dir(out, m, s), args.steps)]
+    run_pool([(path, command(args, m, s)) for path, m, s in todo], args.jobs)
 
 
 def _per_task_cost(path: Path) -> tuple[int, int]:

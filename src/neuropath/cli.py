@@ -169,9 +169,12 @@ def _train(args: argparse.Namespace) -> int:
         from .experiments.presets import preset_values
 
         cfg = Config()
-        if args.preset:
-            cfg.set(preset_values(args.preset))
-        cfg.set(values).validate()
+        preset = preset_values(args.preset) if args.preset else {}
+        cfg.set(preset)
+        cfg.set(values)
+        if cfg.offline.dataset is not None and "pathway" not in values and "pathway" not in preset:
+            cfg.set({"pathway": "npf"})      # offline's pathway method is the single-shot one
+        cfg.validate()
         if cfg.run.benchmark is None and cfg.offline.dataset is None:
             from .envs.make import check_env_id
             check_env_id(cfg.run.env)

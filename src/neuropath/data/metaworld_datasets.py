@@ -91,8 +91,8 @@ def make_mt10_datasets(kind: str, *, transitions: int = 10_000, seed: int = 0, e
     if existing:
         raise UsageError(f"dataset {existing[0]!r} exists; remove it first (minari delete {existing[0]})")
     ids = []
-    for i, task in enumerate(tasks):
-        rng = np.random.default_rng(seed + 1000 * i)
+    for task in tasks:
+        rng = np.random.default_rng(seed + 1000 * MT10_TASKS.index(task))     # the same noise for a subset
         env = _TaskEnv(task, seed, episode_steps)
         made = {"benchmark": "MT10", "task": task, "kind": kind, "seed": seed, "episode_steps": episode_steps,
                 "source": "metaworld scripted policy"}
