@@ -81,3 +81,31 @@ def test_mt10_datasets_from_the_scripted_policies_with_calibrated_noise():
     assert meta["expert_success"] > meta["random_success"]
     with pytest.raises(Exception, match="exists"):
         make_mt10_datasets("medium-expert", transitions=400, tasks=("drawer-close-v3",))
+
+
+def test_a_cut_or_corrupt_dataset_and_an_impossible_request_end_in_one_line(run, tmp_path, capsys):
+    import shutil
+    assert main(["dataset", "make", str(run), "expert", "--transitions", "60"]) == 0
+    did = "neuropath/hopper/expert-v0"
+    path = minari.storage.get_dataset_path(did)
+    train = ["train", "--dataset", did, "--algo", "iql", "--steps", "5", "--hidden", "8", "--no-progress"]
+    capsys.readouterr()
+    checks = [(["--transitions", "61", "--run-dir", str(tmp_path / "a")], "is more than dataset"),
+              (["--run-dir", str(tmp_path / "b")], "is incomplete (its writing was interrupted)"),
+              (["--run-dir", str(tmp_path / "c")], "cannot be read")]
+    for i, (extra, needle) in enumerate(checks):
+        if i == 1:                                    # a `dataset make` killed before its last write
+            (path / "neuropath.json").rename(tmp_path / "neuropath.json")
+        if i == 2:                                    # a half-written HDF5 file
+            (tmp_path / "neuropath.json").rename(path / "neuropath.json")
+            data = path / "data" / "main_data.hdf5"
+            data.write_bytes(data.read_bytes()[:2000])
+        assert main([*train, *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert needle in err and len(err.splitlines()) == 1
+        assert not any((tmp_path / d).exists() for d in "abc")                # nothing written
+    no_snaps = tmp_path / "nosnap"
+    shutil.copytree(run, no_snaps, ignore=shutil.ignore_patterns("snapshots"))
+    assert main(["dataset", "make", str(no_snaps), "medium", "--id", "neuropath/hopper/m-v0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no policy snapshots" in err and len(err.splitlines()) == 1

@@ -237,6 +237,8 @@ def list_datasets() -> str:
     lines = ["| id | episodes | transitions | behaviour return | random / expert reference |", "|---|---|---|---|---|"]
     for dataset_id in sorted(local):
         info = _info(dataset_id)
+        if not info:
+            dataset_id += " (no neuropath.json: incomplete, or not made by neuropath)"
         lines.append(f"| {dataset_id} | {info.get('episodes', '?')} | {info.get('transitions', '?')} | "
                      f"{_fmt(info.get('behaviour_return_mean'))} | {_fmt(info.get('ref_min_score'))} / "
                      f"{_fmt(info.get('ref_max_score'))} |")
@@ -248,11 +250,23 @@ def show_dataset(dataset_id: str) -> str:
     if dataset_id not in minari.list_local_datasets():
         raise UsageError(f"no local dataset {dataset_id!r} (see `neuropath dataset list`)")
     data = minari.load_dataset(dataset_id)
+    check_complete(dataset_id, data.storage.metadata)
     info = _info(dataset_id)
     lines = [f"{dataset_id}: {data.total_episodes} episodes, {data.total_steps} transitions",
              f"observation space {data.observation_space}, action space {data.action_space}"]
     lines += [f"{k}: {v}" for k, v in info.items()]
     return "\n".join(lines)
+
+
+def check_complete(dataset_id: str, metadata: dict) -> None:
+    """neuropath writes ``neuropath.json`` after Minari has written the data: a neuropath dataset
+    without it was cut while being written (killed `dataset make`) and must not be trained on."""
+    import minari
+    author = metadata.get("author")
+    ours = author == "neuropath" or (isinstance(author, (set, list, tuple)) and "neuropath" in author)
+    if ours and not (minari.storage.get_dataset_path(dataset_id) / "neuropath.json").is_file():
+        raise UsageError(f"dataset {dataset_id!r} is incomplete (its writing was interrupted); remove it "
+                         f"(minari delete {dataset_id}) and make it again")
 
 
 def _info(dataset_id: str) -> dict:

@@ -178,6 +178,7 @@ def make_mt10_replay_datasets(run_dir, *, transitions: int = 10_000, seed: int =
                                                       REFERENCE_EPISODES, 90_000)
         expert_success, expert_return = _success_rate(env, env.policy.get_action, REFERENCE_EPISODES, 95_000)
         made = {"benchmark": "MT10", "task": task, "kind": "expert-replay", "seed": seed,
+                "episode_steps": cfg.run.episode_steps or 500,
                 "source_run": str(run_dir), "checkpoint_step": int(checkpoint.read_meta(ckpt)["step"]),
                 "episodes": len(episodes), "transitions": int(sum(len(e) for e in episodes)),
                 "behaviour_return_mean": float(np.mean([e.rewards.sum() for e in episodes])),

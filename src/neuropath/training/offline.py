@@ -53,15 +53,18 @@ class OfflineData:
                  seed: int = 0) -> None:
         import minari
 
-        from ..data.datasets import Episode, cap
+        from ..data.datasets import Episode, cap, check_complete
         if dataset_id not in minari.list_local_datasets():
             known = ", ".join(sorted(minari.list_local_datasets())) or "none; make one with `neuropath dataset make`"
             raise UsageError(f"no local dataset {dataset_id!r} (local datasets: {known})")
         try:
             data = minari.load_dataset(dataset_id)
             meta = data.storage.metadata
+            check_complete(dataset_id, meta)
             episodes = [Episode(ep.observations, ep.actions, ep.rewards, bool(ep.terminations[-1]))
                         for ep in data.iterate_episodes()]
+        except UsageError:
+            raise
         except Exception as exc:          # h5py/minari raise many kinds on a half-written dataset
             raise UsageError(f"dataset {dataset_id!r} cannot be read ({type(exc).__name__}: "
                              f"{str(exc).splitlines()[0] if str(exc) else ''}); make it again") from None
