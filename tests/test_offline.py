@@ -106,16 +106,54 @@ def test_bad_offline_settings_end_in_one_line(tmp_path, capsys, args, needle):
     assert needle in err and len(err.splitlines()) == 1 and not (tmp_path / "r").exists()
 
 
-def test_eval_works_on_an_offline_run_and_export_flops_refuse_in_one_line(dataset, tmp_path, capsys):
+def test_eval_and_flops_work_on_an_offline_run_and_export_refuses_in_one_line(dataset, tmp_path, capsys):
     run = tmp_path / "e"
     args = [a if a != "300" else "50" for a in OFF]
     assert main(["train", "--dataset", dataset, "--pathway", "npf", "--algo", "iql", *args, "--run-dir", str(run)]) == 0
     capsys.readouterr()
     assert main(["eval", str(run), "--episodes", "1"]) == 0
     assert "Hopper-v5: return" in capsys.readouterr().out
-    for cmd in (["flops", str(run)], ["export", str(run), str(tmp_path / "x")]):
-        assert main(cmd) == 2
-        err = capsys.readouterr().err.strip()
-        assert "offline (iql) run" in err and len(err.splitlines()) == 1
+    assert main(["export", str(run), str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "offline (iql) run" in err and len(err.splitlines()) == 1
+    assert main(["flops", str(run), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["updates"] == 50 and set(report["update"]) == {"actor", "critic", "critic_target", "value"}
+    for name, v in report["parameters"].items():       # NPF keeps 5% of every network
+        assert v["active"] == int(0.05 * v["total"]), name
+    t = report["totals"]
+    assert 0.04 < t["update_pathway"] / t["update_dense"] < 0.07
+    assert t["run_pathway"] == 50 * t["update_pathway"] + report["scoring"] and report["scoring"] > 0
     assert main(["runs", str(tmp_path)]) == 0
     assert f"offline {dataset}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("tasks", [0, 3])
+def test_offline_flop_counts_equal_torchs_counter_on_dense_networks(tasks):
+    """The per-layer hook count of one real update and one action equals FlopCounterMode's."""
+    import copy
+
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from neuropath.algos.bcq import BCQ, BCQConfig
+    from neuropath.efficiency.offline_flops import _nets, counting
+    shape = (tasks,) if tasks else ()
+    torch.manual_seed(0)
+    for algo in (IQL(5, 2, IQLConfig(hidden=[8, 6]), 10, tasks=tasks),
+                 BCQ(5, 2, BCQConfig(hidden=[8, 6], vae_hidden=[7]), tasks=tasks)):
+        b = Batch(torch.randn(*shape, 4, 5), torch.rand(*shape, 4, 2), torch.randn(*shape, 4, 1),
+                  torch.randn(*shape, 4, 5), torch.ones(*shape, 4, 1))
+        twin = copy.deepcopy(algo)
+        for a, use_counter in ((algo, True), (twin, False)):
+            opts = a.make_optimizers()
+            torch.manual_seed(1)
+            if use_counter:
+                with FlopCounterMode(display=False) as fc:
+                    a.update(b, opts, a.make_schedulers(opts))
+                    a.act(torch.ones(*shape, 5).numpy())
+                expected = fc.get_total_flops()
+            else:
+                with counting(_nets(a)) as c:
+                    a.update(b, opts, a.make_schedulers(opts))
+                    a.act(torch.ones(*shape, 5).numpy())
+                assert 2 * sum(v.dense for v in c.values()) == expected > 0

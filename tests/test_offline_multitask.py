@@ -129,7 +129,7 @@ def test_single_task_losses_are_unchanged_by_the_task_dimension():
 
 
 @pytest.mark.parametrize("algo", ["bcq", "iql"])
-def test_mt_and_mhmt_baselines_train_and_resume(minari_root, tmp_path, algo):
+def test_mt_and_mhmt_baselines_train_and_resume(minari_root, tmp_path, capsys, algo):
     run = tmp_path / "mhmt"
     args = [*SMALL, "--algo", algo, "--pathway", "dense", "--heads", "per-task", "--checkpoint-every", "20"]
     assert main(["train", *args, "--steps", "20", "--run-dir", str(run)]) == 0
@@ -139,6 +139,8 @@ def test_mt_and_mhmt_baselines_train_and_resume(minari_root, tmp_path, algo):
     state = checkpoint.load_state(checkpoint.latest(run))["algo"]
     trunk, head = state["actor.net.0.weight"], state["actor.net.4.weight"]
     assert torch.equal(trunk[0], trunk[1]) and not torch.equal(head[0], head[1])     # shared trunk, own heads
+    assert main(["flops", str(run)]) == 0                                            # dense: ratio 1
+    assert "per task over 2 tasks" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("args,needle", [

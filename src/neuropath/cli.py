@@ -344,7 +344,13 @@ def _flops(args: argparse.Namespace) -> int:
     import json
 
     from .efficiency.flops import flops_of_run, format_flops
+    from .training.online import load_run_config
 
+    if load_run_config(Path(args.run_dir)).offline.dataset is not None:
+        from .efficiency.offline_flops import format_offline_flops, offline_flops_of_run
+        offline = offline_flops_of_run(args.run_dir)
+        print(json.dumps(offline.to_dict(), indent=2) if args.json else format_offline_flops(offline))
+        return 0
     report = flops_of_run(args.run_dir)
     print(json.dumps(report.to_dict(), indent=2) if args.json else format_flops(report))
     return 0

@@ -1,0 +1,208 @@
+"""FLOPs of offline runs (BCQ, IQL; single task and MT10), counted by running the real code once.
+
+The SAC accounting (flops.py) is analytic because SAC's passes are few and fixed. BCQ's are not (the
+critic target decodes 10 next actions per state through the VAE, the perturbation actor and the
+target critic; acting scores 100 decodes), so here every linear layer (`MaskedLinear`, `TaskLinear`)
+counts its own multiply-accumulates while one real update, one action and one NPF scoring pass run
+on a copy of the run's networks:
+
+* forward: rows · nnz, where rows are the samples through the layer (all tasks for a task layer) and
+  nnz its active weights (all of them for the dense count);
+* backward, when the pass is differentiated: the weight gradient rows · nnz if the layer's weight
+  takes a gradient, the input gradient rows · nnz if its input needs one (the first layer on data
+  does not) — the passes autograd runs, the convention of torch's `FlopCounterMode` (on dense
+  networks the counts equal its count exactly; tested).
+
+1 MAC = 2 FLOPs; matmuls only (as flops.py). NPF scores with every weight active: its scoring pass is
+charged dense. The whole run = updates × one update + the NPF scoring; evaluation episodes are not
+included (their length is not logged for offline runs).
+"""
+
+from __future__ import annotations
+
+import copy
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import UsageError
+from ..pathways.layers import MaskedLinear
+from ..pathways.multitask import TaskLinear
+from .flops import CONVENTION, MAC_FLOPS
+
+
+@dataclass
+class Macs:
+    dense: int = 0
+    active: int = 0
+
+    def add(self, other: "Macs") -> None:
+        self.dense += other.dense
+        self.active += other.active
+
+
+def _weights(layer: nn.Module) -> tuple[int, int]:
+    """(all weights, active weights) a pass through ``layer`` multiplies, summed over tasks."""
+    dense = layer.weight.numel()
+    if isinstance(layer, TaskLinear):
+        active = int(layer.mask.sum()) if layer.use_mask else dense
+    else:
+        active = int(layer.mask.sum()) if getattr(layer, "use_mask", False) else dense
+    return dense, active
+
+
+@contextmanager
+def counting(nets: dict[str, nn.Module]):
+    """Count every linear layer's MACs per network name while the block runs; yields the totals."""
+    totals = {name: Macs() for name in nets}
+    handles = []
+
+    def hook(name: str):
+        def fn(layer: nn.Module, inputs: tuple[torch.Tensor, ...], _out) -> None:
+            x = inputs[0]
+            rows = x.numel() // layer.in_features
+            if isinstance(layer, TaskLinear):
+                rows //= layer.tasks                    # a task's rows meet only its own weight slice
+            passes = 1
+            if torch.is_grad_enabled():
+                passes += int(layer.weight.requires_grad) + int(x.requires_grad)
+            dense, active = _weights(layer)
+            totals[name].add(Macs(passes * rows * dense, passes * rows * active))
+        return fn
+
+    seen: set[int] = set()
+    for name, net in nets.items():
+        for m in net.modules():
+            if isinstance(m, (MaskedLinear, TaskLinear)) and id(m) not in seen:
+                seen.add(id(m))
+                handles.append(m.register_forward_hook(hook(name)))
+    try:
+        yield totals
+    finally:
+        for h in handles:
+            h.remove()
+
+
+@dataclass
+class OfflineFlops:
+    algo: str
+    pathway: str
+    tasks: int
+    parameters: dict[str, dict[str, int]]        # network -> total / active weights (per task: mean)
+    update: dict[str, dict[str, int]]            # network -> dense / pathway FLOPs of one update
+    action: dict[str, int]                       # dense / pathway FLOPs of one action (all tasks)
+    scoring: int                                 # FLOPs of the NPF scoring pass (once; 0 if none)
+    updates: int
+    convention: str = CONVENTION
+
+    def totals(self) -> dict[str, int]:
+        dense = sum(v["dense"] for v in self.update.values())
+        path = sum(v["pathway"] for v in self.update.values())
+        return {"update_dense": dense, "update_pathway": path, "run_dense": self.updates * dense,
+                "run_pathway": self.updates * path + self.scoring}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "totals": self.totals()}
+
+
+def _nets(algo: nn.Module) -> dict[str, nn.Module]:
+    named = dict(algo.named_children())
+    return {n: named[n] for n in named if isinstance(named[n], nn.Module) and any(
+        isinstance(m, (MaskedLinear, TaskLinear)) for m in named[n].modules())}
+
+
+def _flops(m: dict[str, Macs], key: str) -> dict[str, int]:
+    return {n: MAC_FLOPS * getattr(v, key) for n, v in m.items()}
+
+
+def offline_flops_of_run(run_dir: str | Path) -> OfflineFlops:
+    """Load an offline run's latest checkpoint into its algorithm and count one update, one action and
+    the NPF scoring pass (see the module docstring)."""
+    from ..training import checkpoint
+    from ..training.offline import build_algo
+    from ..training.online import load_run_config
+
+    run_dir = Path(run_dir)
+    cfg = load_run_config(run_dir)
+    ckpt = checkpoint.latest(run_dir)
+    meta = checkpoint.read_meta(ckpt)
+    tasks = len(meta.get("tasks") or [])
+    algo = build_algo(cfg, meta["obs_dim"], meta["act_dim"], tasks=tasks, per_task_heads=meta.get("heads") == "per-task")
+    state = checkpoint.load_state(ckpt)
+    try:
+        algo.load_state_dict(state["algo"])
+    except (RuntimeError, KeyError) as exc:
+        raise UsageError(f"checkpoint {str(ckpt)!r} does not fit its own config: {str(exc).splitlines()[0]}") from None
+    nets = _nets(algo)
+    shape = (tasks,) if tasks else ()
+    batch = algo.cfg.batch_size
+
+    def fake_batch(n: int):
+        from ..algos.common import Batch
+        g = torch.Generator().manual_seed(0)
+        obs = torch.randn(*shape, n, algo.obs_dim, generator=g)
+        return Batch(obs, torch.rand(*shape, n, algo.act_dim, generator=g) * 2 - 1, torch.randn(*shape, n, 1, generator=g),
+                     torch.randn(*shape, n, algo.obs_dim, generator=g), torch.ones(*shape, n, 1))
+
+    work = copy.deepcopy(algo)
+    work_nets = _nets(work)
+    opts = work.make_optimizers()
+    with counting(work_nets) as upd:
+        work.update(fake_batch(batch), opts, work.make_schedulers(opts))
+    obs = torch.randn(*shape, algo.obs_dim).numpy()
+    with counting(nets) as act:
+        algo.act(obs, deterministic=True)
+    scoring = 0
+    if cfg.pathway.pathway == "npf":
+        p, o = cfg.pathway, cfg.offline
+        losses = algo.losses()
+        for name in algo.networks:
+            with counting({name: nets[name], **{k: v for k, v in nets.items() if k != name}}) as sc:
+                losses[name](fake_batch(p.score_batch)).backward()
+            algo.zero_grad(set_to_none=True)
+            scoring += o.npf_batches * MAC_FLOPS * sum(v.dense for v in sc.values())
+    parameters = {}
+    for name in algo.networks:
+        layers = [m for m in nets[name].modules() if isinstance(m, (MaskedLinear, TaskLinear))]
+        dense = sum(_weights(m)[0] for m in layers)
+        active = sum(_weights(m)[1] for m in layers)
+        per = max(tasks, 1)
+        parameters[name] = {"total": dense // per, "active": active // per}
+    update = {n: {"dense": MAC_FLOPS * v.dense, "pathway": MAC_FLOPS * v.active} for n, v in upd.items() if v.dense}
+    action = {"dense": MAC_FLOPS * sum(v.dense for v in act.values()),
+              "pathway": MAC_FLOPS * sum(v.active for v in act.values())}
+    return OfflineFlops(cfg.offline.algo, cfg.pathway.pathway, tasks, parameters, update, action, scoring,
+                        int(state["algo_updates"]))
+
+
+def _si(x: float) -> str:
+    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(x) >= scale:
+            return f"{x / scale:.2f}{unit}"
+    return f"{x:.0f}"
+
+
+def format_offline_flops(r: OfflineFlops) -> str:
+    per = f", per task over {r.tasks} tasks" if r.tasks else ""
+    lines = [f"offline {r.algo.upper()} run, pathway {r.pathway}{per}; {r.convention}", "",
+             "| network | weights | active | density |", "|---|---|---|---|"]
+    for n, v in r.parameters.items():
+        lines.append(f"| {n} | {v['total']:,} | {v['active']:,} | {v['active'] / v['total']:.3f} |")
+    lines += ["", "| one update | dense FLOPs | pathway FLOPs | dense / pathway |", "|---|---|---|---|"]
+    for n, v in r.update.items():
+        lines.append(f"| {n} | {_si(v['dense'])} | {_si(v['pathway'])} | {v['dense'] / max(v['pathway'], 1):.1f}x |")
+    t = r.totals()
+    lines.append(f"| total | {_si(t['update_dense'])} | {_si(t['update_pathway'])} | "
+                 f"{t['update_dense'] / max(t['update_pathway'], 1):.1f}x |")
+    a = r.action
+    lines += ["", f"one action{' (all tasks)' if r.tasks else ''}: dense {_si(a['dense'])}, pathway {_si(a['pathway'])} "
+              f"FLOPs ({a['dense'] / max(a['pathway'], 1):.1f}x)"]
+    if r.scoring:
+        lines.append(f"NPF scoring (once, dense): {_si(r.scoring)} FLOPs")
+    lines.append(f"whole run ({r.updates:,} updates, evaluation not included): dense {_si(t['run_dense'])}, "
+                 f"pathway {_si(t['run_pathway'])} FLOPs ({t['run_dense'] / max(t['run_pathway'], 1):.1f}x)")
+    return "\n".join(lines)
