@@ -163,6 +163,9 @@ def _train(args: argparse.Namespace) -> int:
         if resumed.offline.dataset is not None:
             from .training.offline import OfflineTrainer
             return _train_offline(OfflineTrainer.resume(args.resume, **kept))
+        if resumed.run.algo == "ppo":
+            from .training.onpolicy import PPOTrainer
+            return _train_onpolicy(PPOTrainer.resume(args.resume, **kept))
         trainer = Trainer.resume(args.resume, **{k: v for k, v in values.items() if k in allowed})
         values = {}
     else:
@@ -191,6 +194,9 @@ def _train(args: argparse.Namespace) -> int:
         if cfg.offline.dataset is not None:
             from .training.offline import OfflineTrainer
             return _train_offline(OfflineTrainer(cfg))
+        if cfg.run.algo == "ppo":
+            from .training.onpolicy import PPOTrainer
+            return _train_onpolicy(PPOTrainer(cfg))
         from .training.online import Trainer
 
         trainer = Trainer(cfg)
@@ -220,6 +226,22 @@ def _train_multitask(trainer) -> int:
     if row:
         print(f"step {row['step']}: mean success {row['success_mean']:.2f}, return {row['return_mean']:.1f} "
               f"({trainer.phase()}, actor density {row['actor_density']:.3f} per task)")
+    print(f"run directory: {trainer.run_dir}")
+    return 0
+
+
+def _train_onpolicy(trainer) -> int:
+    print(f"run directory: {trainer.run_dir}", file=sys.stderr)
+    try:
+        row = trainer.train()
+    except KeyboardInterrupt:
+        print(f"\nneuropath: interrupted; continue with `neuropath train --resume {trainer.run_dir}` "
+              "(from the last checkpoint, if one was written)", file=sys.stderr)
+        return 130
+    if row:
+        print(f"step {row['step']}: eval return {row['return_mean']:.1f} ± {row['return_std']:.1f} "
+              f"({trainer.phase()}, actor density {row['actor_density']:.3f}, "
+              f"value density {row['critic_density']:.3f})")
     print(f"run directory: {trainer.run_dir}")
     return 0
 

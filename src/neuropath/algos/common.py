@@ -26,17 +26,24 @@ class Batch(NamedTuple):
     mid_weight: torch.Tensor | None = None
 
 
-def mlp(in_dim: int, hidden: Sequence[int], out_dim: int, *, init: str = "xavier_normal") -> nn.Sequential:
-    """ReLU MLP of `MaskedLinear` layers; weights initialised as in the authors' SAC."""
+def mlp(in_dim: int, hidden: Sequence[int], out_dim: int, *, init: str = "xavier_normal",
+        activation: type[nn.Module] = nn.ReLU, out_gain: float = 1.0) -> nn.Sequential:
+    """MLP of `MaskedLinear` layers. ``init="xavier_normal"``: the authors' SAC; ``"orthogonal"``: the
+    PPO implementations' (CleanRL, SB3): orthogonal weights with gain √2 in hidden layers and
+    ``out_gain`` in the output layer, zero biases."""
     dims = [in_dim, *hidden, out_dim]
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
         layer = MaskedLinear(a, b)
+        last = i == len(dims) - 2
         if init == "xavier_normal":
             nn.init.xavier_normal_(layer.weight)
+        elif init == "orthogonal":
+            nn.init.orthogonal_(layer.weight, out_gain if last else 2 ** 0.5)
+            nn.init.zeros_(layer.bias)
         layers.append(layer)
-        if i < len(dims) - 2:
-            layers.append(nn.ReLU())
+        if not last:
+            layers.append(activation())
     return nn.Sequential(*layers)
 
 

@@ -192,7 +192,7 @@ def export_run(run_dir: str | Path, out: str | Path, fmt: str = "npz") -> Path:
         from ..training.online import load_run_config
         cfg = load_run_config(run_dir)
         if cfg.offline.dataset is not None:
-            raise UsageError(f"{str(run_dir)!r} is an offline ({cfg.offline.algo}) run: export covers SAC "
+            raise UsageError(f"{str(run_dir)!r} is an offline ({cfg.run.algo}) run: export covers SAC "
                              "policies so far")
         if cfg.pathway.pathway == "dense":
             raise UsageError(f"{str(run_dir)!r} is a dense run (pathway 'dense'): nothing to export "

@@ -328,7 +328,7 @@ def flops_of_run(run_dir: str | Path) -> FlopReport:
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
     if cfg.offline.dataset is not None:
-        raise UsageError(f"{str(run_dir)!r} is an offline ({cfg.offline.algo}) run: FLOP accounting covers SAC runs "
+        raise UsageError(f"{str(run_dir)!r} is an offline ({cfg.run.algo}) run: FLOP accounting covers SAC runs "
                          "so far")
     if cfg.run.benchmark is not None:
         raise UsageError(f"{str(run_dir)!r} is a multi-task ({cfg.run.benchmark}) run: `neuropath inspect` "

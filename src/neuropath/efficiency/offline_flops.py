@@ -175,7 +175,7 @@ def offline_flops_of_run(run_dir: str | Path) -> OfflineFlops:
     update = {n: {"dense": MAC_FLOPS * v.dense, "pathway": MAC_FLOPS * v.active} for n, v in upd.items() if v.dense}
     action = {"dense": MAC_FLOPS * sum(v.dense for v in act.values()),
               "pathway": MAC_FLOPS * sum(v.active for v in act.values())}
-    return OfflineFlops(cfg.offline.algo, cfg.pathway.pathway, tasks, parameters, update, action, scoring,
+    return OfflineFlops(cfg.run.algo, cfg.pathway.pathway, tasks, parameters, update, action, scoring,
                         int(state["algo_updates"]))
 
 

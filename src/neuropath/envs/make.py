@@ -27,19 +27,27 @@ def check_env_id(env_id: str) -> None:
     raise UsageError(f"unknown environment {env_id!r}{hint} (MuJoCo ids: {', '.join(MUJOCO_V5)})")
 
 
-def make_env(env_id: str, *, render_mode: str | None = None) -> gym.Env:
+def make_env(env_id: str, *, render_mode: str | None = None, actions: str = "continuous") -> gym.Env:
+    """A flat-observation environment; ``actions="continuous"`` (SAC) refuses discrete action
+    spaces, ``"any"`` (PPO) takes Box and Discrete. Box actions are rescaled to [-1, 1]."""
     check_env_id(env_id)
     with warnings.catch_warnings():     # "Box low's precision lowered" on float64 bounds: harmless
         warnings.filterwarnings("ignore", message=".*precision lowered.*")
         env = gym.make(env_id, render_mode=render_mode)
-        return _checked(env, env_id)
+        return _checked(env, env_id, actions)
 
 
-def _checked(env: gym.Env, env_id: str) -> gym.Env:
+def _checked(env: gym.Env, env_id: str, actions: str = "continuous") -> gym.Env:
+    if actions == "any" and isinstance(env.action_space, gym.spaces.Discrete):
+        if not isinstance(env.observation_space, gym.spaces.Box) or len(env.observation_space.shape) != 1:
+            env.close()
+            raise UsageError(f"environment {env_id!r} needs a flat Box observation for an MLP agent")
+        return env
     if not isinstance(env.action_space, gym.spaces.Box):
         env.close()
         raise UsageError(f"environment {env_id!r} has {type(env.action_space).__name__} actions; "
-                         "SAC needs continuous (Box) actions")
+                         + ("SAC needs continuous (Box) actions (PPO takes discrete ones: --algo ppo)"
+                            if actions == "continuous" else "PPO takes Box or Discrete actions"))
     if not isinstance(env.observation_space, gym.spaces.Box) or len(env.observation_space.shape) != 1:
         env.close()
         raise UsageError(f"environment {env_id!r} needs a flat Box observation for an MLP agent")

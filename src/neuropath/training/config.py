@@ -20,6 +20,7 @@ from ..errors import UsageError
 PATHWAYS = ("dapd", "dense", "static", "random", "set", "rigl", "rlx2", "npf")
 OFFLINE_PATHWAYS = ("npf", "dense", "random")
 OFFLINE_ALGOS = ("iql", "bcq")
+ONLINE_ALGOS = ("sac", "ppo")
 DYNAMIC = ("set", "rigl", "rlx2")
 
 # Freeze thresholds on the mean evaluation return used when --freeze-return is "auto".
@@ -34,6 +35,9 @@ class RunConfig:
     """What to train on, for how long, and where the run lives."""
     env: str = "HalfCheetah-v5"
     """Gymnasium environment id (continuous actions), e.g. Hopper-v5"""
+    algo: str = "auto"
+    """algorithm: sac (online default), ppo; with --dataset: iql (default; networks: --hidden) or bcq
+    (--bcq-hidden, --vae-hidden)"""
     benchmark: str | None = None
     """multi-task benchmark instead of --env: MT10 (Meta-World); --steps then counts steps per task"""
     tasks: str | None = None
@@ -124,8 +128,6 @@ class OfflineConfig:
     dataset: str | None = None
     """train offline on this Minari dataset id (see `neuropath dataset list`); with --benchmark MT10 a kind
     (expert, medium, medium-expert, expert-replay): each task's dataset of that kind; --steps counts updates"""
-    algo: str = "iql"
-    """offline algorithm: iql (networks: --hidden) or bcq (networks: --bcq-hidden, --vae-hidden)"""
     npf_batches: int = 10
     """npf: batches of the dataset the single SNIP score is summed over"""
     offline_lr: float = 3e-4
@@ -174,14 +176,48 @@ class RLx2Config:
 
 
 @dataclass
+class PPOSettings:
+    """PPO (--algo ppo), CleanRL / Stable-Baselines3 MuJoCo defaults; γ is --gamma."""
+    ppo_hidden: list[int] = field(default_factory=lambda: [64, 64])
+    """ppo: hidden widths of the (separate, tanh) actor and value networks"""
+    ppo_lr: float = 3e-4
+    """ppo: Adam learning rate (annealed linearly to 0 unless --no-anneal-lr)"""
+    anneal_lr: bool = True
+    """ppo: anneal the learning rate linearly to 0 over the run"""
+    rollout_steps: int = 2048
+    """ppo: environment steps per rollout and environment"""
+    num_envs: int = 1
+    """ppo: vectorised environments collecting each rollout"""
+    epochs: int = 10
+    """ppo: passes over each rollout"""
+    minibatches: int = 32
+    """ppo: minibatches per epoch"""
+    gae_lambda: float = 0.95
+    """ppo: GAE λ"""
+    clip: float = 0.2
+    """ppo: clip range of the probability ratio (and of the value)"""
+    ent_coef: float = 0.0
+    """ppo: entropy bonus coefficient"""
+    vf_coef: float = 0.5
+    """ppo: value loss coefficient"""
+    max_grad_norm: float = 0.5
+    """ppo: clip of the global gradient norm"""
+    norm_obs: bool = True
+    """ppo: normalise observations by running statistics (kept in checkpoints; clipped to ±10)"""
+    norm_reward: bool = True
+    """ppo: scale rewards by the running std of the discounted return (clipped to ±10)"""
+
+
+@dataclass
 class Config:
     run: RunConfig = field(default_factory=RunConfig)
     sac: SACConfig = field(default_factory=SACConfig)
     pathway: PathwayConfig = field(default_factory=PathwayConfig)
     rlx2: RLx2Config = field(default_factory=RLx2Config)
     offline: OfflineConfig = field(default_factory=OfflineConfig)
+    ppo: PPOSettings = field(default_factory=PPOSettings)
 
-    SECTIONS = ("run", "sac", "pathway", "rlx2", "offline")
+    SECTIONS = ("run", "sac", "pathway", "rlx2", "offline", "ppo")
 
     # ---- flat access: presets and the CLI set fields by their unique names ---------------
 
@@ -190,7 +226,7 @@ class Config:
         """name → (section, field, help) for every settable field."""
         out: dict[str, tuple[str, dataclasses.Field, str]] = {}
         for section, klass in (("run", RunConfig), ("sac", SACConfig), ("pathway", PathwayConfig),
-                               ("rlx2", RLx2Config), ("offline", OfflineConfig)):
+                               ("rlx2", RLx2Config), ("offline", OfflineConfig), ("ppo", PPOSettings)):
             docs = _field_docs(klass)
             for f in dataclasses.fields(klass):
                 out[f.name] = (section, f, docs.get(f.name, ""))
@@ -231,7 +267,7 @@ class Config:
 
     def keep_ratio_of(self, net: str) -> float:
         """The keep ratio of network ``net`` (actor/critic), after the per-network overrides."""
-        own = getattr(self.pathway, f"{net}_keep", None)
+        own = getattr(self.pathway, f"{'critic' if net == 'value' else net}_keep", None)   # PPO's value = critic
         return self.pathway.keep_ratio if own is None else own
 
     def validate(self) -> "Config":
@@ -312,8 +348,10 @@ class Config:
                                      f"got {o.dataset!r}")
             if o.transitions is not None:
                 _positive("transitions", o.transitions)
-            if o.algo not in OFFLINE_ALGOS:
-                raise UsageError(f"--algo must be one of {', '.join(OFFLINE_ALGOS)}, got {o.algo!r}")
+            if r.algo == "auto":
+                r.algo = "iql"
+            if r.algo not in OFFLINE_ALGOS:
+                raise UsageError(f"--algo must be one of {', '.join(OFFLINE_ALGOS)} with --dataset, got {r.algo!r}")
             if p.pathway not in OFFLINE_PATHWAYS:
                 raise UsageError(f"--pathway {p.pathway} is not an offline method; allowed with --dataset: "
                                  f"{', '.join(OFFLINE_PATHWAYS)}")
@@ -321,8 +359,18 @@ class Config:
             _positive("bcq_batch_size", o.bcq_batch_size)
             if not 0.0 < o.expectile < 1.0 or o.offline_lr <= 0:
                 raise UsageError("--expectile must be in (0, 1) and --offline-lr > 0")
-        elif p.pathway == "npf":
-            raise UsageError("--pathway npf is the offline single-shot pathway: it needs --dataset")
+        else:
+            if p.pathway == "npf":
+                raise UsageError("--pathway npf is the offline single-shot pathway: it needs --dataset")
+            if r.algo == "auto":
+                r.algo = "sac"
+            if r.algo in OFFLINE_ALGOS:
+                raise UsageError(f"--algo {r.algo} is an offline algorithm: it needs --dataset")
+            if r.algo not in ONLINE_ALGOS:
+                raise UsageError(f"unknown algorithm {r.algo!r}; online: {', '.join(ONLINE_ALGOS)}; "
+                                 f"offline (with --dataset): {', '.join(OFFLINE_ALGOS)}")
+            if r.algo == "ppo":
+                self._validate_ppo()
         if r.sparse not in ("auto", "on", "off"):
             raise UsageError(f"--sparse must be auto, on or off, got {r.sparse!r}")
         if r.device not in ("auto", "cpu", "cuda") and not r.device.startswith("cuda:"):
@@ -330,6 +378,23 @@ class Config:
         if not 0.0 < s.gamma <= 1.0 or not 0.0 < s.tau <= 1.0 or s.lr <= 0 or s.init_temperature <= 0:
             raise UsageError("gamma and tau must be in (0, 1]; lr and init temperature > 0")
         return self
+
+
+    def _validate_ppo(self) -> None:
+        g, p = self.ppo, self.pathway
+        if self.run.benchmark is not None:
+            raise UsageError("--algo ppo runs on one environment (--env), not on --benchmark")
+        if p.pathway not in ("dapd", "dense", "static", "random"):
+            raise UsageError(f"--pathway {p.pathway} is not available with --algo ppo (dapd, dense, static, random)")
+        for name in ("rollout_steps", "num_envs", "epochs", "minibatches"):
+            _positive(name, getattr(g, name))
+        if (g.rollout_steps * g.num_envs) % g.minibatches:
+            raise UsageError(f"--rollout-steps × --num-envs ({g.rollout_steps * g.num_envs}) must divide into "
+                             f"--minibatches ({g.minibatches})")
+        if not g.ppo_hidden or any(h < 1 for h in g.ppo_hidden):
+            raise UsageError(f"--ppo-hidden needs one or more positive widths, got {g.ppo_hidden}")
+        if g.ppo_lr <= 0 or g.clip <= 0 or not 0.0 <= g.gae_lambda <= 1.0 or g.max_grad_norm <= 0:
+            raise UsageError("--ppo-lr, --clip and --max-grad-norm must be > 0 and --gae-lambda in [0, 1]")
 
 
 def _flag(name: str) -> str:

@@ -112,7 +112,7 @@ def build_algo(cfg: Config, obs_dim: int, act_dim: int, *, tasks: int = 0, per_t
     ``tasks`` > 0: one network over that many tasks (multi-task offline)."""
     o, r = cfg.offline, cfg.run
     shape = {"tasks": tasks, "per_task_heads": per_task_heads}
-    if o.algo == "iql":
+    if r.algo == "iql":
         return IQL(obs_dim, act_dim, IQLConfig(hidden=cfg.sac.hidden, lr=o.offline_lr, batch_size=cfg.sac.batch_size,
                                                gamma=cfg.sac.gamma, tau=cfg.sac.tau, expectile=o.expectile,
                                                beta=o.beta), r.steps, **shape)
@@ -248,7 +248,7 @@ class OfflineTrainer:
         bar = None
         if r.progress:
             from tqdm import tqdm
-            bar = tqdm(total=r.steps, initial=self.step, desc=f"{self.cfg.offline.algo} {self.cfg.pathway.pathway}",
+            bar = tqdm(total=r.steps, initial=self.step, desc=f"{self.cfg.run.algo} {self.cfg.pathway.pathway}",
                        unit="upd")
         try:
             if not self.initialised:
@@ -295,7 +295,7 @@ class OfflineTrainer:
     # ---- checkpoints --------------------------------------------------------------------------------
 
     def _meta(self) -> dict[str, Any]:
-        return {"neuropath": __version__, "dataset": self.cfg.offline.dataset, "algo": self.cfg.offline.algo,
+        return {"neuropath": __version__, "dataset": self.cfg.offline.dataset, "algo": self.cfg.run.algo,
                 "env": self.data.env_id, "pathway": self.cfg.pathway.pathway, "obs_dim": self.algo.obs_dim,
                 "act_dim": self.algo.act_dim, "hidden": self.cfg.sac.hidden}
 

@@ -50,7 +50,7 @@ def default_run_dir(cfg: Config, root: Path = Path("runs")) -> Path:
     """A new folder under ``runs/`` named by what is trained (env, benchmark or dataset), method, seed, time."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     if cfg.offline.dataset is not None:
-        what = f"offline__{cfg.offline.dataset}__{cfg.offline.algo}"
+        what = f"offline__{cfg.offline.dataset}__{cfg.run.algo}"
     else:
         what = cfg.run.benchmark or cfg.run.env
     env = re.sub(r"[^A-Za-z0-9_.-]", "_", what)
@@ -486,6 +486,9 @@ def load_run_config(run_dir: Path) -> Config:
     try:
         data = yaml.safe_load(path.read_text())
         data.pop("neuropath", None)
+        offline = data.get("offline") or {}
+        if offline.get("dataset") is None and offline.get("algo") == "iql":
+            offline["algo"] = "sac"      # runs before 0.2 stored the offline default "iql" for every run
         return Config.from_dict(data)
     except UsageError as exc:
         raise UsageError(f"{str(path)!r} is corrupt: {exc}") from None

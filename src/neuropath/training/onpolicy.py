@@ -1,0 +1,396 @@
+"""The on-policy loop (``neuropath train --algo ppo``): rollout → GAE → epochs of minibatch updates →
+maybe change masks → evaluate → checkpoint.
+
+Environments: ``--num-envs`` copies in one synchronous vector env (same-step autoreset) with
+Gymnasium's vector wrappers for episode statistics and action clipping (continuous); observations are
+normalised by running statistics (then clipped to ±10) and rewards scaled by the running std of the
+discounted return (clipped to ±10), as CleanRL and SB3 run PPO on MuJoCo, with Gymnasium's
+`RunningMeanStd` (its normalisation wrappers refuse same-step autoreset). The normalisation statistics are part of every
+checkpoint; evaluation runs a separate raw environment whose observations are normalised with the
+training statistics (frozen), and reports raw returns.
+
+Pathways (DAPD and the static baselines; training/build.py): the first rollout is collected by the
+untrained dense networks; the initial masks are scored on it with the PPO losses (the networks dense),
+then the rollout's log-probabilities and values are recomputed under the masked networks before the
+first update. During DAPD's warm-up the masks are re-scored after every rollout's update, each network
+with its own loss on ``--score-batch`` samples of that rollout; the moving average (``--moving-average``),
+the freeze threshold on the evaluation return (``--freeze-return``) and the freeze step are SAC's.
+
+Checkpoints are written after a rollout's update; a resumed run starts new episodes there (the vector
+env's mid-episode state is not saved), so it continues the run but not bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+import yaml
+
+from .. import __version__
+from ..algos.ppo import PPO, PPOConfig, RolloutBatch, gae
+from ..efficiency.energy import EnergyMeter
+from ..envs.make import check_env_id, make_env
+from ..errors import UsageError
+from ..pathways import density, unmasked
+from . import checkpoint
+from .build import build_pathways
+from .config import Config
+from .evaluate import run_episodes, summarise
+from .logging import RunLogger, truncate_after
+from .online import EVAL_SEED_OFFSET, load_run_config, resolve_device, start_run
+
+OBS_CLIP = 10.0
+EPS = 1e-8
+
+
+class PPOTrainer:
+    """One PPO run with pathways; ``PPOTrainer.resume(run_dir)`` continues one."""
+
+    def __init__(self, cfg: Config, *, _resume_from: Path | None = None) -> None:
+        self.cfg = cfg.validate()
+        r, g = cfg.run, cfg.ppo
+        if r.algo != "ppo":
+            raise UsageError("PPOTrainer needs --algo ppo")
+        check_env_id(r.env)
+        self.run_dir = start_run(cfg, _resume_from)
+        self.device = resolve_device(r.device)
+        self.eval_env = make_env(r.env, actions="any")
+        space = self.eval_env.action_space
+        self.discrete = isinstance(space, gym.spaces.Discrete)
+        obs_dim = self.eval_env.observation_space.shape[0]
+        act_dim = int(space.n) if self.discrete else space.shape[0]
+        self.algo = PPO(obs_dim, act_dim, PPOConfig(hidden=g.ppo_hidden, lr=g.ppo_lr, anneal_lr=g.anneal_lr,
+                                                    gamma=cfg.sac.gamma, gae_lambda=g.gae_lambda, clip=g.clip,
+                                                    ent_coef=g.ent_coef, vf_coef=g.vf_coef,
+                                                    max_grad_norm=g.max_grad_norm), discrete=self.discrete)
+        self.algo.to(self.device)
+        self.optimizers = self.algo.make_optimizers()
+        self.pathways = build_pathways(cfg, self.algo, self.optimizers)
+        self.envs = self._make_envs()
+        self.batch = g.rollout_steps * g.num_envs
+        self.iterations = math.ceil(r.steps / self.batch)
+        self.step = self.iteration = 0
+        self.initialised = not self.pathways
+        self.last_eval: float | None = None
+        self._last_eval_row: dict[str, Any] = {}
+        self.next_eval = r.eval_every
+        self.next_checkpoint = r.checkpoint_every
+        self.next_obs: np.ndarray | None = None
+        self.next_done = np.zeros(g.num_envs, dtype=np.float32)
+        self.logger: RunLogger | None = None
+        self.meter: EnergyMeter | None = None
+        self.cpu_before = 0.0
+
+    def _make_envs(self) -> gym.vector.VectorEnv:
+        """The training vector env. Normalisation is applied here in the loop with Gymnasium's
+        `RunningMeanStd`, because its vector normalisation wrappers refuse same-step autoreset."""
+        r, g = self.cfg.run, self.cfg.ppo
+        from functools import partial
+
+        from gymnasium.wrappers.utils import RunningMeanStd
+        envs = gym.vector.SyncVectorEnv([partial(make_env, r.env, actions="any") for _ in range(g.num_envs)],
+                                        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+        envs = gym.wrappers.vector.RecordEpisodeStatistics(envs)
+        if not self.discrete:
+            envs = gym.wrappers.vector.ClipAction(envs)
+        self.obs_rms = RunningMeanStd(shape=envs.single_observation_space.shape) if g.norm_obs else None
+        self.ret_rms = RunningMeanStd(shape=()) if g.norm_reward else None
+        self.discounted = np.zeros(g.num_envs)
+        return envs
+
+    def _observe(self, obs: np.ndarray) -> np.ndarray:
+        """Update the observation statistics with a training batch and normalise it (SB3's VecNormalize)."""
+        if self.obs_rms is not None:
+            self.obs_rms.update(obs)
+        return self.normalise(obs)
+
+    def _scale_rewards(self, reward: np.ndarray, done: np.ndarray) -> np.ndarray:
+        """Divide by the running std of the discounted return, clipped to ±10 (SB3 / Gymnasium)."""
+        if self.ret_rms is None:
+            return reward
+        self.discounted = self.discounted * self.cfg.sac.gamma + reward
+        self.ret_rms.update(self.discounted)
+        self.discounted[done] = 0.0
+        return np.clip(reward / np.sqrt(self.ret_rms.var + EPS), -OBS_CLIP, OBS_CLIP)
+
+    @classmethod
+    def resume(cls, run_dir: str | Path, *, steps: int | None = None, threads: int | None = None,
+               progress: bool | None = None) -> "PPOTrainer":
+        run_dir = Path(run_dir)
+        cfg = load_run_config(run_dir)
+        cfg.set({k: v for k, v in {"steps": steps, "threads": threads, "progress": progress}.items() if v is not None})
+        path = checkpoint.latest(run_dir)
+        trainer = cls(cfg, _resume_from=run_dir)
+        trainer.load_checkpoint(path)
+        return trainer
+
+    # ---- acting with the training statistics ------------------------------------------------------
+
+    def _obs_tensor(self, obs: np.ndarray) -> torch.Tensor:
+        """Observations already normalised (`_observe`) as a float tensor."""
+        return torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+
+    def normalise(self, obs: np.ndarray) -> np.ndarray:
+        """A raw observation as the networks see it (the statistics as they are, not updated)."""
+        if self.obs_rms is None:
+            return obs
+        return np.clip((obs - self.obs_rms.mean) / np.sqrt(self.obs_rms.var + EPS), -OBS_CLIP, OBS_CLIP)
+
+    # ---- the loop ----------------------------------------------------------------------------------
+
+    def train(self) -> dict[str, Any]:
+        r = self.cfg.run
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if not (self.run_dir / "config.yaml").exists():
+            data = self.cfg.to_dict()
+            data["run"]["run_dir"] = str(self.run_dir)
+            checkpoint.write_text_atomic(self.run_dir / "config.yaml",
+                                         yaml.safe_dump({"neuropath": __version__, **data}, sort_keys=False))
+        truncate_after(self.run_dir, self.step)
+        self.logger = RunLogger(self.run_dir, start_step=self.step, total_steps=r.steps, progress=r.progress)
+        self.meter = EnergyMeter(self.device).start()
+        try:
+            if self.next_obs is None:
+                self.next_obs = self._observe(self.envs.reset(seed=r.seed + 1000 * self.iteration)[0])
+            while self.step < r.steps:
+                self._iteration()
+                if self.step >= self.next_checkpoint or self.step >= r.steps:
+                    self.save_checkpoint()
+            if self._last_eval_row.get("step") != self.step:
+                self.evaluate()
+            return self._last_eval_row
+        except KeyboardInterrupt:
+            if self.iteration > 0:
+                self.save_checkpoint()
+            raise
+        finally:
+            self.logger.close()
+            self.logger = None
+
+    def _iteration(self) -> None:
+        g, algo = self.cfg.ppo, self.algo
+        t0 = time.perf_counter()
+        algo.set_lr(self.optimizers, 1.0 - self.iteration / self.iterations)
+        rollout = self._collect()
+        if not self.initialised:
+            self._init_pathways(rollout)
+        batch = self._advantages(rollout)
+        metrics: dict[str, torch.Tensor] = {}
+        size = len(batch.obs) // g.minibatches
+        for _ in range(g.epochs):
+            order = torch.randperm(len(batch.obs))
+            for k in range(g.minibatches):
+                idx = order[k * size:(k + 1) * size]
+                metrics = algo.update(RolloutBatch(*(x[idx] for x in batch)), self.optimizers)
+        self.iteration += 1
+        self._maybe_update_masks(batch)
+        sps = self.batch / max(time.perf_counter() - t0, 1e-9)
+        values = {k: float(v) for k, v in metrics.items()}
+        values.update({"charts/SPS": sps, "charts/lr": self.optimizers["actor"].param_groups[0]["lr"],
+                       "pathway/actor_density": density(algo.actor), "pathway/value_density": density(algo.value)})
+        self.logger.scalars(self.step, values)
+        self.logger.progress(self.step, {"sps": f"{sps:.0f}", "phase": self.phase(),
+                                         "eval": "-" if self.last_eval is None else f"{self.last_eval:.0f}"})
+
+    def _collect(self) -> dict[str, torch.Tensor]:
+        """One rollout of ``rollout_steps`` vector steps; evaluations fall inside it when due."""
+        g, r = self.cfg.ppo, self.cfg.run
+        T, N = g.rollout_steps, g.num_envs
+        obs = torch.zeros(T, N, self.algo.obs_dim)
+        actions = torch.zeros(T, N) if self.discrete else torch.zeros(T, N, self.algo.act_dim)
+        logprobs, rewards, dones, values = (torch.zeros(T, N) for _ in range(4))
+        for t in range(T):
+            x = self._obs_tensor(self.next_obs)
+            action, logprob, value = self.algo.step(x)
+            obs[t], actions[t], logprobs[t], values[t] = x, action, logprob, value
+            dones[t] = torch.as_tensor(self.next_done)
+            a = action.cpu().numpy().astype(np.int64 if self.discrete else np.float32)
+            raw_obs, reward, terminated, truncated, info = self.envs.step(a)
+            done = terminated | truncated
+            self.next_obs = self._observe(raw_obs)
+            rewards[t] = torch.as_tensor(self._scale_rewards(np.asarray(reward, np.float64), done), dtype=torch.float32)
+            self.next_done = done.astype(np.float32)
+            for i in np.flatnonzero(info.get("_episode", np.zeros(N, bool))):
+                self.logger.episode(self.step + i + 1, float(info["episode"]["r"][i]), int(info["episode"]["l"][i]))
+            self.step += N
+            for _ in range(N):
+                self.logger.tick()
+            if self.step >= self.next_eval or (self.step >= r.steps and t == T - 1):
+                self.evaluate()
+                while self.next_eval <= self.step:
+                    self.next_eval += r.eval_every
+        return {"obs": obs, "action": actions, "logprob": logprobs, "reward": rewards, "done": dones,
+                "value": values}
+
+    @torch.no_grad()
+    def _advantages(self, ro: dict[str, torch.Tensor]) -> RolloutBatch:
+        last_value = self.algo.value(self._obs_tensor(self.next_obs)).squeeze(-1)
+        adv, ret = gae(ro["reward"], ro["value"], ro["done"], last_value, torch.as_tensor(self.next_done),
+                       self.cfg.sac.gamma, self.cfg.ppo.gae_lambda)
+        flat = lambda x: x.reshape(-1, *x.shape[2:])  # noqa: E731
+        return RolloutBatch(flat(ro["obs"]), flat(ro["action"]), flat(ro["logprob"]), flat(adv), flat(ret),
+                            flat(ro["value"]))
+
+    # ---- pathways -----------------------------------------------------------------------------------
+
+    def _score_sample(self, batch: RolloutBatch) -> RolloutBatch:
+        idx = torch.randperm(len(batch.obs))[:self.cfg.pathway.score_batch]
+        return RolloutBatch(*(x[idx] for x in batch))
+
+    def _init_pathways(self, ro: dict[str, torch.Tensor]) -> None:
+        """Initial masks from the first rollout (dense networks), then the rollout re-evaluated
+        under the masked policy so that the first update's ratios start at 1."""
+        batch = self._advantages(ro)
+        losses = self.algo.losses()
+        with unmasked(self.algo):
+            for name, pw in self.pathways.items():
+                result = pw.init(lambda n=name: losses[n](self._score_sample(batch)))
+                self.logger.pathway_event(self._event("init", name, result))
+        with torch.no_grad():
+            x = ro["obs"].reshape(-1, self.algo.obs_dim)
+            a = ro["action"].reshape(-1) if self.discrete else ro["action"].reshape(-1, self.algo.act_dim)
+            logprob, _ = self.algo.actor.log_prob_entropy(x, a)
+            ro["logprob"] = logprob.reshape(ro["logprob"].shape)
+            ro["value"] = self.algo.value(x).reshape(ro["value"].shape)
+        self.initialised = True
+
+    def _maybe_update_masks(self, batch: RolloutBatch) -> None:
+        losses = self.algo.losses()
+        for name, pw in self.pathways.items():
+            was_frozen = pw.frozen
+            if pw.due(self.step, episode_end=True):               # every rollout end in warm-up
+                with unmasked(self.algo):
+                    result = pw.update(self.step, lambda n=name: losses[n](self._score_sample(batch)))
+                self.logger.pathway_event(self._event("update", name, result))
+            elif pw.frozen and not was_frozen:
+                self._log_freeze(name, pw)
+
+    def _event(self, kind: str, name: str, result) -> dict[str, Any]:
+        return {"step": self.step, "net": name, "event": kind, "changed": result.changed,
+                "density": round(result.density, 6), "frozen": self.pathways[name].frozen}
+
+    def _log_freeze(self, name: str, pw) -> None:
+        self.logger.pathway_event({"step": self.step, "net": name, "event": "freeze",
+                                   "frozen_at": pw.schedule.frozen_at, "reason": pw.schedule.freeze_reason})
+
+    def phase(self) -> str:
+        if not self.pathways:
+            return "dense"
+        phases = {pw.schedule.phase for pw in self.pathways.values()}
+        return phases.pop() if len(phases) == 1 else "mixed"
+
+    # ---- evaluation -----------------------------------------------------------------------------
+
+    def evaluate(self) -> dict[str, Any]:
+        r = self.cfg.run
+        returns, lengths = run_episodes(self.eval_env, lambda o: self._eval_action(o), r.eval_episodes,
+                                        seed=r.seed + EVAL_SEED_OFFSET + self.step)
+        row = {"step": self.step, **summarise(returns, lengths), "phase": self.phase(),
+               "actor_density": round(density(self.algo.actor), 6),
+               "critic_density": round(density(self.algo.value), 6), "wall_time": round(time.time(), 3),
+               "cpu_seconds": round(self.cpu_before + self.meter.cpu_seconds(), 2), "energy_j": "",
+               "energy_mode": self.meter.mode}
+        self.last_eval, self._last_eval_row = row["return_mean"], row
+        self.logger.evaluation(row)
+        for name, pw in self.pathways.items():
+            was_frozen = pw.frozen
+            pw.observe(self.step, row["return_mean"])
+            if pw.frozen and not was_frozen:
+                self._log_freeze(name, pw)
+        return row
+
+    def _eval_action(self, obs: np.ndarray) -> np.ndarray:
+        a = self.algo.act(self.normalise(obs).astype(np.float32), deterministic=True)
+        return int(a) if self.discrete else np.clip(a, -1.0, 1.0)
+
+    # ---- checkpoints ----------------------------------------------------------------------------------
+
+    def _norm_state(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, rms in (("obs", self.obs_rms), ("return", self.ret_rms)):
+            if rms is not None:
+                out[key] = {"mean": np.array(rms.mean), "var": np.array(rms.var), "count": float(rms.count)}
+        return out
+
+    def save_checkpoint(self) -> Path:
+        r = self.cfg.run
+        while self.next_checkpoint <= self.step:
+            self.next_checkpoint += r.checkpoint_every
+        state = {"algo": self.algo.state_dict(), "algo_updates": self.algo.updates,
+                 "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+                 "pathways": {k: p.state_dict() for k, p in self.pathways.items()},
+                 "normalisation": self._norm_state(),
+                 "counters": {"step": self.step, "iteration": self.iteration, "initialised": self.initialised,
+                              "last_eval": self.last_eval, "last_eval_row": self._last_eval_row,
+                              "next_eval": self.next_eval, "next_checkpoint": self.next_checkpoint,
+                              "cpu_seconds": self.cpu_before + (self.meter.cpu_seconds() if self.meter else 0.0)},
+                 "rng": {"python": random.getstate(), "numpy_global": np.random.get_state(),
+                         "torch": torch.get_rng_state()}}
+        meta = {"neuropath": __version__, "env": r.env, "algo": "ppo", "pathway": self.cfg.pathway.pathway,
+                "obs_dim": self.algo.obs_dim, "act_dim": self.algo.act_dim, "discrete": self.discrete,
+                "hidden": self.cfg.ppo.ppo_hidden}
+        return checkpoint.save(self.run_dir, self.step, state, meta=meta, keep=r.keep_checkpoints)
+
+    def load_checkpoint(self, path: Path) -> None:
+        state = checkpoint.load_state(path, map_location=self.device)
+        try:
+            self.algo.load_state_dict(state["algo"])
+            for k, o in self.optimizers.items():
+                o.load_state_dict(state["optimizers"][k])
+            for k, p in self.pathways.items():
+                p.load_state_dict(state["pathways"][k])
+        except (RuntimeError, KeyError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UsageError(f"checkpoint {str(path)!r} does not fit this run's networks: {first}") from None
+        norm = state["normalisation"]
+        for key, rms in (("obs", self.obs_rms), ("return", self.ret_rms)):
+            if rms is not None and key in norm:
+                rms.mean, rms.var, rms.count = norm[key]["mean"], norm[key]["var"], norm[key]["count"]
+        self.algo.updates = state["algo_updates"]
+        c = state["counters"]
+        self.step, self.iteration, self.initialised = c["step"], c["iteration"], c["initialised"]
+        self.last_eval, self._last_eval_row = c["last_eval"], c["last_eval_row"]
+        self.next_eval, self.next_checkpoint, self.cpu_before = c["next_eval"], c["next_checkpoint"], c["cpu_seconds"]
+        rng = state["rng"]
+        random.setstate(rng["python"])
+        np.random.set_state(rng["numpy_global"])
+        torch.set_rng_state(rng["torch"].cpu())
+        self.iterations = max(self.iterations, self.iteration)
+
+
+class PPOPolicy:
+    """A PPO run's policy for `neuropath eval` / `neuropath.load_policy`: the actor of the latest
+    checkpoint with the observation statistics it was trained with (``act_unit`` like `Policy`)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        path = checkpoint.latest(run_dir)
+        meta = checkpoint.read_meta(path)
+        cfg = load_run_config(run_dir)
+        self.algo = PPO(meta["obs_dim"], meta["act_dim"], PPOConfig(hidden=cfg.ppo.ppo_hidden),
+                        discrete=bool(meta.get("discrete")))
+        state = checkpoint.load_state(path)
+        try:
+            self.algo.load_state_dict(state["algo"])
+        except (RuntimeError, KeyError) as exc:
+            raise UsageError(f"checkpoint {str(path)!r} does not fit its own config: "
+                             f"{str(exc).splitlines()[0]}") from None
+        obs = state["normalisation"].get("obs")
+        self.mean, self.var = (obs["mean"], obs["var"]) if obs else (None, None)
+        self.env_id, self.discrete = meta["env"], bool(meta.get("discrete"))
+
+    @property
+    def density(self) -> float:
+        return density(self.algo.actor)
+
+    def act_unit(self, observation: np.ndarray, deterministic: bool = True):
+        x = observation if self.mean is None else np.clip((observation - self.mean) / np.sqrt(self.var + EPS),
+                                                         -OBS_CLIP, OBS_CLIP)
+        a = self.algo.act(np.asarray(x, np.float32), deterministic)
+        return int(a) if self.discrete else np.clip(a, -1.0, 1.0)

@@ -1,0 +1,122 @@
+"""PPO with pathways on the real environments (Hopper, CartPole) for a few rollouts, tiny budgets."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from neuropath.algos.ppo import PPO, PPOConfig, RolloutBatch, gae
+from neuropath.cli import main
+from neuropath.training import checkpoint
+from neuropath.training.logging import read_csv
+
+TINY = ["--algo", "ppo", "--env", "Hopper-v5", "--steps", "1536", "--rollout-steps", "256", "--minibatches", "4",
+        "--epochs", "2", "--eval-every", "512", "--eval-episodes", "1", "--ppo-hidden", "16", "16",
+        "--score-batch", "64", "--no-progress", "--threads", "1"]
+
+
+def test_gae_matches_the_recursion_by_hand():
+    r = torch.tensor([[1.0], [2.0], [3.0]])
+    v = torch.tensor([[0.5], [1.0], [1.5]])
+    dones = torch.tensor([[0.0], [0.0], [1.0]])          # obs 2 starts a new episode: 1 → 2 is terminal
+    adv, ret = gae(r, v, dones, torch.tensor([2.0]), torch.tensor([0.0]), gamma=0.9, lam=0.8)
+    d2 = 3.0 + 0.9 * 2.0 - 1.5
+    d1 = 2.0 - 1.0                                       # no bootstrap across the episode end
+    d0 = 1.0 + 0.9 * 1.0 - 0.5
+    a1 = d1
+    a0 = d0 + 0.9 * 0.8 * a1
+    assert torch.allclose(adv[:, 0], torch.tensor([a0, a1, d2]))
+    assert torch.allclose(ret, adv + v)
+
+
+def test_clipped_surrogate_and_value_losses_follow_the_formulas():
+    torch.manual_seed(0)
+    ppo = PPO(3, 2, PPOConfig(hidden=[8], clip=0.2, ent_coef=0.0))
+    obs, act = torch.randn(6, 3), torch.randn(6, 2)
+    with torch.no_grad():
+        logp_new, _ = ppo.actor.log_prob_entropy(obs, act)
+    old = logp_new + torch.tensor([0.5, -0.5, 0.05, -0.05, 0.3, -0.3])     # ratios outside and inside the clip
+    adv = torch.tensor([1.0, -1.0, 2.0, -2.0, -0.5, 0.5])
+    value, ret = torch.randn(6), torch.randn(6)
+    b = RolloutBatch(obs, act, old, adv, ret, value)
+    ratio = (logp_new - old).exp()
+    a = (adv - adv.mean()) / (adv.std() + 1e-8)
+    expected = torch.max(-a * ratio, -a * ratio.clamp(0.8, 1.2)).mean()
+    assert torch.allclose(ppo.policy_loss(b), expected, atol=1e-6)
+    with torch.no_grad():
+        v = ppo.value(obs).squeeze(-1)
+    clipped = value + (v - value).clamp(-0.2, 0.2)
+    assert torch.allclose(ppo.value_loss(b), 0.5 * torch.max((v - ret) ** 2, (clipped - ret) ** 2).mean(), atol=1e-6)
+
+
+def test_dapd_ppo_rescoring_after_rollouts_freezes_and_never_moves_masked_weights(tmp_path):
+    run = tmp_path / "ppo"
+    assert main(["train", *TINY, "--pathway", "dapd", "--freeze-step", "1000", "--checkpoint-every", "512",
+                 "--run-dir", str(run)]) == 0
+    events = [json.loads(x) for x in (run / "pathway.jsonl").read_text().splitlines()]
+    assert [e["event"] for e in events if e["net"] == "actor"][:3] == ["init", "update", "update"]
+    assert [e["step"] for e in events if e["event"] == "freeze"] == [1024, 1024]
+    rows = read_csv(run / "metrics.csv")
+    assert [r["step"] for r in rows] == ["512", "1024", "1536"] and rows[-1]["phase"] == "frozen"
+    state = checkpoint.load_state(checkpoint.latest(run))
+    algo = state["algo"]
+    for net in ("actor.net", "value"):
+        kept = sum(int(algo[f"{net}.{i}.mask"].sum()) for i in (0, 2, 4))
+        total = sum(algo[f"{net}.{i}.mask"].numel() for i in (0, 2, 4))
+        assert kept == int(0.05 * total)                                # exactly k per network
+    norm = state["normalisation"]
+    assert norm["obs"]["count"] > 1536 and norm["obs"]["mean"].shape == (11,) and norm["return"]["count"] > 1536
+
+    # after the freeze, weights outside the pathway never move: train on from the checkpoint
+    before = {k: v.clone() for k, v in algo.items() if k.endswith("weight")}
+    assert main(["train", "--resume", str(run), "--steps", "2048", "--no-progress"]) == 0
+    after = checkpoint.load_state(checkpoint.latest(run))["algo"]
+    for k, w in before.items():
+        mask = algo[k[:-len("weight")] + "mask"].reshape(w.shape)
+        assert torch.equal(after[k][~mask], w[~mask]), k
+        assert not torch.equal(after[k][mask], w[mask]), k
+    assert [r["step"] for r in read_csv(run / "metrics.csv")][-1] == "2048"
+
+
+def test_discrete_ppo_runs_and_evaluates(tmp_path, capsys):
+    run = tmp_path / "cart"
+    args = ["--algo", "ppo", "--env", "CartPole-v1", "--pathway", "static", "--steps", "512", "--num-envs", "2",
+            "--rollout-steps", "128", "--minibatches", "4", "--epochs", "2", "--eval-every", "256",
+            "--eval-episodes", "1", "--no-progress", "--threads", "1", "--run-dir", str(run)]
+    assert main(["train", *args]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(run), "--episodes", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "CartPole-v1: return" in out and "actor density 0.05" in out
+
+
+def test_the_same_seed_gives_the_same_first_rollout_updates(tmp_path):
+    rows = []
+    for name in ("a", "b"):
+        args = [a if a != "1536" else "512" for a in TINY]
+        assert main(["train", *args, "--pathway", "dense", "--run-dir", str(tmp_path / name)]) == 0
+        rows.append([r["return_mean"] for r in read_csv(tmp_path / name / "metrics.csv")])
+    assert rows[0] == rows[1]
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--env", "CartPole-v1"], "has Discrete actions; SAC needs continuous (Box) actions"),
+    (["--algo", "ppo", "--pathway", "rigl"], "--pathway rigl is not available with --algo ppo"),
+    (["--algo", "ppo", "--rollout-steps", "100", "--minibatches", "32"], "must divide into --minibatches"),
+    (["--algo", "dqn"], "unknown algorithm 'dqn'"),
+    (["--algo", "iql"], "--algo iql is an offline algorithm: it needs --dataset"),
+])
+def test_bad_algorithm_settings_end_in_one_line(tmp_path, capsys, args, needle):
+    assert main(["train", *args, "--steps", "100", "--run-dir", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1 and not (tmp_path / "r").exists()
+
+
+def test_a_ppo_action_is_the_mean_or_most_likely_action():
+    torch.manual_seed(0)
+    cont, disc = PPO(3, 2, PPOConfig(hidden=[8])), PPO(3, 4, PPOConfig(hidden=[8]), discrete=True)
+    x = np.ones(3, np.float32)
+    with torch.no_grad():
+        assert np.allclose(cont.act(x), cont.actor.net(torch.as_tensor(x)).numpy())
+        assert int(disc.act(x)) == int(disc.actor.net(torch.as_tensor(x)).argmax())
