@@ -12,6 +12,7 @@ Layers are `MaskedLinear`, so pathways plug in from outside as for SAC.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -21,6 +22,8 @@ from torch import nn
 from torch.distributions import Categorical, Normal
 
 from .common import mlp
+
+_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
 @dataclass
@@ -55,10 +58,10 @@ class PPOActor(nn.Module):
         self.log_std = None if discrete else nn.Parameter(torch.zeros(act_dim))
 
     def dist(self, obs: torch.Tensor) -> torch.distributions.Distribution:
-        out = self.net(obs)
+        out = self.net(obs)          # argument validation off: it costs more than the network here
         if self.discrete:
-            return Categorical(logits=out)
-        return Normal(out, self.log_std.exp().expand_as(out))
+            return Categorical(logits=out, validate_args=False)
+        return Normal(out, self.log_std.exp().expand_as(out), validate_args=False)
 
     def log_prob_entropy(self, obs: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         d = self.dist(obs)
@@ -136,10 +139,17 @@ class PPO(nn.Module):
 
     @torch.no_grad()
     def step(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Sampled actions, their log-probabilities and the values of a batch of observations."""
-        d = self.actor.dist(obs)
-        action = d.sample()
-        logprob = d.log_prob(action) if self.discrete else d.log_prob(action).sum(-1)
+        """Sampled actions, their log-probabilities and the values of a batch of observations (the
+        Gaussian written out: this runs at every environment step)."""
+        if self.discrete:
+            d = self.actor.dist(obs)
+            action = d.sample()
+            logprob = d.log_prob(action)
+        else:
+            mean, log_std = self.actor.net(obs), self.actor.log_std
+            eps = torch.randn_like(mean)
+            action = mean + eps * log_std.exp()
+            logprob = (-0.5 * eps.pow(2) - log_std - _HALF_LOG_2PI).sum(-1)
         return action, logprob, self.value(obs).squeeze(-1)
 
     @torch.no_grad()

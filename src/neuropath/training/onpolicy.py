@@ -205,17 +205,18 @@ class PPOTrainer:
         T, N = g.rollout_steps, g.num_envs
         obs = torch.zeros(T, N, self.algo.obs_dim)
         actions = torch.zeros(T, N) if self.discrete else torch.zeros(T, N, self.algo.act_dim)
-        logprobs, rewards, dones, values = (torch.zeros(T, N) for _ in range(4))
+        logprobs, values = torch.zeros(T, N), torch.zeros(T, N)
+        rewards, dones = np.zeros((T, N), np.float32), np.zeros((T, N), np.float32)
         for t in range(T):
             x = self._obs_tensor(self.next_obs)
             action, logprob, value = self.algo.step(x)
             obs[t], actions[t], logprobs[t], values[t] = x, action, logprob, value
-            dones[t] = torch.as_tensor(self.next_done)
-            a = action.cpu().numpy().astype(np.int64 if self.discrete else np.float32)
+            dones[t] = self.next_done
+            a = action.numpy().astype(np.int64 if self.discrete else np.float32)
             raw_obs, reward, terminated, truncated, info = self.envs.step(a)
             done = terminated | truncated
             self.next_obs = self._observe(raw_obs)
-            rewards[t] = torch.as_tensor(self._scale_rewards(np.asarray(reward, np.float64), done), dtype=torch.float32)
+            rewards[t] = self._scale_rewards(np.asarray(reward, np.float64), done)
             self.next_done = done.astype(np.float32)
             for i in np.flatnonzero(info.get("_episode", np.zeros(N, bool))):
                 self.logger.episode(self.step + i + 1, float(info["episode"]["r"][i]), int(info["episode"]["l"][i]))
@@ -226,8 +227,8 @@ class PPOTrainer:
                 self.evaluate()
                 while self.next_eval <= self.step:
                     self.next_eval += r.eval_every
-        return {"obs": obs, "action": actions, "logprob": logprobs, "reward": rewards, "done": dones,
-                "value": values}
+        return {"obs": obs, "action": actions, "logprob": logprobs, "reward": torch.from_numpy(rewards),
+                "done": torch.from_numpy(dones), "value": values}
 
     @torch.no_grad()
     def _advantages(self, ro: dict[str, torch.Tensor]) -> RolloutBatch:
