@@ -88,6 +88,8 @@ class Trainer:
         if cfg.run.benchmark is not None:
             raise UsageError(f"{cfg.run.benchmark} is a multi-task run: train it with MultiTaskTrainer "
                              "(`neuropath train --benchmark`); resuming multi-task runs is not supported yet")
+        if cfg.run.algo != "sac":
+            raise UsageError(f"Trainer runs SAC; --algo {cfg.run.algo} runs with its own loop (`neuropath train`)")
         check_env_id(cfg.run.env)
         r = cfg.run
         if _resume_from is None:
