@@ -136,7 +136,7 @@ def test_offline_flop_counts_equal_torchs_counter_on_dense_networks(tasks):
     from torch.utils.flop_counter import FlopCounterMode
 
     from neuropath.algos.bcq import BCQ, BCQConfig
-    from neuropath.efficiency.offline_flops import _nets, counting
+    from neuropath.efficiency.counted_flops import _nets, counting
     shape = (tasks,) if tasks else ()
     torch.manual_seed(0)
     for algo in (IQL(5, 2, IQLConfig(hidden=[8, 6]), 10, tasks=tasks),

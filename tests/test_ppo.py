@@ -120,3 +120,18 @@ def test_a_ppo_action_is_the_mean_or_most_likely_action():
     with torch.no_grad():
         assert np.allclose(cont.act(x), cont.actor.net(torch.as_tensor(x)).numpy())
         assert int(disc.act(x)) == int(disc.actor.net(torch.as_tensor(x)).argmax())
+
+
+def test_flops_and_inspect_work_on_a_ppo_run(tmp_path, capsys):
+    run = tmp_path / "f"
+    args = [a if a != "1536" else "512" for a in TINY]
+    assert main(["train", *args, "--pathway", "dapd", "--run-dir", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["flops", str(run), "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["steps"] == 512 and r["updates"] == 2 * 4 * 2          # 2 rollouts × 2 epochs × 4 minibatches
+    assert all(v["active"] == int(0.05 * v["total"]) for v in r["parameters"].values())
+    assert r["update"]["pathway"] < 0.07 * r["update"]["dense"] and set(r["scoring"]) == {"actor", "value"}
+    assert main(["inspect", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "actor:" in out and "value:" in out and "mask updates" in out

@@ -368,8 +368,14 @@ def _flops(args: argparse.Namespace) -> int:
     from .efficiency.flops import flops_of_run, format_flops
     from .training.online import load_run_config
 
-    if load_run_config(Path(args.run_dir)).offline.dataset is not None:
-        from .efficiency.offline_flops import format_offline_flops, offline_flops_of_run
+    cfg = load_run_config(Path(args.run_dir))
+    if cfg.run.algo == "ppo":
+        from .efficiency.counted_flops import format_ppo_flops, ppo_flops_of_run
+        ppo = ppo_flops_of_run(args.run_dir)
+        print(json.dumps(ppo.to_dict(), indent=2) if args.json else format_ppo_flops(ppo))
+        return 0
+    if cfg.offline.dataset is not None:
+        from .efficiency.counted_flops import format_offline_flops, offline_flops_of_run
         offline = offline_flops_of_run(args.run_dir)
         print(json.dumps(offline.to_dict(), indent=2) if args.json else format_offline_flops(offline))
         return 0

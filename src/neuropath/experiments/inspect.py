@@ -31,6 +31,16 @@ def layer_table(state: dict, prefix: str) -> list[tuple[str, tuple[int, int], in
     return rows
 
 
+TARGETS = ("critic_target", "actor_target")
+
+
+def network_names(state: dict) -> list[str]:
+    """The trained, maskable networks of a checkpoint (SAC: actor, critic; PPO: actor, value; IQL:
+    actor, critic, value; BCQ: actor, critic, vae), actor first; target copies left out."""
+    names = {k.split(".")[0] for k in state["algo"] if k.endswith(".mask")} - set(TARGETS)
+    return sorted(names, key=lambda n: (n != "actor", n))
+
+
 def inspect_run(run_dir: Path, plot: Path | None = None, *, list_updates: bool = False) -> str:
     cfg = load_run_config(run_dir)
     if cfg.run.benchmark is not None:
@@ -50,7 +60,7 @@ def inspect_run(run_dir: Path, plot: Path | None = None, *, list_updates: bool =
         last = evals[-1]
         out.append(f"eval     {float(last['return_mean']):.1f} ± {float(last['return_std']):.1f} at step "
                    f"{last['step']} ({len(evals)} evaluations)")
-    for net in ("actor", "critic"):
+    for net in network_names(state):
         rows = layer_table(state, f"{net}.")
         active, total = sum(r[2] for r in rows), sum(r[3] for r in rows)
         out.append("")
@@ -101,7 +111,7 @@ def _plot(path: Path, cfg, state: dict, events: list[dict], evals: list[dict]) -
     ax.legend(loc="best")
 
     ax = axes[1]
-    for net, color in (("actor", "tab:blue"), ("critic", "tab:orange")):
+    for net, color in zip(network_names(state), ("tab:blue", "tab:orange", "tab:green")):
         ups = [e for e in events if e["net"] == net and e["event"] == "update"]
         if ups:
             ax.plot([e["step"] for e in ups], [e["changed"] for e in ups], ".", ms=3, color=color, label=net)
@@ -112,7 +122,7 @@ def _plot(path: Path, cfg, state: dict, events: list[dict], evals: list[dict]) -
 
     ax = axes[2]
     labels, dens = [], []
-    for net in ("actor", "critic"):
+    for net in network_names(state):
         for name, _, a, t, _ in layer_table(state, f"{net}."):
             labels.append(f"{net}.{name}")
             dens.append(a / t)

@@ -1,4 +1,4 @@
-"""FLOPs of offline runs (BCQ, IQL; single task and MT10), counted by running the real code once.
+"""FLOPs of offline runs (BCQ, IQL; single task and MT10) and PPO runs, counted by running the real code once.
 
 The SAC accounting (flops.py) is analytic because SAC's passes are few and fixed. BCQ's are not (the
 critic target decodes 10 next actions per state through the VAE, the perturbation actor and the
@@ -205,4 +205,96 @@ def format_offline_flops(r: OfflineFlops) -> str:
         lines.append(f"NPF scoring (once, dense): {_si(r.scoring)} FLOPs")
     lines.append(f"whole run ({r.updates:,} updates, evaluation not included): dense {_si(t['run_dense'])}, "
                  f"pathway {_si(t['run_pathway'])} FLOPs ({t['run_dense'] / max(t['run_pathway'], 1):.1f}x)")
+    return "\n".join(lines)
+
+
+# ---- PPO ---------------------------------------------------------------------------------------
+
+@dataclass
+class PPOFlops:
+    parameters: dict[str, dict[str, int]]
+    update: dict[str, int]           # dense / pathway FLOPs of one minibatch update
+    step: dict[str, int]             # dense / pathway FLOPs of acting at one environment step
+    scoring: dict[str, int]          # dense FLOPs of all DAPD scoring passes of the run so far
+    updates: int
+    steps: int
+    convention: str = CONVENTION
+
+    def totals(self) -> dict[str, int]:
+        dense = self.updates * self.update["dense"] + self.steps * self.step["dense"]
+        path = self.updates * self.update["pathway"] + self.steps * self.step["pathway"] + sum(self.scoring.values())
+        return {"run_dense": dense, "run_pathway": path}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "totals": self.totals()}
+
+
+def ppo_flops_of_run(run_dir: str | Path) -> PPOFlops:
+    """One minibatch update and one acting step of a PPO run, counted per layer at its final masks
+    (warm-up updates ran at other masks of the same size); scoring passes from ``pathway.jsonl``."""
+    from ..algos.ppo import PPO, PPOConfig, RolloutBatch
+    from ..training import checkpoint
+    from ..training.logging import read_jsonl
+    from ..training.online import load_run_config
+
+    run_dir = Path(run_dir)
+    cfg = load_run_config(run_dir)
+    ckpt = checkpoint.latest(run_dir)
+    meta = checkpoint.read_meta(ckpt)
+    state = checkpoint.load_state(ckpt)
+    discrete = bool(meta.get("discrete"))
+    algo = PPO(meta["obs_dim"], meta["act_dim"], PPOConfig(hidden=cfg.ppo.ppo_hidden), discrete=discrete)
+    try:
+        algo.load_state_dict(state["algo"])
+    except (RuntimeError, KeyError) as exc:
+        raise UsageError(f"checkpoint {str(ckpt)!r} does not fit its own config: {str(exc).splitlines()[0]}") from None
+    g = cfg.ppo
+    size = g.rollout_steps * g.num_envs // g.minibatches
+
+    def batch(n: int) -> RolloutBatch:
+        action = torch.randint(0, algo.act_dim, (n,)).float() if discrete else torch.randn(n, algo.act_dim)
+        return RolloutBatch(torch.randn(n, algo.obs_dim), action, torch.zeros(n), torch.randn(n), torch.randn(n),
+                            torch.randn(n))
+
+    nets = _nets(algo)
+    work = copy.deepcopy(algo)
+    with counting(_nets(work)) as upd:
+        work.update(batch(size), work.make_optimizers())
+    with counting(nets) as act:
+        algo.step(torch.randn(1, algo.obs_dim))
+    scoring: dict[str, int] = {}
+    events = read_jsonl(run_dir / "pathway.jsonl")
+    for name in algo.networks:
+        passes = sum(1 for e in events if e["net"] == name and e["event"] in ("init", "update")
+                     and (cfg.pathway.pathway in ("dapd", "static")))
+        if passes:
+            with counting(nets) as sc:
+                algo.losses()[name](batch(cfg.pathway.score_batch)).backward()
+            algo.zero_grad(set_to_none=True)
+            scoring[name] = passes * MAC_FLOPS * sum(v.dense for v in sc.values())
+    parameters = {}
+    for name, net in algo.networks.items():
+        layers = [m for m in net.modules() if isinstance(m, MaskedLinear)]
+        parameters[name] = {"total": sum(_weights(m)[0] for m in layers), "active": sum(_weights(m)[1] for m in layers)}
+    return PPOFlops(parameters,
+                    {"dense": MAC_FLOPS * sum(v.dense for v in upd.values()),
+                     "pathway": MAC_FLOPS * sum(v.active for v in upd.values())},
+                    {"dense": MAC_FLOPS * sum(v.dense for v in act.values()),
+                     "pathway": MAC_FLOPS * sum(v.active for v in act.values())},
+                    scoring, int(state["algo_updates"]), int(state["counters"]["step"]))
+
+
+def format_ppo_flops(r: PPOFlops) -> str:
+    lines = [f"PPO run; {r.convention}", "", "| network | weights | active | density |", "|---|---|---|---|"]
+    for n, v in r.parameters.items():
+        lines.append(f"| {n} | {v['total']:,} | {v['active']:,} | {v['active'] / v['total']:.3f} |")
+    u, s, t = r.update, r.step, r.totals()
+    lines += ["", f"one minibatch update: dense {_si(u['dense'])}, pathway {_si(u['pathway'])} FLOPs "
+              f"({u['dense'] / max(u['pathway'], 1):.1f}x)",
+              f"one environment step (actor + value): dense {_si(s['dense'])}, pathway {_si(s['pathway'])} FLOPs"]
+    if r.scoring:
+        lines.append("DAPD scoring passes (dense): " + ", ".join(f"{n} {_si(v)}" for n, v in r.scoring.items()))
+    lines.append(f"whole run ({r.updates:,} minibatch updates, {r.steps:,} steps, evaluation not included): "
+                 f"dense {_si(t['run_dense'])}, pathway {_si(t['run_pathway'])} FLOPs "
+                 f"({t['run_dense'] / max(t['run_pathway'], 1):.1f}x)")
     return "\n".join(lines)
