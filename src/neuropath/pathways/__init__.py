@@ -5,7 +5,7 @@ freeze), dynamic sparse training (SET, RigL, RLx2's drop/grow with ERK allocatio
 
 from .allocation import DISTRIBUTIONS, layer_counts
 from .dst import DST_PRESETS, DSTDefaults, DynamicSparse, cosine_fraction
-from .layers import MaskedLinear
+from .layers import MaskedConv2d, MaskedLinear
 from .masks import (active_count, copy_masks, density, get_masks, layer_density, masked_layers,
                     set_masks, unmasked, weight_count, zero_masked_weights)
 from .multitask import TaskLinear, average_task_grads, merge_task_weights, task_layers, task_mlp
@@ -18,7 +18,7 @@ from .topk import keep_count, l1_normalise, topk_flat, topk_masks
 
 __all__ = [
     "DISTRIBUTIONS", "DST_PRESETS", "DSTDefaults", "DynamicSparse", "cosine_fraction", "layer_counts",
-    "topk_flat", "DAPD", "Dense", "LossClosure", "MaskSchedule", "MaskUpdate", "MaskedLinear", "Never", "Pathway",
+    "topk_flat", "DAPD", "Dense", "LossClosure", "MaskSchedule", "MaskUpdate", "MaskedConv2d", "MaskedLinear", "Never", "Pathway",
     "PathwayMethod", "Periodic", "RandomStatic", "StaticSNIP", "WarmupFreeze", "active_count",
     "copy_masks", "density", "get_masks", "grad_scores", "keep_count", "l1_normalise",
     "layer_density", "magnitude_scores", "masked_layers", "random_scores", "reset_optimizer_state",

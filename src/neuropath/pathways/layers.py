@@ -25,22 +25,17 @@ import torch.nn.functional as F
 from torch import nn
 
 
-class MaskedLinear(nn.Linear):
-    """Linear layer computing ``x @ (W ⊙ m_task)^T + b``. Biases are never masked.
+class _Masked:
+    """The pathway half of a masked layer: a bool mask per task over the weight (the source of truth,
+    saved), its float copy used by the forward pass, and the flags. Mixed into `nn.Linear` and
+    `nn.Conv2d`; the layer's weight shape is the mask's shape after the task axis."""
 
-    While ``use_mask`` is False (a dense network) or ``force_dense`` is set (inside
-    `unmasked()`), the layer is an ordinary `nn.Linear` with no masking cost.
-    """
-
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, *, tasks: int = 1,
-                 device=None, dtype=None) -> None:
-        super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
+    def _init_mask(self, tasks: int, device=None, dtype=None) -> None:
         if tasks < 1:
             raise ValueError(f"tasks must be >= 1, got {tasks}")
-        self.register_buffer("mask", torch.ones(tasks, out_features, in_features, dtype=torch.bool,
-                                                device=device))
-        self.register_buffer("mask_f", torch.ones(tasks, out_features, in_features, device=device,
-                                                  dtype=dtype), persistent=False)
+        shape = (tasks, *self.weight.shape)
+        self.register_buffer("mask", torch.ones(shape, dtype=torch.bool, device=device))
+        self.register_buffer("mask_f", torch.ones(shape, device=device, dtype=dtype), persistent=False)
         self.use_mask = False
         self.force_dense = 0        # > 0 inside `unmasked()`: run every stored weight
         self.active_task = 0
@@ -59,17 +54,6 @@ class MaskedLinear(nn.Linear):
             return self.weight
         t = self.active_task if task is None else task
         return self.weight * self.mask_f[t]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() == 3 and self.use_mask and not self.force_dense and self.tasks > 1 and x.shape[0] == self.tasks:
-            w = self.weight * self.mask_f                         # [T, out, in]
-            y = torch.bmm(x, w.transpose(1, 2))
-            return y if self.bias is None else y + self.bias
-        if self.executor is not None and self.use_mask and not self.force_dense:
-            y = self.executor(self, x)
-            if y is not None:
-                return y
-        return F.linear(x, self.effective_weight(), self.bias)
 
     def set_mask(self, mask: torch.Tensor, task: int = 0) -> int:
         """Install ``mask`` for ``task``; returns how many entries changed."""
@@ -102,3 +86,43 @@ class MaskedLinear(nn.Linear):
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", tasks={self.tasks}, masked={self.use_mask}"
+
+
+class MaskedLinear(_Masked, nn.Linear):
+    """Linear layer computing ``x @ (W ⊙ m_task)^T + b``. Biases are never masked.
+
+    While ``use_mask`` is False (a dense network) or ``force_dense`` is set (inside
+    `unmasked()`), the layer is an ordinary `nn.Linear` with no masking cost.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, *, tasks: int = 1,
+                 device=None, dtype=None) -> None:
+        super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
+        self._init_mask(tasks, device, dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 3 and self.use_mask and not self.force_dense and self.tasks > 1 and x.shape[0] == self.tasks:
+            w = self.weight * self.mask_f                         # [T, out, in]
+            y = torch.bmm(x, w.transpose(1, 2))
+            return y if self.bias is None else y + self.bias
+        if self.executor is not None and self.use_mask and not self.force_dense:
+            y = self.executor(self, x)
+            if y is not None:
+                return y
+        return F.linear(x, self.effective_weight(), self.bias)
+
+
+class MaskedConv2d(_Masked, nn.Conv2d):
+    """2-D convolution with ``W ⊙ m_task`` as its kernel (DQN's ``--mask-conv``); biases never masked."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, bias: bool = True,
+                 *, tasks: int = 1, device=None, dtype=None) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=bias,
+                         device=device, dtype=dtype)
+        self._init_mask(tasks, device, dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(x, self.effective_weight(), self.bias)
+
+
+MASKED_LAYERS = (MaskedLinear, MaskedConv2d)

@@ -8,12 +8,12 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from .layers import MaskedLinear
+from .layers import MASKED_LAYERS, MaskedLinear
 
 
 def masked_layers(net: nn.Module) -> dict[str, MaskedLinear]:
-    """All `MaskedLinear` layers of ``net`` by qualified name, in module order."""
-    return {name: m for name, m in net.named_modules() if isinstance(m, MaskedLinear)}
+    """All masked layers (`MaskedLinear`, `MaskedConv2d`) of ``net`` by qualified name, in module order."""
+    return {name: m for name, m in net.named_modules() if isinstance(m, MASKED_LAYERS)}
 
 
 def weight_count(net: nn.Module) -> int:

@@ -1,0 +1,72 @@
+"""DQN's networks and loss: the TD target, masked convolutions and fully connected layers, the target copy."""
+
+import numpy as np
+import torch
+
+from neuropath.algos.dqn import DQN, DQNBatch, DQNConfig, QNetwork, linear_epsilon
+from neuropath.pathways import MaskedConv2d, masked_layers, snip_scores, topk_masks
+
+
+def _batch(shape, n_actions, b=6, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return DQNBatch(torch.rand(b, *shape, generator=g), torch.randint(0, n_actions, (b,), generator=g),
+                    torch.randn(b, generator=g), torch.rand(b, *shape, generator=g),
+                    torch.tensor([1.0, 0.0, 1.0, 1.0, 0.0, 1.0]))
+
+
+def test_td_loss_is_the_huber_error_against_the_target_networks_max():
+    torch.manual_seed(0)
+    dqn = DQN((4, 10, 10), 3, DQNConfig(gamma=0.9), torso="minatar")
+    with torch.no_grad():
+        for p in dqn.q_target.parameters():
+            p.add_(0.1 * torch.randn_like(p))            # target ≠ online, so the test sees which one is used
+    b = _batch((4, 10, 10), 3)
+    with torch.no_grad():
+        target = b.reward + 0.9 * b.not_done * dqn.q_target(b.next_obs).max(1).values
+        q = dqn.q(b.obs)[torch.arange(6), b.action]
+        err = (q - target).abs()
+        expected = torch.where(err < 1, 0.5 * err ** 2, err - 0.5).mean()
+    assert torch.allclose(dqn.td_loss(b), expected, atol=1e-6)
+
+
+def test_masked_conv_and_linear_weights_get_exactly_zero_gradient_and_keep_their_values():
+    torch.manual_seed(0)
+    dqn = DQN((4, 10, 10), 3, DQNConfig(target_every=2), torso="minatar", mask_conv=True)
+    layers = masked_layers(dqn.q)
+    assert [type(m) for m in layers.values()][0] is MaskedConv2d and len(layers) == 3
+    b = _batch((4, 10, 10), 3)
+    masks = topk_masks(snip_scores(dqn.q, lambda: dqn.td_loss(b)), 0.05)
+    assert sum(int(m.sum()) for m in masks.values()) == int(0.05 * sum(m.weight.numel() for m in layers.values()))
+    for name, m in layers.items():
+        m.set_mask(masks[name])
+    before = {n: m.weight.detach().clone() for n, m in layers.items()}
+    opts = dqn.make_optimizers()
+    for i in range(3):
+        dqn.update(_batch((4, 10, 10), 3, seed=i), opts)
+        for n, m in layers.items():
+            assert bool((m.weight.grad[~m.mask[0]] == 0).all()), n
+    for n, m in layers.items():
+        assert torch.equal(m.weight[~m.mask[0]], before[n][~m.mask[0]])
+        assert not torch.equal(m.weight[m.mask[0]], before[n][m.mask[0]])
+    target = masked_layers(dqn.q_target)                      # synced after update 2: weights and masks
+    assert all(torch.equal(target[n].mask, m.mask) for n, m in layers.items())
+
+
+def test_the_nature_network_has_its_published_shape_and_convs_stay_dense_by_default():
+    q = QNetwork((4, 84, 84), 6)
+    assert q.head[0].in_features == 3136 and q.head[0].out_features == 512
+    assert list(masked_layers(q)) == ["head.0", "head.2"]
+    assert q(torch.zeros(2, 4, 84, 84, dtype=torch.uint8)).shape == (2, 6)
+
+
+def test_epsilon_decays_linearly_then_stays_and_greedy_acts_by_argmax():
+    assert linear_epsilon(0, 1.0, 0.1, 100) == 1.0
+    assert abs(linear_epsilon(50, 1.0, 0.1, 100) - 0.55) < 1e-12
+    assert linear_epsilon(500, 1.0, 0.1, 100) == 0.1
+    torch.manual_seed(0)
+    dqn = DQN((4, 10, 10), 3, DQNConfig(), torso="minatar")
+    x = np.random.default_rng(0).random((4, 10, 10)).astype(np.float32)
+    with torch.no_grad():
+        assert dqn.act(x) == int(dqn.q(torch.as_tensor(x)[None]).argmax())
+    rng = np.random.default_rng(1)
+    assert len({dqn.act(x, 1.0, rng) for _ in range(50)}) == 3         # ε = 1: uniform over actions
