@@ -1,6 +1,7 @@
 """DQN's networks and loss: the TD target, masked convolutions and fully connected layers, the target copy."""
 
 import numpy as np
+import pytest
 import torch
 
 from neuropath.algos.dqn import DQN, DQNBatch, DQNConfig, QNetwork, linear_epsilon
@@ -70,3 +71,59 @@ def test_epsilon_decays_linearly_then_stays_and_greedy_acts_by_argmax():
         assert dqn.act(x) == int(dqn.q(torch.as_tensor(x)[None]).argmax())
     rng = np.random.default_rng(1)
     assert len({dqn.act(x, 1.0, rng) for _ in range(50)}) == 3         # ε = 1: uniform over actions
+
+
+TINY = ["--algo", "dqn", "--env", "MinAtar/Breakout-v1", "--steps", "600", "--seed-steps", "200", "--train-every", "1",
+        "--eval-every", "300", "--eval-episodes", "1", "--init-steps", "100", "--score-batch", "32", "--window", "300",
+        "--eps-decay-steps", "400", "--dqn-target-every", "50", "--no-progress", "--threads", "1"]
+
+
+def test_dapd_dqn_on_minatar_scores_updates_freezes_resumes_and_evaluates(tmp_path, capsys):
+    import json
+
+    from neuropath.cli import main
+    from neuropath.training import checkpoint
+    from neuropath.training.logging import read_csv
+    run = tmp_path / "dqn"
+    assert main(["train", *TINY, "--pathway", "dapd", "--freeze-step", "400", "--checkpoint-every", "300",
+                 "--run-dir", str(run)]) == 0
+    events = [json.loads(x) for x in (run / "pathway.jsonl").read_text().splitlines()]
+    assert events[0]["event"] == "init" and any(e["event"] == "update" for e in events)
+    assert [e["frozen_at"] for e in events if e["event"] == "freeze"] == [400]
+    state = checkpoint.load_state(checkpoint.latest(run))
+    algo = state["algo"]
+    kept = sum(int(algo[f"q.head.{i}.mask"].sum()) for i in (0, 2))
+    total = sum(algo[f"q.head.{i}.mask"].numel() for i in (0, 2))
+    assert kept == int(0.05 * total) and state["algo_updates"] >= 399          # updates after step 200
+    assert torch.equal(algo["q.head.0.mask"], algo["q_target.head.0.mask"])   # the target follows
+    assert main(["train", "--resume", str(run), "--steps", "900", "--no-progress"]) == 0
+    assert [r["step"] for r in read_csv(run / "metrics.csv")] == ["300", "600", "900"]
+    capsys.readouterr()
+    assert main(["eval", str(run), "--episodes", "2"]) == 0
+    assert "MinAtar/Breakout-v1: return" in capsys.readouterr().out
+
+
+def test_image_replay_keeps_the_newest_transitions_across_a_capacity_change(tmp_path):
+    from neuropath.data.image_replay import ImageReplay
+    small = ImageReplay((1, 2, 2), 4)
+    for i in range(6):                                       # wraps: holds 2, 3, 4, 5
+        small.add(np.full((1, 2, 2), i, np.uint8), i, float(i), np.full((1, 2, 2), i + 1, np.uint8), i == 5)
+    small.save(tmp_path / "r.npy")
+    big = ImageReplay((1, 2, 2), 10)
+    big.load(tmp_path / "r.npy")
+    assert len(big) == 4 and list(big.action[:4]) == [2, 3, 4, 5] and big.ptr == 4
+    assert list(big.not_done[:4]) == [1.0, 1.0, 1.0, 0.0]
+    recent = big.sample_recent(50, 2)
+    assert set(recent.action.tolist()) == {4, 5}
+
+
+@pytest.mark.parametrize("env,needle", [
+    ("HalfCheetah-v5", "--algo dqn takes MinAtar"),
+    ("MinAtar/Brekout-v1", "unknown MinAtar game 'MinAtar/Brekout-v1'; did you mean MinAtar/Breakout-v1?"),
+    ("ALE/Pongg-v5", "ale-py ships no Atari game 'ALE/Pongg-v5'; did you mean ALE/Pong-v5?"),
+])
+def test_bad_dqn_environments_end_in_one_line(tmp_path, capsys, env, needle):
+    from neuropath.cli import main
+    assert main(["train", "--algo", "dqn", "--env", env, "--steps", "10", "--run-dir", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1 and not (tmp_path / "r").exists()

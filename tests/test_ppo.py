@@ -104,7 +104,7 @@ def test_the_same_seed_gives_the_same_first_rollout_updates(tmp_path):
     (["--env", "CartPole-v1"], "has Discrete actions; SAC needs continuous (Box) actions"),
     (["--algo", "ppo", "--pathway", "rigl"], "--pathway rigl is not available with --algo ppo"),
     (["--algo", "ppo", "--rollout-steps", "100", "--minibatches", "32"], "must divide into --minibatches"),
-    (["--algo", "dqn"], "unknown algorithm 'dqn'"),
+    (["--algo", "a2c"], "unknown algorithm 'a2c'"),
     (["--algo", "iql"], "--algo iql is an offline algorithm: it needs --dataset"),
 ])
 def test_bad_algorithm_settings_end_in_one_line(tmp_path, capsys, args, needle):

@@ -166,6 +166,9 @@ def _train(args: argparse.Namespace) -> int:
         if resumed.run.algo == "ppo":
             from .training.onpolicy import PPOTrainer
             return _train_onpolicy(PPOTrainer.resume(args.resume, **kept))
+        if resumed.run.algo == "dqn":
+            from .training.dqn_loop import DQNTrainer
+            return _train_onpolicy(DQNTrainer.resume(args.resume, **kept))
         trainer = Trainer.resume(args.resume, **{k: v for k, v in values.items() if k in allowed})
         values = {}
     else:
@@ -178,7 +181,10 @@ def _train(args: argparse.Namespace) -> int:
         if cfg.offline.dataset is not None and "pathway" not in values and "pathway" not in preset:
             cfg.set({"pathway": "npf"})      # offline's pathway method is the single-shot one
         cfg.validate()
-        if cfg.run.benchmark is None and cfg.offline.dataset is None:
+        if cfg.run.algo == "dqn":
+            from .envs.pixels import check_image_env
+            check_image_env(cfg.run.env)
+        elif cfg.run.benchmark is None and cfg.offline.dataset is None:
             from .envs.make import check_env_id
             check_env_id(cfg.run.env)
         if args.print_config:
@@ -197,6 +203,9 @@ def _train(args: argparse.Namespace) -> int:
         if cfg.run.algo == "ppo":
             from .training.onpolicy import PPOTrainer
             return _train_onpolicy(PPOTrainer(cfg))
+        if cfg.run.algo == "dqn":
+            from .training.dqn_loop import DQNTrainer
+            return _train_onpolicy(DQNTrainer(cfg))
         from .training.online import Trainer
 
         trainer = Trainer(cfg)
@@ -231,6 +240,8 @@ def _train_multitask(trainer) -> int:
 
 
 def _train_onpolicy(trainer) -> int:
+    """PPO and DQN runs (their own loops; resumed runs start new episodes)."""
+    from .pathways import density
     print(f"run directory: {trainer.run_dir}", file=sys.stderr)
     try:
         row = trainer.train()
@@ -239,9 +250,9 @@ def _train_onpolicy(trainer) -> int:
               "(from the last checkpoint, if one was written)", file=sys.stderr)
         return 130
     if row:
+        nets = " and ".join(f"{n} density {density(net):.3f}" for n, net in trainer.algo.networks.items())
         print(f"step {row['step']}: eval return {row['return_mean']:.1f} ± {row['return_std']:.1f} "
-              f"({trainer.phase()}, actor density {row['actor_density']:.3f}, "
-              f"value density {row['critic_density']:.3f})")
+              f"({trainer.phase()}, {nets})")
     print(f"run directory: {trainer.run_dir}")
     return 0
 

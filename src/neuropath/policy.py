@@ -85,6 +85,9 @@ def load_policy(run_dir: str | Path) -> Policy:
     if cfg.run.algo == "ppo":
         from .training.onpolicy import PPOPolicy
         return PPOPolicy(run_dir)
+    if cfg.run.algo == "dqn":
+        from .training.dqn_loop import DQNPolicy
+        return DQNPolicy(run_dir)
     if cfg.run.benchmark is not None:
         raise UsageError(f"{str(run_dir)!r} is a multi-task ({cfg.run.benchmark}) run: its evaluations are in "
                          "metrics.csv; `neuropath inspect` shows them per task")
@@ -109,7 +112,12 @@ def load_policy(run_dir: str | Path) -> Policy:
 def evaluate(policy: Policy, env_id: str | None = None, episodes: int = 10, seed: int = 0,
              deterministic: bool = True, render: bool = False) -> dict:
     """Mean ± std return over ``episodes``; with ``render`` also the RGB frames."""
-    env = make_env(env_id or policy.env_id, render_mode="rgb_array" if render else None, actions="any")
+    from .envs.pixels import is_atari, is_minatar, make_image_env
+    env_id = env_id or policy.env_id
+    if is_atari(env_id) or is_minatar(env_id):
+        env = make_image_env(env_id)
+    else:
+        env = make_env(env_id, render_mode="rgb_array" if render else None, actions="any")
     frames: list | None = [] if render else None
     try:
         returns, lengths = run_episodes(env, lambda o: policy.act_unit(o, deterministic), episodes,

@@ -20,7 +20,7 @@ from ..errors import UsageError
 PATHWAYS = ("dapd", "dense", "static", "random", "set", "rigl", "rlx2", "npf")
 OFFLINE_PATHWAYS = ("npf", "dense", "random")
 OFFLINE_ALGOS = ("iql", "bcq")
-ONLINE_ALGOS = ("sac", "ppo")
+ONLINE_ALGOS = ("sac", "ppo", "dqn")
 DYNAMIC = ("set", "rigl", "rlx2")
 
 # Freeze thresholds on the mean evaluation return used when --freeze-return is "auto".
@@ -209,6 +209,32 @@ class PPOSettings:
 
 
 @dataclass
+class DQNSettings:
+    """DQN (--algo dqn) on MinAtar or Atari; the replay is --replay-size, learning starts after
+    --seed-steps, γ is --gamma. Defaults: CleanRL's dqn_atari with the Huber loss."""
+    dqn_lr: float = 1e-4
+    """dqn: Adam learning rate"""
+    dqn_batch_size: int = 32
+    """dqn: minibatch size"""
+    train_every: int = 4
+    """dqn: environment steps per gradient update"""
+    dqn_target_every: int = 1000
+    """dqn: gradient updates between hard copies into the target network"""
+    eps_start: float = 1.0
+    """dqn: initial ε of ε-greedy"""
+    eps_end: float = 0.01
+    """dqn: final ε"""
+    eps_decay_steps: int = 250_000
+    """dqn: steps over which ε decays linearly"""
+    eval_epsilon: float = 0.05
+    """dqn: ε during evaluation"""
+    mask_conv: bool = False
+    """dqn: mask the convolutions too (default: only the fully connected layers, as the paper)"""
+    huber: bool = True
+    """dqn: Huber TD loss (else squared)"""
+
+
+@dataclass
 class Config:
     run: RunConfig = field(default_factory=RunConfig)
     sac: SACConfig = field(default_factory=SACConfig)
@@ -216,8 +242,9 @@ class Config:
     rlx2: RLx2Config = field(default_factory=RLx2Config)
     offline: OfflineConfig = field(default_factory=OfflineConfig)
     ppo: PPOSettings = field(default_factory=PPOSettings)
+    dqn: DQNSettings = field(default_factory=DQNSettings)
 
-    SECTIONS = ("run", "sac", "pathway", "rlx2", "offline", "ppo")
+    SECTIONS = ("run", "sac", "pathway", "rlx2", "offline", "ppo", "dqn")
 
     # ---- flat access: presets and the CLI set fields by their unique names ---------------
 
@@ -226,7 +253,8 @@ class Config:
         """name → (section, field, help) for every settable field."""
         out: dict[str, tuple[str, dataclasses.Field, str]] = {}
         for section, klass in (("run", RunConfig), ("sac", SACConfig), ("pathway", PathwayConfig),
-                               ("rlx2", RLx2Config), ("offline", OfflineConfig), ("ppo", PPOSettings)):
+                               ("rlx2", RLx2Config), ("offline", OfflineConfig), ("ppo", PPOSettings),
+                               ("dqn", DQNSettings)):
             docs = _field_docs(klass)
             for f in dataclasses.fields(klass):
                 out[f.name] = (section, f, docs.get(f.name, ""))
@@ -371,6 +399,8 @@ class Config:
                                  f"offline (with --dataset): {', '.join(OFFLINE_ALGOS)}")
             if r.algo == "ppo":
                 self._validate_ppo()
+            if r.algo == "dqn":
+                self._validate_dqn()
         if r.sparse not in ("auto", "on", "off"):
             raise UsageError(f"--sparse must be auto, on or off, got {r.sparse!r}")
         if r.device not in ("auto", "cpu", "cuda") and not r.device.startswith("cuda:"):
@@ -395,6 +425,21 @@ class Config:
             raise UsageError(f"--ppo-hidden needs one or more positive widths, got {g.ppo_hidden}")
         if g.ppo_lr <= 0 or g.clip <= 0 or not 0.0 <= g.gae_lambda <= 1.0 or g.max_grad_norm <= 0:
             raise UsageError("--ppo-lr, --clip and --max-grad-norm must be > 0 and --gae-lambda in [0, 1]")
+
+
+    def _validate_dqn(self) -> None:
+        d, p = self.dqn, self.pathway
+        if self.run.benchmark is not None:
+            raise UsageError("--algo dqn runs on one game (--env MinAtar/<Game>-v1 or ALE/<Game>-v5)")
+        if p.pathway not in ("dapd", "dense", "static", "random"):
+            raise UsageError(f"--pathway {p.pathway} is not available with --algo dqn yet (dapd, dense, static, random)")
+        for name in ("dqn_batch_size", "train_every", "dqn_target_every"):
+            _positive(name, getattr(d, name))
+        if not (0.0 <= d.eps_end <= d.eps_start <= 1.0 and 0.0 <= d.eval_epsilon <= 1.0) or d.eps_decay_steps < 0:
+            raise UsageError("ε settings need 0 <= --eps-end <= --eps-start <= 1, --eval-epsilon in [0, 1] "
+                             "and --eps-decay-steps >= 0")
+        if d.dqn_lr <= 0:
+            raise UsageError(f"--dqn-lr must be > 0, got {d.dqn_lr}")
 
 
 def _flag(name: str) -> str:
