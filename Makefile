@@ -10,7 +10,8 @@ install:
 	$(BIN)/pip install torch==2.13.0
 	$(BIN)/pip install -e ".[dev]"
 
+# Two workers (the CI machine has 2 cores); tests of one file share a worker and its module fixtures.
 test:
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 .PHONY: install test

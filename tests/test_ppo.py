@@ -94,7 +94,7 @@ def test_discrete_ppo_runs_and_evaluates(tmp_path, capsys):
 def test_the_same_seed_gives_the_same_first_rollout_updates(tmp_path):
     rows = []
     for name in ("a", "b"):
-        args = [a if a != "1536" else "512" for a in TINY]
+        args = [a if a != "1536" else "256" for a in TINY]
         assert main(["train", *args, "--pathway", "dense", "--run-dir", str(tmp_path / name)]) == 0
         rows.append([r["return_mean"] for r in read_csv(tmp_path / name / "metrics.csv")])
     assert rows[0] == rows[1]

@@ -3,7 +3,7 @@
 This version stores each transition's observation and next observation whole (MinAtar: 2 × 400 bytes a
 transition, 0.8 GB for 1M). It samples with torch's global generator, so a resumed run continues the
 same stream; `sample_recent` reads DAPD's recent-data window. Atari's stacked 84×84 frames need the
-frame-once layout (28 KB a stacked observation would make 1M transitions 56 GB), which is not built yet.
+frame-once layout of `FrameReplay` (28 KB a stacked observation would make 1M transitions 56 GB).
 """
 
 from __future__ import annotations
@@ -35,8 +35,10 @@ class ImageReplay:
     def nbytes(self) -> int:
         return sum(a.nbytes for a in (self.obs, self.next_obs, self.action, self.reward, self.not_done))
 
-    def add(self, obs: np.ndarray, action: int, reward: float, next_obs: np.ndarray, terminal: bool) -> None:
-        """``terminal``: no bootstrap from ``next_obs`` (a termination, or a lost life in Atari)."""
+    def add(self, obs: np.ndarray, action: int, reward: float, next_obs: np.ndarray, terminal: bool,
+            first: bool = False) -> None:
+        """``terminal``: no bootstrap from ``next_obs`` (a termination, or a lost life in Atari);
+        ``first`` (an episode's reset observation) matters only to `FrameReplay`."""
         i = self.ptr
         self.obs[i], self.next_obs[i] = obs, next_obs
         self.action[i], self.reward[i], self.not_done[i] = action, reward, 0.0 if terminal else 1.0

@@ -9,7 +9,8 @@ metaworld ships a scripted expert for every task (``metaworld.policies.ENV_POLIC
   reach, door-open and the window tasks still succeed 8/8, push 1/8, pick-place 0/8);
 - ``medium-expert``: half and half.
 
-Episodes use the classic benchmark API (a task's env with one of its 50 goal variations per episode,
+Episodes use the classic benchmark API (a task's env with one of its 50 goal variations per episode, from
+Meta-World's MT1 set for the task — datasets made before 2026-11-26 drew them from the MT10 set;
 ``max_path_length`` = ``episode_steps``, 150 as in mtrl). Observations are the 39 Meta-World features
 (no task one-hot: the multi-task learner appends it). Each dataset stores how it was made (σ, seed,
 episodes) and reference scores (mean return and success rate of uniform random actions and of the
@@ -44,9 +45,9 @@ class _TaskEnv:
     def __init__(self, task: str, seed: int, episode_steps: int) -> None:
         import metaworld
         from metaworld.policies import ENV_POLICY_MAP
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*precision lowered.*")
-            bench = metaworld.MT10(seed=seed)
+        with warnings.catch_warnings():       # MT1: the task's own 50 goal variations, without building
+            warnings.filterwarnings("ignore", message=".*precision lowered.*")     # the other nine envs
+            bench = metaworld.MT1(task, seed=seed)
             self.env = bench.train_classes[task]()
         self.env.max_path_length = episode_steps
         self.tasks = [t for t in bench.train_tasks if t.env_name == task]

@@ -26,6 +26,7 @@ import yaml
 
 from .. import __version__
 from ..algos.dqn import DQN, DQNConfig, linear_epsilon
+from ..data.frame_replay import FrameReplay
 from ..data.image_replay import ImageReplay
 from ..efficiency.energy import EnergyMeter
 from ..envs.pixels import check_image_env, is_atari, make_image_env
@@ -47,9 +48,6 @@ class DQNTrainer:
         if r.algo != "dqn":
             raise UsageError("DQNTrainer needs --algo dqn")
         check_image_env(r.env)
-        if is_atari(r.env):
-            raise UsageError("Atari DQN needs the frame-once replay, which is not built yet; "
-                             "MinAtar games run now (--env MinAtar/Breakout-v1)")
         self.run_dir = start_run(cfg, _resume_from)
         self.device = resolve_device(r.device)
         self.env = make_image_env(r.env)
@@ -63,7 +61,10 @@ class DQNTrainer:
                         torso=torso, mask_conv=d.mask_conv).to(self.device)
         self.optimizers = self.algo.make_optimizers()
         self.pathways = build_pathways(cfg, self.algo, self.optimizers)
-        self.replay = ImageReplay(shape, min(r.replay_size, r.steps))
+        # Atari: each frame once, a ring of --replay-size (fixed, so a resumed run with more steps fits);
+        # MinAtar: whole observations, min(--replay-size, --steps).
+        self.replay = FrameReplay(shape, r.replay_size) if self.atari else ImageReplay(shape, min(r.replay_size, r.steps))
+        self.first = True
         self.rng = np.random.default_rng(r.seed)
         self.step = self.episodes = 0
         self.initialised = not self.pathways
@@ -120,7 +121,8 @@ class DQNTrainer:
                 life_lost = self.atari and lives < self.lives
                 self.lives = lives
                 stored = float(np.sign(reward)) if self.atari else float(reward)
-                self.replay.add(self.obs, action, stored, next_obs, bool(terminated or life_lost))
+                self.replay.add(self.obs, action, stored, next_obs, bool(terminated or life_lost), first=self.first)
+                self.first = False
                 self.ep_return += float(reward)
                 self.ep_len += 1
                 self.step += 1
@@ -163,6 +165,7 @@ class DQNTrainer:
 
     def _reset(self, seed: int | None = None) -> None:
         self.obs, info = self.env.reset(seed=seed)
+        self.first = True
         self.lives = int(info.get("lives", 0))
         self.ep_return, self.ep_len = 0.0, 0
 
