@@ -127,3 +127,23 @@ def test_bad_dqn_environments_end_in_one_line(tmp_path, capsys, env, needle):
     assert main(["train", "--algo", "dqn", "--env", env, "--steps", "10", "--run-dir", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip()
     assert needle in err and len(err.splitlines()) == 1 and not (tmp_path / "r").exists()
+
+
+def test_atari_dqn_runs_through_learning_start_and_a_mask_update_on_the_nature_network(tmp_path):
+    import json
+
+    from neuropath.cli import main
+    from neuropath.training import checkpoint
+    run = tmp_path / "atari"
+    assert main(["train", "--algo", "dqn", "--env", "ALE/Breakout-v5", "--pathway", "dapd", "--steps", "300",
+                 "--seed-steps", "100", "--replay-size", "400", "--init-steps", "50", "--score-batch", "8",
+                 "--window", "200", "--eval-every", "300", "--eval-episodes", "1", "--no-progress", "--threads", "1",
+                 "--run-dir", str(run)]) == 0
+    state = checkpoint.load_state(checkpoint.latest(run))
+    assert state["algo_updates"] == (300 - 100) // 4                          # one update per 4 steps
+    algo = state["algo"]
+    assert algo["q.head.0.weight"].shape == (512, 3136) and "q.conv.0.mask" not in algo   # convs dense
+    kept = sum(int(algo[f"q.head.{i}.mask"].sum()) for i in (0, 2))
+    assert kept == int(0.05 * sum(algo[f"q.head.{i}.mask"].numel() for i in (0, 2)))
+    events = [json.loads(x)["event"] for x in (run / "pathway.jsonl").read_text().splitlines()]
+    assert events[0] == "init" and "update" in events                        # a game ended in warm-up
