@@ -4,7 +4,6 @@ import math
 
 import pytest
 import torch
-from torch import nn
 
 from neuropath.algos.common import mlp
 from neuropath.cli import main

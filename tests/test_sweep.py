@@ -1,7 +1,6 @@
 """Sweeps (local processes and Ray) and the report built from them, on real tiny runs."""
 
 import csv
-import os
 
 import numpy as np
 import pytest

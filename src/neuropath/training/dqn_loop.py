@@ -15,14 +15,12 @@ and freeze step are SAC's. Checkpoints are taken at episode ends; a resumed run 
 
 from __future__ import annotations
 
-import random
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import yaml
 
 from .. import __version__
 from ..algos.dqn import DQN, DQNConfig, linear_epsilon
@@ -36,10 +34,11 @@ from . import checkpoint
 from .build import build_pathways, needs_init_data
 from .config import Config
 from .logging import RunLogger, truncate_after
+from .loop_common import PathwayEvents, resume_trainer, rng_state, set_rng_state, write_config_once
 from .online import EVAL_SEED_OFFSET, load_run_config, resolve_device, start_run
 
 
-class DQNTrainer:
+class DQNTrainer(PathwayEvents):
     """One DQN run with pathways; ``DQNTrainer.resume(run_dir)`` continues one."""
 
     def __init__(self, cfg: Config, *, _resume_from: Path | None = None) -> None:
@@ -82,13 +81,7 @@ class DQNTrainer:
     @classmethod
     def resume(cls, run_dir: str | Path, *, steps: int | None = None, threads: int | None = None,
                progress: bool | None = None) -> "DQNTrainer":
-        run_dir = Path(run_dir)
-        cfg = load_run_config(run_dir)
-        cfg.set({k: v for k, v in {"steps": steps, "threads": threads, "progress": progress}.items() if v is not None})
-        path = checkpoint.latest(run_dir)
-        trainer = cls(cfg, _resume_from=run_dir)
-        trainer.load_checkpoint(path)
-        return trainer
+        return resume_trainer(cls, run_dir, steps=steps, threads=threads, progress=progress)
 
     # ---- the loop -----------------------------------------------------------------------------
 
@@ -99,11 +92,7 @@ class DQNTrainer:
     def train(self) -> dict[str, Any]:
         r, d = self.cfg.run, self.cfg.dqn
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        if not (self.run_dir / "config.yaml").exists():
-            data = self.cfg.to_dict()
-            data["run"]["run_dir"] = str(self.run_dir)
-            checkpoint.write_text_atomic(self.run_dir / "config.yaml",
-                                         yaml.safe_dump({"neuropath": __version__, **data}, sort_keys=False))
+        write_config_once(self.cfg, self.run_dir)
         truncate_after(self.run_dir, self.step)
         self.logger = RunLogger(self.run_dir, start_step=self.step, total_steps=r.steps, progress=r.progress)
         self.meter = EnergyMeter(self.device).start()
@@ -203,19 +192,6 @@ class DQNTrainer:
             elif pw.frozen and not was_frozen:
                 self._log_freeze(name, pw)
 
-    def _event(self, kind: str, name: str, result) -> dict[str, Any]:
-        return {"step": self.step, "net": name, "event": kind, "changed": result.changed,
-                "density": round(result.density, 6), "frozen": self.pathways[name].frozen}
-
-    def _log_freeze(self, name: str, pw) -> None:
-        self.logger.pathway_event({"step": self.step, "net": name, "event": "freeze",
-                                   "frozen_at": pw.schedule.frozen_at, "reason": pw.schedule.freeze_reason})
-
-    def phase(self) -> str:
-        if not self.pathways:
-            return "dense"
-        return next(iter(self.pathways.values())).schedule.phase
-
     # ---- evaluation ---------------------------------------------------------------------------------
 
     def evaluate(self) -> dict[str, Any]:
@@ -240,11 +216,7 @@ class DQNTrainer:
                "energy_mode": self.meter.mode}
         self.last_eval, self._last_eval_row = row["return_mean"], row
         self.logger.evaluation(row)
-        for name, pw in self.pathways.items():
-            was_frozen = pw.frozen
-            pw.observe(self.step, row["return_mean"])
-            if pw.frozen and not was_frozen:
-                self._log_freeze(name, pw)
+        self._observe_return(row["return_mean"])
         return row
 
     # ---- checkpoints ----------------------------------------------------------------------------------
@@ -260,8 +232,7 @@ class DQNTrainer:
                               "last_eval": self.last_eval, "last_eval_row": self._last_eval_row,
                               "next_checkpoint": self.next_checkpoint,
                               "cpu_seconds": self.cpu_before + (self.meter.cpu_seconds() if self.meter else 0.0)},
-                 "rng": {"python": random.getstate(), "numpy_global": np.random.get_state(),
-                         "numpy": self.rng.bit_generator.state, "torch": torch.get_rng_state()}}
+                 "rng": rng_state(self.rng)}
         meta = {"neuropath": __version__, "env": r.env, "algo": "dqn", "pathway": self.cfg.pathway.pathway,
                 "obs_shape": list(self.algo.obs_shape), "n_actions": self.algo.n_actions}
         self._saved_step = self.step
@@ -285,11 +256,7 @@ class DQNTrainer:
         self.last_eval, self._last_eval_row = c["last_eval"], c["last_eval_row"]
         self.next_checkpoint, self.cpu_before = c["next_checkpoint"], c["cpu_seconds"]
         self._saved_step = self.step
-        rng = state["rng"]
-        random.setstate(rng["python"])
-        np.random.set_state(rng["numpy_global"])
-        self.rng.bit_generator.state = rng["numpy"]
-        torch.set_rng_state(rng["torch"].cpu())
+        set_rng_state(state["rng"], self.rng)
 
 
 class DQNPolicy:

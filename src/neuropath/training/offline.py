@@ -150,7 +150,7 @@ class OfflineTrainer:
 
     def __init__(self, cfg: Config, *, _resume_from: Path | None = None) -> None:
         self.cfg = cfg.validate()
-        r, o, p = cfg.run, cfg.offline, cfg.pathway
+        r, o = cfg.run, cfg.offline
         if o.dataset is None:
             raise UsageError("OfflineTrainer needs --dataset")
         self.run_dir = start_run(cfg, _resume_from)

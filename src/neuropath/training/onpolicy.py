@@ -23,7 +23,6 @@ env's mid-episode state is not saved), so it continues the run but not bit for b
 from __future__ import annotations
 
 import math
-import random
 import time
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,6 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-import yaml
 
 from .. import __version__
 from ..algos.ppo import PPO, PPOConfig, RolloutBatch, gae
@@ -44,13 +42,14 @@ from .build import build_pathways
 from .config import Config
 from .evaluate import run_episodes, summarise
 from .logging import RunLogger, truncate_after
+from .loop_common import PathwayEvents, resume_trainer, rng_state, set_rng_state, write_config_once
 from .online import EVAL_SEED_OFFSET, load_run_config, resolve_device, start_run
 
 OBS_CLIP = 10.0
 EPS = 1e-8
 
 
-class PPOTrainer:
+class PPOTrainer(PathwayEvents):
     """One PPO run with pathways; ``PPOTrainer.resume(run_dir)`` continues one."""
 
     def __init__(self, cfg: Config, *, _resume_from: Path | None = None) -> None:
@@ -123,13 +122,7 @@ class PPOTrainer:
     @classmethod
     def resume(cls, run_dir: str | Path, *, steps: int | None = None, threads: int | None = None,
                progress: bool | None = None) -> "PPOTrainer":
-        run_dir = Path(run_dir)
-        cfg = load_run_config(run_dir)
-        cfg.set({k: v for k, v in {"steps": steps, "threads": threads, "progress": progress}.items() if v is not None})
-        path = checkpoint.latest(run_dir)
-        trainer = cls(cfg, _resume_from=run_dir)
-        trainer.load_checkpoint(path)
-        return trainer
+        return resume_trainer(cls, run_dir, steps=steps, threads=threads, progress=progress)
 
     # ---- acting with the training statistics ------------------------------------------------------
 
@@ -148,11 +141,7 @@ class PPOTrainer:
     def train(self) -> dict[str, Any]:
         r = self.cfg.run
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        if not (self.run_dir / "config.yaml").exists():
-            data = self.cfg.to_dict()
-            data["run"]["run_dir"] = str(self.run_dir)
-            checkpoint.write_text_atomic(self.run_dir / "config.yaml",
-                                         yaml.safe_dump({"neuropath": __version__, **data}, sort_keys=False))
+        write_config_once(self.cfg, self.run_dir)
         truncate_after(self.run_dir, self.step)
         self.logger = RunLogger(self.run_dir, start_step=self.step, total_steps=r.steps, progress=r.progress)
         self.meter = EnergyMeter(self.device).start()
@@ -273,20 +262,6 @@ class PPOTrainer:
             elif pw.frozen and not was_frozen:
                 self._log_freeze(name, pw)
 
-    def _event(self, kind: str, name: str, result) -> dict[str, Any]:
-        return {"step": self.step, "net": name, "event": kind, "changed": result.changed,
-                "density": round(result.density, 6), "frozen": self.pathways[name].frozen}
-
-    def _log_freeze(self, name: str, pw) -> None:
-        self.logger.pathway_event({"step": self.step, "net": name, "event": "freeze",
-                                   "frozen_at": pw.schedule.frozen_at, "reason": pw.schedule.freeze_reason})
-
-    def phase(self) -> str:
-        if not self.pathways:
-            return "dense"
-        phases = {pw.schedule.phase for pw in self.pathways.values()}
-        return phases.pop() if len(phases) == 1 else "mixed"
-
     # ---- evaluation -----------------------------------------------------------------------------
 
     def evaluate(self) -> dict[str, Any]:
@@ -300,11 +275,7 @@ class PPOTrainer:
                "energy_mode": self.meter.mode}
         self.last_eval, self._last_eval_row = row["return_mean"], row
         self.logger.evaluation(row)
-        for name, pw in self.pathways.items():
-            was_frozen = pw.frozen
-            pw.observe(self.step, row["return_mean"])
-            if pw.frozen and not was_frozen:
-                self._log_freeze(name, pw)
+        self._observe_return(row["return_mean"])
         return row
 
     def _eval_action(self, obs: np.ndarray) -> np.ndarray:
@@ -332,8 +303,7 @@ class PPOTrainer:
                               "last_eval": self.last_eval, "last_eval_row": self._last_eval_row,
                               "next_eval": self.next_eval, "next_checkpoint": self.next_checkpoint,
                               "cpu_seconds": self.cpu_before + (self.meter.cpu_seconds() if self.meter else 0.0)},
-                 "rng": {"python": random.getstate(), "numpy_global": np.random.get_state(),
-                         "torch": torch.get_rng_state()}}
+                 "rng": rng_state()}
         meta = {"neuropath": __version__, "env": r.env, "algo": "ppo", "pathway": self.cfg.pathway.pathway,
                 "obs_dim": self.algo.obs_dim, "act_dim": self.algo.act_dim, "discrete": self.discrete,
                 "hidden": self.cfg.ppo.ppo_hidden}
@@ -359,10 +329,7 @@ class PPOTrainer:
         self.step, self.iteration, self.initialised = c["step"], c["iteration"], c["initialised"]
         self.last_eval, self._last_eval_row = c["last_eval"], c["last_eval_row"]
         self.next_eval, self.next_checkpoint, self.cpu_before = c["next_eval"], c["next_checkpoint"], c["cpu_seconds"]
-        rng = state["rng"]
-        random.setstate(rng["python"])
-        np.random.set_state(rng["numpy_global"])
-        torch.set_rng_state(rng["torch"].cpu())
+        set_rng_state(state["rng"])
         self.iterations = max(self.iterations, self.iteration)
 
 

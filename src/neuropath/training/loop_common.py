@@ -1,0 +1,80 @@
+"""What the PPO and DQN loops share: resuming, the run's config file, RNG state, pathway event logging."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from .. import __version__
+from . import checkpoint
+from .config import Config
+from .online import load_run_config
+
+
+def resume_trainer(cls, run_dir: str | Path, *, steps: int | None = None, threads: int | None = None,
+                   progress: bool | None = None):
+    """``cls`` rebuilt from the run's ``config.yaml`` (with a new step budget, threads or progress bar)
+    and loaded from its latest checkpoint."""
+    run_dir = Path(run_dir)
+    cfg = load_run_config(run_dir)
+    cfg.set({k: v for k, v in {"steps": steps, "threads": threads, "progress": progress}.items() if v is not None})
+    path = checkpoint.latest(run_dir)
+    trainer = cls(cfg, _resume_from=run_dir)
+    trainer.load_checkpoint(path)
+    return trainer
+
+
+def write_config_once(cfg: Config, run_dir: Path) -> None:
+    """The run's ``config.yaml`` (with its directory), written when the run starts."""
+    if (run_dir / "config.yaml").exists():
+        return
+    data = cfg.to_dict()
+    data["run"]["run_dir"] = str(run_dir)
+    checkpoint.write_text_atomic(run_dir / "config.yaml", yaml.safe_dump({"neuropath": __version__, **data},
+                                                                        sort_keys=False))
+
+
+def rng_state(rng: np.random.Generator | None = None) -> dict[str, Any]:
+    out = {"python": random.getstate(), "numpy_global": np.random.get_state(), "torch": torch.get_rng_state()}
+    if rng is not None:
+        out["numpy"] = rng.bit_generator.state
+    return out
+
+
+def set_rng_state(state: dict[str, Any], rng: np.random.Generator | None = None) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy_global"])
+    torch.set_rng_state(state["torch"].cpu())
+    if rng is not None and "numpy" in state:
+        rng.bit_generator.state = state["numpy"]
+
+
+class PathwayEvents:
+    """Mask events and freezes into ``pathway.jsonl`` (needs ``self.pathways``, ``self.logger``, ``self.step``)."""
+
+    def _event(self, kind: str, name: str, result) -> dict[str, Any]:
+        return {"step": self.step, "net": name, "event": kind, "changed": result.changed,
+                "density": round(result.density, 6), "frozen": self.pathways[name].frozen}
+
+    def _log_freeze(self, name: str, pw) -> None:
+        self.logger.pathway_event({"step": self.step, "net": name, "event": "freeze",
+                                   "frozen_at": pw.schedule.frozen_at, "reason": pw.schedule.freeze_reason})
+
+    def phase(self) -> str:
+        if not self.pathways:
+            return "dense"
+        phases = {pw.schedule.phase for pw in self.pathways.values()}
+        return phases.pop() if len(phases) == 1 else "mixed"
+
+    def _observe_return(self, mean_return: float) -> None:
+        """An evaluation's mean return to every pathway's schedule (DAPD may freeze on it)."""
+        for name, pw in self.pathways.items():
+            was_frozen = pw.frozen
+            pw.observe(self.step, mean_return)
+            if pw.frozen and not was_frozen:
+                self._log_freeze(name, pw)
