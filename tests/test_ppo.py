@@ -89,6 +89,7 @@ def test_discrete_ppo_runs_and_evaluates(tmp_path, capsys):
     assert main(["eval", str(run), "--episodes", "2"]) == 0
     out = capsys.readouterr().out
     assert "CartPole-v1: return" in out and "actor density 0.05" in out
+    assert main(["runs", str(tmp_path)]) == 0 and "CartPole-v1 (ppo)" in capsys.readouterr().out
 
 
 def test_the_same_seed_gives_the_same_first_rollout_updates(tmp_path):

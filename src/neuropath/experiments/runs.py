@@ -30,7 +30,12 @@ def runs_table(root: Path) -> str:
         ret = ("-" if not last else f"success {float(last['success_mean']):.2f}" if "success_mean" in last
                else f"{float(last['return_mean']):.1f}")
         offline = (cfg.get("offline") or {}).get("dataset")
-        rows.append((str(run.relative_to(root)), f"offline {offline}" if offline else r.get("benchmark") or r["env"],
+        algo = r.get("algo") or (cfg.get("offline") or {}).get("algo")     # older configs kept it under offline
+        what = (f"{r.get('benchmark') or ''} offline {offline}".strip() if offline
+                else r.get("benchmark") or r["env"])
+        if algo in ("ppo", "dqn", "iql", "bcq"):
+            what += f" ({algo})"
+        rows.append((str(run.relative_to(root)), what,
                      p["pathway"] + (f" {p['keep_ratio']}" if p["pathway"] != "dense" else ""),
                      f"{step}/{r['steps']}", ret, f"{status}, {last.get('phase') or 'offline'}" if last else status))
     if not rows:

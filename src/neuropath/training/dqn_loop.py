@@ -34,7 +34,7 @@ from . import checkpoint
 from .build import build_pathways, needs_init_data
 from .config import Config
 from .logging import RunLogger, truncate_after
-from .loop_common import PathwayEvents, resume_trainer, rng_state, set_rng_state, write_config_once
+from .loop_common import PathwayEvents, resume_trainer, rng_state, set_rng_state, write_config
 from .online import EVAL_SEED_OFFSET, load_run_config, resolve_device, start_run
 
 
@@ -92,7 +92,7 @@ class DQNTrainer(PathwayEvents):
     def train(self) -> dict[str, Any]:
         r, d = self.cfg.run, self.cfg.dqn
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        write_config_once(self.cfg, self.run_dir)
+        write_config(self.cfg, self.run_dir)
         truncate_after(self.run_dir, self.step)
         self.logger = RunLogger(self.run_dir, start_step=self.step, total_steps=r.steps, progress=r.progress)
         self.meter = EnergyMeter(self.device).start()

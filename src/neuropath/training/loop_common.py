@@ -29,10 +29,9 @@ def resume_trainer(cls, run_dir: str | Path, *, steps: int | None = None, thread
     return trainer
 
 
-def write_config_once(cfg: Config, run_dir: Path) -> None:
-    """The run's ``config.yaml`` (with its directory), written when the run starts."""
-    if (run_dir / "config.yaml").exists():
-        return
+def write_config(cfg: Config, run_dir: Path) -> None:
+    """The run's ``config.yaml`` (with its directory), written at every start: a resumed run records
+    its new step budget."""
     data = cfg.to_dict()
     data["run"]["run_dir"] = str(run_dir)
     checkpoint.write_text_atomic(run_dir / "config.yaml", yaml.safe_dump({"neuropath": __version__, **data},
