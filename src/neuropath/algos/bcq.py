@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..pathways.multitask import average_task_grads
-from .common import Batch, MLPFactory, mlp, mlp_factory, polyak
+from .common import Batch, MLPFactory, mlp, mlp_factory, module_device, polyak
 from .sac import TwinCritic
 
 
@@ -57,7 +57,7 @@ class VAE(nn.Module):
 
     def decode(self, obs: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
         if z is None:      # the prior, clipped as in the official code
-            z = torch.randn(*obs.shape[:-1], self.latent).clamp(-0.5, 0.5)
+            z = torch.randn(*obs.shape[:-1], self.latent, device=obs.device).clamp(-0.5, 0.5)
         return torch.tanh(self.decoder(torch.cat([obs, z], -1)))
 
 
@@ -150,9 +150,9 @@ class BCQ(nn.Module):
     def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
         """The best (by Q1) of ``act_samples`` perturbed decodes of the state ``obs`` [obs_dim];
         multi-task: one per task for ``obs`` [tasks, obs_dim]."""
-        x = torch.as_tensor(obs, dtype=torch.float32).unsqueeze(-2)
+        x = torch.as_tensor(obs, dtype=torch.float32, device=module_device(self)).unsqueeze(-2)
         x = x.repeat_interleave(self.cfg.act_samples, -2)                 # [..., S, obs]
         action = self.actor(x, self.vae.decode(x))
         q1 = self.critic.q1(torch.cat([x, action], -1))                  # [..., S, 1]
         best = q1.argmax(-2, keepdim=True).expand(*action.shape[:-2], 1, action.shape[-1])
-        return action.gather(-2, best).squeeze(-2).numpy()
+        return action.gather(-2, best).squeeze(-2).cpu().numpy()

@@ -12,6 +12,11 @@ from torch import nn
 from ..pathways import MaskedLinear
 
 
+def module_device(module: nn.Module) -> torch.device:
+    """Where a module's parameters live: observations from numpy go there before a forward pass."""
+    return next(module.parameters()).device
+
+
 class Batch(NamedTuple):
     obs: torch.Tensor
     action: torch.Tensor

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import Batch, MLPFactory, mlp, mlp_factory, polyak
+from .common import Batch, MLPFactory, mlp, mlp_factory, module_device, polyak
 from ..pathways.multitask import average_task_grads
 from .sac import TwinCritic
 
@@ -137,7 +137,7 @@ class IQL(nn.Module):
     @torch.no_grad()
     def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
         """One action for ``obs`` [obs_dim]; multi-task: one per task for ``obs`` [tasks, obs_dim]."""
-        x = torch.as_tensor(obs, dtype=torch.float32).unsqueeze(-2)
+        x = torch.as_tensor(obs, dtype=torch.float32, device=module_device(self)).unsqueeze(-2)
         mean, log_std = self.actor(x)
         a = mean if deterministic else (mean + torch.randn_like(mean) * log_std.exp()).clamp(-1, 1)
-        return a.squeeze(-2).numpy()
+        return a.squeeze(-2).cpu().numpy()

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.distributions import Categorical, Normal
 
-from .common import mlp
+from .common import mlp, module_device
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -155,13 +155,13 @@ class PPO(nn.Module):
     @torch.no_grad()
     def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
         """One action for a (normalised) observation: the mean / most likely action, or a sample."""
-        x = torch.as_tensor(obs, dtype=torch.float32).unsqueeze(0)
+        x = torch.as_tensor(obs, dtype=torch.float32, device=module_device(self)).unsqueeze(0)
         d = self.actor.dist(x)
         if deterministic:
             a = d.probs.argmax(-1) if self.discrete else d.mean
         else:
             a = d.sample()
-        return a[0].numpy()
+        return a[0].cpu().numpy()
 
 
 def gae(rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor, last_value: torch.Tensor,

@@ -85,7 +85,7 @@ class DAPD:
 
     def load_state_dict(self, state: dict) -> None:
         self.window = {int(t): deque(f, maxlen=self.k) for t, f in state["window"].items()}
-        self.generator.set_state(state["generator"])
+        self.generator.set_state(state["generator"].cpu())   # loaded onto the run's device
 
 
 class StaticSNIP(DAPD):

@@ -188,7 +188,7 @@ def install_task_masks(net: nn.Module, scores: dict[str, torch.Tensor], keep_rat
 
 def random_task_scores(net: nn.Module, generator: torch.Generator) -> dict[str, torch.Tensor]:
     """Uniform random scores: top-k of them is a random pathway of the same size, one per task."""
-    return {n: torch.rand(m.weight.shape, generator=generator) for n, m in task_layers(net).items()}
+    return {n: torch.rand(m.weight.shape, generator=generator).to(m.weight.device) for n, m in task_layers(net).items()}
 
 
 def task_density(net: nn.Module) -> list[float]:

@@ -119,7 +119,7 @@ class DQNTrainer(PathwayEvents):
                 self.obs = next_obs
                 done = bool(terminated or truncated)
                 if self.step > r.seed_steps and self.step % d.train_every == 0 and len(self.replay) >= d.dqn_batch_size:
-                    metrics = self.algo.update(self.replay.sample(d.dqn_batch_size), self.optimizers)
+                    metrics = self.algo.update(self.replay.sample(d.dqn_batch_size).to(self.device), self.optimizers)
                 if done:
                     self._maybe_update_masks()
                 if self.step % r.eval_every == 0 or self.step == r.steps:
@@ -172,7 +172,7 @@ class DQNTrainer(PathwayEvents):
                 nxt, rew, term, trunc, _ = self.env.step(a)
                 init.add(obs, a, float(rew), nxt, bool(term))
                 obs = nxt if not (term or trunc) else self.env.reset()[0]
-            sample = lambda: init.sample(p.score_batch)  # noqa: E731
+            sample = lambda: init.sample(p.score_batch).to(self.device)  # noqa: E731
         with unmasked(self.algo.q):
             for name, pw in self.pathways.items():
                 result = pw.init((lambda n=name: losses[n](sample())) if sample else None)
@@ -186,8 +186,8 @@ class DQNTrainer(PathwayEvents):
             was_frozen = pw.frozen
             if pw.due(self.step, episode_end=True) and len(self.replay) >= p.score_batch:
                 with unmasked(self.algo.q):
-                    result = pw.update(self.step, lambda n=name: losses[n](self.replay.sample_recent(p.score_batch,
-                                                                                                      p.window)))
+                    result = pw.update(self.step, lambda n=name: losses[n](self.replay.sample_recent(
+                        p.score_batch, p.window).to(self.device)))
                 self.logger.pathway_event(self._event("update", name, result))
             elif pw.frozen and not was_frozen:
                 self._log_freeze(name, pw)

@@ -38,7 +38,7 @@ from . import checkpoint
 from .checkpoint import write_text_atomic
 from .config import Config
 from .evaluate import run_episodes, summarise
-from .online import load_run_config, start_run
+from .online import load_run_config, resolve_device, start_run
 
 FIELDS = ["step", "return_mean", "return_std", "normalized_score", "wall_time", "cpu_seconds"]
 
@@ -97,6 +97,11 @@ class OfflineData:
     def __len__(self) -> int:
         return len(self.obs)
 
+    def to(self, device: torch.device) -> None:
+        """Keep the whole dataset where the updates run (batches are then gathered there)."""
+        for name in ("obs", "next_obs", "action", "reward", "not_done"):
+            setattr(self, name, getattr(self, name).to(device))
+
     def sample(self, batch: int, generator: torch.Generator) -> Batch:
         idx = torch.randint(0, len(self), (batch,), generator=generator)
         return Batch(self.obs[idx], self.action[idx], self.reward[idx], self.next_obs[idx], self.not_done[idx])
@@ -154,9 +159,11 @@ class OfflineTrainer:
         if o.dataset is None:
             raise UsageError("OfflineTrainer needs --dataset")
         self.run_dir = start_run(cfg, _resume_from)
-        self.generator = torch.Generator().manual_seed(r.seed)
+        self.generator = torch.Generator().manual_seed(r.seed)      # on the CPU: indices are drawn there
+        self.device = resolve_device(r.device)
         obs_dim, act_dim = self._load_data()
-        self.algo = self._build_algo(obs_dim, act_dim)
+        self.data.to(self.device)
+        self.algo = self._build_algo(obs_dim, act_dim).to(self.device)
         self.fields = self._fields()
         self.optimizers = self.algo.make_optimizers()
         self.schedulers = self.algo.make_schedulers(self.optimizers)
@@ -194,7 +201,7 @@ class OfflineTrainer:
 
     def _use_sparse(self) -> bool:
         p = self.cfg.pathway
-        return resolve_sparse(self.cfg.run.sparse, torch.device("cpu"), [p.keep_ratio], p.pathway == "dense")
+        return resolve_sparse(self.cfg.run.sparse, self.device, [p.keep_ratio], p.pathway == "dense")
 
     @classmethod
     def resume(cls, run_dir: str | Path, *, steps: int | None = None, threads: int | None = None,
@@ -243,7 +250,7 @@ class OfflineTrainer:
         self._metrics = open(self.run_dir / "metrics.csv", "a")
         if fresh:
             self._metrics.write(",".join(self.fields) + "\n")
-        self.meter = EnergyMeter(torch.device("cpu")).start()
+        self.meter = EnergyMeter(self.device).start()
         row: dict[str, Any] = {}
         bar = None
         if r.progress:
@@ -311,7 +318,7 @@ class OfflineTrainer:
         return checkpoint.save(self.run_dir, self.step, state, meta=meta, keep=self.cfg.run.keep_checkpoints)
 
     def load_checkpoint(self, path: Path) -> None:
-        state = checkpoint.load_state(path)
+        state = checkpoint.load_state(path, map_location=self.device)
         try:
             self.algo.load_state_dict(state["algo"])
             for k, o in self.optimizers.items():
@@ -327,8 +334,8 @@ class OfflineTrainer:
         rng = state["rng"]
         random.setstate(rng["python"])
         np.random.set_state(rng["numpy_global"])
-        torch.set_rng_state(rng["torch"])
-        self.generator.set_state(rng["generator"])
+        torch.set_rng_state(rng["torch"].cpu())
+        self.generator.set_state(rng["generator"].cpu())
 
     def _truncate_logs(self) -> None:
         metrics = self.run_dir / "metrics.csv"

@@ -85,6 +85,11 @@ class TaskOfflineData:
     def __len__(self) -> int:
         return int(self.sizes.sum())
 
+    def to(self, device: torch.device) -> None:
+        """The stacked datasets where the updates run (``sizes`` stays on the CPU with the generator)."""
+        for name in ("obs", "next_obs", "action", "reward", "not_done"):
+            setattr(self, name, getattr(self, name).to(device))
+
     def sample(self, batch: int, generator: torch.Generator) -> TaskBatch:
         """``batch`` transitions of every task, uniformly from its own dataset."""
         idx = (torch.rand(len(self.parts), batch, generator=generator, dtype=torch.float64)

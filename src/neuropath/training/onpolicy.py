@@ -192,16 +192,17 @@ class PPOTrainer(PathwayEvents):
         """One rollout of ``rollout_steps`` vector steps; evaluations fall inside it when due."""
         g, r = self.cfg.ppo, self.cfg.run
         T, N = g.rollout_steps, g.num_envs
-        obs = torch.zeros(T, N, self.algo.obs_dim)
-        actions = torch.zeros(T, N) if self.discrete else torch.zeros(T, N, self.algo.act_dim)
-        logprobs, values = torch.zeros(T, N), torch.zeros(T, N)
+        dev = self.device                       # the rollout lives where the updates run
+        obs = torch.zeros(T, N, self.algo.obs_dim, device=dev)
+        actions = torch.zeros(T, N, device=dev) if self.discrete else torch.zeros(T, N, self.algo.act_dim, device=dev)
+        logprobs, values = torch.zeros(T, N, device=dev), torch.zeros(T, N, device=dev)
         rewards, dones = np.zeros((T, N), np.float32), np.zeros((T, N), np.float32)
         for t in range(T):
             x = self._obs_tensor(self.next_obs)
             action, logprob, value = self.algo.step(x)
             obs[t], actions[t], logprobs[t], values[t] = x, action, logprob, value
             dones[t] = self.next_done
-            a = action.numpy().astype(np.int64 if self.discrete else np.float32)
+            a = action.cpu().numpy().astype(np.int64 if self.discrete else np.float32)
             raw_obs, reward, terminated, truncated, info = self.envs.step(a)
             done = terminated | truncated
             self.next_obs = self._observe(raw_obs)
@@ -216,13 +217,13 @@ class PPOTrainer(PathwayEvents):
                 self.evaluate()
                 while self.next_eval <= self.step:
                     self.next_eval += r.eval_every
-        return {"obs": obs, "action": actions, "logprob": logprobs, "reward": torch.from_numpy(rewards),
-                "done": torch.from_numpy(dones), "value": values}
+        return {"obs": obs, "action": actions, "logprob": logprobs, "reward": torch.from_numpy(rewards).to(dev),
+                "done": torch.from_numpy(dones).to(dev), "value": values}
 
     @torch.no_grad()
     def _advantages(self, ro: dict[str, torch.Tensor]) -> RolloutBatch:
         last_value = self.algo.value(self._obs_tensor(self.next_obs)).squeeze(-1)
-        adv, ret = gae(ro["reward"], ro["value"], ro["done"], last_value, torch.as_tensor(self.next_done),
+        adv, ret = gae(ro["reward"], ro["value"], ro["done"], last_value, torch.as_tensor(self.next_done, device=self.device),
                        self.cfg.sac.gamma, self.cfg.ppo.gae_lambda)
         flat = lambda x: x.reshape(-1, *x.shape[2:])  # noqa: E731
         return RolloutBatch(flat(ro["obs"]), flat(ro["action"]), flat(ro["logprob"]), flat(adv), flat(ret),

@@ -1,0 +1,75 @@
+#!/bin/bash
+# One lent-GPU session in one command: CUDA checks of every training loop, and (at the same time, on the
+# other cores) Atari DQN dense vs DAPD on the paper's three games until a wall-clock deadline.
+#
+#   bash benchmarks/gpu_session.sh SECONDS [DEVICE]      # results under $OUT (or ./gpu-out); SECONDS=0: checks only
+#
+# On the lent machine (Python 3.12, its own torch) the packages it lacks travel as wheels in .whl/
+# (gymnasium, ale-py, mujoco, minari, ...; see the device tool's README). Each Atari run is stopped with
+# SIGINT at the deadline (it saves a checkpoint and flushes its logs); what comes back is a tarball of
+# the run folders without checkpoints, and the check logs. Locally: `PY=.venv/bin/python bash benchmarks/gpu_session.sh 120 cpu`.
+set -u
+BUDGET=${1:-440}
+DEV=${2:-cuda}
+T0=$(date +%s)
+OUT=${OUT:-$PWD/gpu-out}
+R=/tmp/neuropath-gpu
+rm -rf "$R"; mkdir -p "$R" "$OUT"
+if [ -z "${PY:-}" ] && [ -d .whl ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+  export PYTHONPATH=/tmp/site:$PWD/src
+  PY=python3
+fi
+export PYTHONUNBUFFERED=1 MINARI_DATASETS_PATH=$R/minari OMP_NUM_THREADS=1
+NP="$PY -m neuropath.cli"
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null
+  $PY -c "import torch, numpy; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'numpy', numpy.__version__)"
+  nproc; } > "$OUT/machine.txt" 2>&1
+
+# ---- Atari: 3 games x {dense, dapd} x 2 seeds, 1 thread each, stopped at the deadline ---------------
+left=$((BUDGET - ($(date +%s) - T0)))
+[ "$BUDGET" -gt 0 ] && for game in Breakout Pong DemonAttack; do
+  for method in dense dapd; do
+    for seed in 0 1; do
+      d=$R/atari/${game}__${method}__s${seed}
+      timeout -s INT -k 120 $left $NP train --algo dqn --env ALE/$game-v5 --pathway $method --keep-ratio 0.05 \
+        --seed $seed --steps 250000 --seed-steps 20000 --replay-size 100000 --eps-decay-steps 100000 \
+        --freeze-step 100000 --eval-every 50000 --eval-episodes 3 --checkpoint-every 100000000 \
+        --device $DEV --threads 1 --no-progress --run-dir $d > $R/atari-${game}-${method}-${seed}.log 2>&1 &
+    done
+  done
+done
+
+# ---- CUDA checks of the other loops (short; each line of check.log says ok/FAILED) ------------------
+check() {  # name, command...
+  local name=$1; shift
+  if timeout 240 "$@" > "$R/check-$name.log" 2>&1; then echo "ok     $name" >> "$R/check.log"
+  else echo "FAILED $name (exit $?)" >> "$R/check.log"; tail -5 "$R/check-$name.log" | sed 's/^/    /' >> "$R/check.log"; fi
+}
+(
+  common="--device $DEV --threads 1 --no-progress"
+  check sac-dapd $NP train --env Hopper-v5 --pathway dapd --steps 3000 --seed-steps 1000 --init-steps 1000 \
+    --eval-every 1500 --eval-episodes 2 --checkpoint-every 1500 $common --run-dir $R/sac
+  check sac-resume $NP train --resume $R/sac --steps 4000 --device $DEV --no-progress
+  check sac-eval $NP eval $R/sac --episodes 2
+  check dataset $NP dataset make $R/sac expert --transitions 3000 --id neuropath/hopper/gpucheck-v0
+  check bcq-npf $NP train --dataset neuropath/hopper/gpucheck-v0 --algo bcq --pathway npf --steps 400 --eval-every 200 \
+    --eval-episodes 2 $common --run-dir $R/bcq
+  check iql-npf $NP train --dataset neuropath/hopper/gpucheck-v0 --algo iql --pathway npf --steps 400 --eval-every 200 \
+    --eval-episodes 2 $common --run-dir $R/iql
+  check iql-resume $NP train --resume $R/iql --steps 600 --device $DEV --no-progress
+) &
+(
+  common="--device $DEV --threads 1 --no-progress"
+  check ppo-dapd $NP train --algo ppo --env Hopper-v5 --pathway dapd --steps 8192 --eval-every 4096 \
+    --eval-episodes 2 $common --run-dir $R/ppo
+  check ppo-resume $NP train --resume $R/ppo --steps 10240 --device $DEV --no-progress
+  check ppo-eval $NP eval $R/ppo --episodes 2
+  check ppo-flops $NP flops $R/ppo
+) &
+wait
+echo "elapsed $(( $(date +%s) - T0 )) s" >> "$R/check.log"
+cp "$R/check.log" "$OUT/check.log"
+(cd $R && tar -czf "$OUT/checks.tar.gz" --exclude=checkpoints --exclude=snapshots check-*.log sac bcq iql ppo)
+[ "$BUDGET" -gt 0 ] && (cd $R && tar -czf "$OUT/atari.tar.gz" --exclude=checkpoints --exclude=replay.npy atari-*.log atari)
+ls -la "$OUT"
