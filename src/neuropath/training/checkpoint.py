@@ -75,6 +75,24 @@ def load_state(path: Path, map_location: str | torch.device = "cpu") -> dict[str
         raise UsageError(f"checkpoint {str(path)!r} is corrupt: {type(exc).__name__}") from None
 
 
+def restore(path: Path, state: dict[str, Any], parts: dict[str, Any], also=None) -> None:
+    """Load ``state[section]`` into ``parts[section]`` (anything with ``load_state_dict``), or, where that
+    is a dict, ``state[section][key]`` into each ``parts[section][key]``; then ``also()`` (the replay, say).
+    A checkpoint of another shape ends in one line instead of a traceback."""
+    try:
+        for section, target in parts.items():
+            if isinstance(target, dict):
+                for key, obj in target.items():
+                    obj.load_state_dict(state[section][key])
+            else:
+                target.load_state_dict(state[section])
+        if also is not None:
+            also()
+    except (RuntimeError, KeyError, ValueError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"checkpoint {str(path)!r} does not fit this run's networks: {first}") from None
+
+
 def read_meta(path: Path) -> dict:
     try:
         return json.loads((Path(path) / "meta.json").read_text())

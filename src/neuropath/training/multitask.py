@@ -277,16 +277,8 @@ class MultiTaskTrainer:
         if saved is not None and tuple(saved) != tuple(self.tasks):
             raise UsageError(f"checkpoint {str(path)!r} has {len(saved)} tasks ({', '.join(saved)}) but this run "
                              f"has {len(self.tasks)} ({', '.join(self.tasks)})")
-        try:
-            self.algo.load_state_dict(state["algo"])
-            for k, o in self.optimizers.items():
-                o.load_state_dict(state["optimizers"][k])
-            for k, m in self.dapd.items():
-                m.load_state_dict(state["pathways"][k])
-            self.replay.load(path / "replay.npy")
-        except (RuntimeError, KeyError, ValueError, OSError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise UsageError(f"checkpoint {str(path)!r} does not fit this run's networks: {first}") from None
+        checkpoint.restore(path, state, {"algo": self.algo, "optimizers": self.optimizers, "pathways": self.dapd},
+                           also=lambda: self.replay.load(path / "replay.npy"))
         self.algo.updates = state["algo_updates"]
         c = state["counters"]
         self.step, self.frozen, self.last_success = c["step"], c["frozen"], c["last_success"]

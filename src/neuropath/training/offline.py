@@ -319,15 +319,8 @@ class OfflineTrainer:
 
     def load_checkpoint(self, path: Path) -> None:
         state = checkpoint.load_state(path, map_location=self.device)
-        try:
-            self.algo.load_state_dict(state["algo"])
-            for k, o in self.optimizers.items():
-                o.load_state_dict(state["optimizers"][k])
-            for k, s in self.schedulers.items():
-                s.load_state_dict(state["schedulers"][k])
-        except (RuntimeError, KeyError, ValueError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise UsageError(f"checkpoint {str(path)!r} does not fit this run's networks: {first}") from None
+        checkpoint.restore(path, state, {"algo": self.algo, "optimizers": self.optimizers,
+                                         "schedulers": self.schedulers})
         self.algo.updates = state["algo_updates"]
         c = state["counters"]
         self.step, self.initialised, self.cpu_before = c["step"], c["initialised"], c["cpu_seconds"]

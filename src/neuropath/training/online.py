@@ -446,16 +446,8 @@ class Trainer:
 
     def load_checkpoint(self, path: Path) -> None:
         state = checkpoint.load_state(path, map_location=self.device)
-        try:
-            self.algo.load_state_dict(state["algo"])
-            for k, o in self.optimizers.items():
-                o.load_state_dict(state["optimizers"][k])
-            for k, p in self.pathways.items():
-                p.load_state_dict(state["pathways"][k])
-            self.buffer.load(path / "replay.npy", state["replay"])
-        except (RuntimeError, KeyError, ValueError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise UsageError(f"checkpoint {str(path)!r} does not fit this run's networks: {first}") from None
+        checkpoint.restore(path, state, {"algo": self.algo, "optimizers": self.optimizers, "pathways": self.pathways},
+                           also=lambda: self.buffer.load(path / "replay.npy", state["replay"]))
         self.algo.updates = state["algo_updates"]
         c = state["counters"]
         self.step, self.episodes, self.initialised = c["step"], c["episodes"], c["initialised"]

@@ -312,15 +312,7 @@ class PPOTrainer(PathwayEvents):
 
     def load_checkpoint(self, path: Path) -> None:
         state = checkpoint.load_state(path, map_location=self.device)
-        try:
-            self.algo.load_state_dict(state["algo"])
-            for k, o in self.optimizers.items():
-                o.load_state_dict(state["optimizers"][k])
-            for k, p in self.pathways.items():
-                p.load_state_dict(state["pathways"][k])
-        except (RuntimeError, KeyError, ValueError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise UsageError(f"checkpoint {str(path)!r} does not fit this run's networks: {first}") from None
+        checkpoint.restore(path, state, {"algo": self.algo, "optimizers": self.optimizers, "pathways": self.pathways})
         norm = state["normalisation"]
         for key, rms in (("obs", self.obs_rms), ("return", self.ret_rms)):
             if rms is not None and key in norm:
