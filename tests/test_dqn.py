@@ -147,3 +147,25 @@ def test_atari_dqn_runs_through_learning_start_and_a_mask_update_on_the_nature_n
     assert kept == int(0.05 * sum(algo[f"q.head.{i}.mask"].numel() for i in (0, 2)))
     events = [json.loads(x)["event"] for x in (run / "pathway.jsonl").read_text().splitlines()]
     assert events[0] == "init" and "update" in events                        # a game ended in warm-up
+
+
+@pytest.mark.parametrize("method", ["set", "rigl"])
+def test_set_and_rigl_dqn_drop_and_grow_every_interval_and_keep_inactive_weights_at_zero(tmp_path, method):
+    import json
+
+    from neuropath.cli import main
+    from neuropath.training import checkpoint
+    run = tmp_path / method
+    assert main(["train", *TINY, "--pathway", method, "--update-every", "100", "--checkpoint-every", "600",
+                 "--run-dir", str(run)]) == 0
+    events = [json.loads(x) for x in (run / "pathway.jsonl").read_text().splitlines()]
+    updates = [e for e in events if e["event"] == "update"]
+    # ΔT 100 from learning start (200) to 80% of 600 steps: drop/grow at 200, 300, 400
+    assert [e["step"] for e in updates] == [200, 300, 400] and all(e["changed"] > 0 for e in updates)
+    algo = checkpoint.load_state(checkpoint.latest(run))["algo"]
+    for i in (0, 2):
+        w, m = algo[f"q.head.{i}.weight"], algo[f"q.head.{i}.mask"][0]
+        assert bool((w[~m] == 0).all())                          # sparse training: inactive weights are zero
+        assert torch.equal(algo[f"q_target.head.{i}.mask"], algo[f"q.head.{i}.mask"])
+    total = sum(algo[f"q.head.{i}.mask"].numel() for i in (0, 2))
+    assert abs(sum(int(algo[f"q.head.{i}.mask"].sum()) for i in (0, 2)) - 0.05 * total) <= 2

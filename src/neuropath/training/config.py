@@ -431,8 +431,9 @@ class Config:
         d, p = self.dqn, self.pathway
         if self.run.benchmark is not None:
             raise UsageError("--algo dqn runs on one game (--env MinAtar/<Game>-v1 or ALE/<Game>-v5)")
-        if p.pathway not in ("dapd", "dense", "static", "random"):
-            raise UsageError(f"--pathway {p.pathway} is not available with --algo dqn yet (dapd, dense, static, random)")
+        if p.pathway not in ("dapd", "dense", "static", "random", "set", "rigl"):
+            raise UsageError(f"--pathway {p.pathway} is not available with --algo dqn "
+                             "(dapd, dense, static, random, set, rigl)")
         for name in ("dqn_batch_size", "train_every", "dqn_target_every"):
             _positive(name, getattr(d, name))
         if not (0.0 <= d.eps_end <= d.eps_start <= 1.0 and 0.0 <= d.eval_epsilon <= 1.0) or d.eps_decay_steps < 0:

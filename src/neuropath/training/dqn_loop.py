@@ -31,7 +31,7 @@ from ..envs.pixels import check_image_env, is_atari, make_image_env
 from ..errors import UsageError
 from ..pathways import density, unmasked
 from . import checkpoint
-from .build import build_pathways, needs_init_data
+from .build import build_pathways, check_reachable, needs_init_data
 from .config import Config
 from .logging import RunLogger, truncate_after
 from .loop_common import PathwayEvents, resume_trainer, rng_state, set_rng_state, write_config
@@ -58,6 +58,7 @@ class DQNTrainer(PathwayEvents):
                         DQNConfig(lr=d.dqn_lr, gamma=cfg.sac.gamma, batch_size=d.dqn_batch_size,
                                   target_every=d.dqn_target_every, huber=d.huber),
                         torso=torso, mask_conv=d.mask_conv).to(self.device)
+        check_reachable(cfg, self.algo)
         self.optimizers = self.algo.make_optimizers()
         self.pathways = build_pathways(cfg, self.algo, self.optimizers)
         # Atari: each frame once, a ring of --replay-size (fixed, so a resumed run with more steps fits);
@@ -120,8 +121,8 @@ class DQNTrainer(PathwayEvents):
                 done = bool(terminated or truncated)
                 if self.step > r.seed_steps and self.step % d.train_every == 0 and len(self.replay) >= d.dqn_batch_size:
                     metrics = self.algo.update(self.replay.sample(d.dqn_batch_size).to(self.device), self.optimizers)
-                if done:
-                    self._maybe_update_masks()
+                if self.pathways:
+                    self._maybe_update_masks(episode_end=done)
                 if self.step % r.eval_every == 0 or self.step == r.steps:
                     self.evaluate()
                 if self.step % r.log_every == 0:
@@ -179,15 +180,22 @@ class DQNTrainer(PathwayEvents):
                 self.logger.pathway_event(self._event("init", name, result))
         self.initialised = True
 
-    def _maybe_update_masks(self) -> None:
+    def _maybe_update_masks(self, *, episode_end: bool) -> None:
+        """DAPD: re-score the dense network on the last ``--window`` transitions at episode ends (or every
+        ``--mask-every`` steps) in warm-up. SET/RigL: every ΔT steps, drop and grow on the masked network's
+        TD loss over a replay minibatch (RigL's grow gradient is dense by construction)."""
         p = self.cfg.pathway
         losses = self.algo.losses()
         for name, pw in self.pathways.items():
             was_frozen = pw.frozen
-            if pw.due(self.step, episode_end=True) and len(self.replay) >= p.score_batch:
-                with unmasked(self.algo.q):
-                    result = pw.update(self.step, lambda n=name: losses[n](self.replay.sample_recent(
-                        p.score_batch, p.window).to(self.device)))
+            if pw.due(self.step, episode_end=episode_end) and len(self.replay) >= p.score_batch:
+                if getattr(pw.method, "data", "recent") == "replay":
+                    result = pw.update(self.step, lambda n=name: losses[n](
+                        self.replay.sample(p.score_batch).to(self.device)))
+                else:
+                    with unmasked(self.algo.q):
+                        result = pw.update(self.step, lambda n=name: losses[n](self.replay.sample_recent(
+                            p.score_batch, p.window).to(self.device)))
                 self.logger.pathway_event(self._event("update", name, result))
             elif pw.frozen and not was_frozen:
                 self._log_freeze(name, pw)
