@@ -102,6 +102,15 @@ def test_dapd_dqn_on_minatar_scores_updates_freezes_resumes_and_evaluates(tmp_pa
     assert main(["eval", str(run), "--episodes", "2"]) == 0
     assert "MinAtar/Breakout-v1: return" in capsys.readouterr().out
 
+    # export: the dense convolution and the sparse head give the run's own greedy actions, without torch
+    from neuropath.efficiency import compact_policy
+    from neuropath.policy import load_policy
+    assert main(["export", str(run), str(tmp_path / "exported")]) == 0
+    cp, policy = compact_policy.load(tmp_path / "exported"), load_policy(run)
+    obs = (np.random.default_rng(0).random((64, 4, 10, 10)) < 0.2).astype(np.float32)
+    assert [policy.act_unit(o) for o in obs] == list(cp.act_unit(obs)) == [cp.predict(o)[0] for o in obs]
+    assert cp.meta["conv_layers"] == 1 and sum(cp.meta["nnz_after"]) <= kept
+
 
 def test_image_replay_keeps_the_newest_transitions_across_a_capacity_change(tmp_path):
     from neuropath.data.image_replay import ImageReplay
@@ -147,6 +156,12 @@ def test_atari_dqn_runs_through_learning_start_and_a_mask_update_on_the_nature_n
     assert kept == int(0.05 * sum(algo[f"q.head.{i}.mask"].numel() for i in (0, 2)))
     events = [json.loads(x)["event"] for x in (run / "pathway.jsonl").read_text().splitlines()]
     assert events[0] == "init" and "update" in events                        # a game ended in warm-up
+    from neuropath.efficiency import compact_policy
+    from neuropath.policy import load_policy
+    assert main(["export", str(run), str(tmp_path / "exported")]) == 0        # three strided convolutions
+    cp, policy = compact_policy.load(tmp_path / "exported"), load_policy(run)
+    frames = np.random.default_rng(0).integers(0, 256, (6, 4, 84, 84), dtype=np.uint8)
+    assert [policy.act_unit(f) for f in frames] == list(cp.act_unit(frames))
 
 
 @pytest.mark.parametrize("method", ["set", "rigl"])

@@ -136,3 +136,44 @@ def test_flops_and_inspect_work_on_a_ppo_run(tmp_path, capsys):
     assert main(["inspect", str(run)]) == 0
     out = capsys.readouterr().out
     assert "actor:" in out and "value:" in out and "mask updates" in out
+
+
+def _exported_matches(run, out, observations, capsys):
+    """`neuropath export` of a run gives the run's own deterministic actions, without torch."""
+    import numpy as np
+
+    from neuropath.efficiency import compact_policy
+    from neuropath.policy import load_policy
+    capsys.readouterr()
+    assert main(["export", str(run), str(out)]) == 0
+    cp, policy = compact_policy.load(out), load_policy(run)
+    batch = cp.act_unit(observations)
+    for i, obs in enumerate(observations):
+        expected = policy.act_unit(obs, deterministic=True)
+        assert np.allclose(cp.act_unit(obs), expected, atol=1e-5) and np.allclose(batch[i], expected, atol=1e-5)
+    return cp
+
+
+def test_export_of_a_ppo_run_keeps_its_observation_statistics_and_clipped_mean(tmp_path, capsys):
+    import numpy as np
+    run = tmp_path / "e"
+    args = [a if a != "1536" else "512" for a in TINY]
+    assert main(["train", *args, "--pathway", "dapd", "--run-dir", str(run)]) == 0
+    obs = np.random.default_rng(0).normal(0, 2, (16, 11)).astype(np.float32)   # beyond the statistics: clipping
+    cp = _exported_matches(run, tmp_path / "out", obs, capsys)
+    assert cp.meta["head"] == "clip" and cp.meta["hidden"] == "tanh" and cp.meta["obs_normalised"]
+    low, high = cp.low, cp.high
+    action, _ = cp.predict(obs[0])
+    assert np.allclose(action, low + (cp.act_unit(obs[0]) + 1) / 2 * (high - low), atol=1e-5)
+
+
+def test_export_of_a_discrete_ppo_run_gives_the_greedy_action(tmp_path, capsys):
+    import numpy as np
+    run = tmp_path / "cart"
+    args = ["--algo", "ppo", "--env", "CartPole-v1", "--pathway", "static", "--steps", "256", "--num-envs", "2",
+            "--rollout-steps", "128", "--minibatches", "4", "--epochs", "1", "--eval-every", "256",
+            "--eval-episodes", "1", "--no-progress", "--threads", "1", "--run-dir", str(run)]
+    assert main(["train", *args]) == 0
+    obs = np.random.default_rng(1).normal(0, 1, (32, 4)).astype(np.float32)
+    cp = _exported_matches(run, tmp_path / "out", obs, capsys)
+    assert cp.meta["head"] == "argmax" and isinstance(cp.predict(obs[0])[0], int)

@@ -11,7 +11,8 @@ exported policy loads without the training code::
 
 The format (``policy.npz``, numpy's zip of arrays, read with ``allow_pickle=False``)
 -------------------------------------------------------------------------------------
-``format``   the string ``"neuropath-compact-policy"``; ``version``: 1 (see `FORMAT_VERSION`).
+``format``   the string ``"neuropath-compact-policy"``; ``version``: 2 (see `FORMAT_VERSION`; 1 = a
+             SAC actor, read as hidden ``relu`` and head ``tanh``).
 ``meta``     a JSON string: env id, keep ratio, measured density, source run and step, the
              layer widths and active-weight counts before and after dead-unit removal.
 ``sizes``    int64 [L+1]: obs_dim, the hidden widths after removal, act_dim.
@@ -21,12 +22,18 @@ The format (``policy.npz``, numpy's zip of arrays, read with ``allow_pickle=Fals
 ``bias_k``   float32 [sizes[k+1]]: the bias, with the constant output of removed
              input-less units folded in.
 ``kept_k``   int32, k = 1..L-1: the original index of each hidden unit that was kept.
-``low``, ``high``  the environment's action bounds.
-
-The policy is deterministic-only: the last layer holds only the rows of the Gaussian mean
-(the log-std rows were dropped at export), and the action is
-``low + (tanh(mean) + 1) / 2 * (high - low)``, as ``neuropath.Policy.predict(...,
-deterministic=True)``.
+``low``, ``high``  the environment's action bounds (continuous heads).
+``hidden_act`` int: 0 = ReLU (SAC, DQN), 1 = tanh (PPO) after every hidden layer.
+``head``     int: what the last layer's outputs become (deterministic actions only):
+             0 = ``low + (tanh(out) + 1) / 2 * (high - low)`` (SAC: the mean of the tanh-Gaussian;
+             its log-std rows were dropped at export), 1 = the same with ``clip(out, -1, 1)`` for
+             tanh (PPO's Gaussian mean), 2 = ``argmax(out)`` (DQN's Q-values, PPO's logits).
+Optional, applied to the observation before the layers, in this order:
+``conv_w_k``, ``conv_b_k``, ``conv_stride_k`` (k = 0..C-1; with ``input_scale`` and
+             ``input_shape`` [channels, height, width]): a dense convolutional torso (DQN), each
+             convolution without padding and followed by ReLU, its output flattened in C order.
+``obs_mean``, ``obs_std``, ``obs_clip``
+             running observation statistics (PPO): ``clip((obs - mean) / std, -clip, clip)``.
 
 Kernels
 -------
@@ -48,7 +55,9 @@ from pathlib import Path
 import numpy as np
 
 FORMAT = "neuropath-compact-policy"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+HEADS = ("tanh", "clip", "argmax")
+HIDDEN = ("relu", "tanh")
 DATA_FILE = "policy.npz"
 TILE = 64
 """observations per tile of the batched numba kernel"""
@@ -66,8 +75,9 @@ def _jit(fn):
         return _numba.njit(nogil=True)(fn)
 
 
-def _forward(x, indptr, indices, data, bias, layout, scale, shift, out):
-    """The whole network for x [B, obs] float32 into out [B, act] float32, in bounds.
+def _forward(x, indptr, indices, data, bias, layout, scale, shift, out, hidden_act, head):
+    """The whole network for x [B, obs] float32 into out [B, act] float32: ``hidden_act`` 0 ReLU,
+    1 tanh; ``head`` 0 tanh then bounds, 1 clip to [-1, 1] then bounds, 2 raw outputs.
 
     ``layout`` is int64 [L, 5]: (in width, out width, indptr offset, nnz offset, bias
     offset) of each layer in the concatenated arrays. ``indptr`` and ``indices`` are uint32
@@ -95,9 +105,16 @@ def _forward(x, indptr, indices, data, bias, layout, scale, shift, out):
                 for q in range(ptr[j], ptr[j + 1]):
                     acc += d[q] * h[ix[q]]
                 if last:
-                    out[0, j] = scale[j] * np.tanh(acc) + shift[j]
-                else:
+                    if head == 0:
+                        out[0, j] = scale[j] * np.tanh(acc) + shift[j]
+                    elif head == 1:
+                        out[0, j] = scale[j] * min(max(acc, np.float32(-1.0)), np.float32(1.0)) + shift[j]
+                    else:
+                        out[0, j] = acc
+                elif hidden_act == 0:
                     g[j] = acc if acc > 0.0 else np.float32(0.0)
+                else:
+                    g[j] = np.tanh(acc)
             h, g = g, h
         return
     # A batch: tiles of TILE observations, activations feature-major [unit, tile], so that
@@ -128,11 +145,19 @@ def _forward(x, indptr, indices, data, bias, layout, scale, shift, out):
                         row[c] += w * src[c]
                 if last:
                     for c in range(tw):
-                        out[t0 + c, j] = scale[j] * np.tanh(row[c]) + shift[j]
-                else:
+                        if head == 0:
+                            out[t0 + c, j] = scale[j] * np.tanh(row[c]) + shift[j]
+                        elif head == 1:
+                            out[t0 + c, j] = scale[j] * min(max(row[c], np.float32(-1.0)), np.float32(1.0)) + shift[j]
+                        else:
+                            out[t0 + c, j] = row[c]
+                elif hidden_act == 0:
                     for c in range(tw):
                         if row[c] < 0.0:
                             row[c] = 0.0
+                else:
+                    for c in range(tw):
+                        row[c] = np.tanh(row[c])
             h2, g2 = g2, h2
 
 
@@ -157,9 +182,22 @@ class CompactPolicy:
         self.sizes = [int(s) for s in arrays["sizes"]]
         self.obs_dim, self.act_dim = self.sizes[0], self.sizes[-1]
         self.n_layers = len(self.sizes) - 1
+        self.hidden_act = int(arrays["hidden_act"]) if "hidden_act" in arrays else 0    # version 1: SAC
+        self.head = int(arrays["head"]) if "head" in arrays else 0
+        if self.hidden_act not in (0, 1) or self.head not in (0, 1, 2):
+            raise ValueError(f"unknown hidden activation {self.hidden_act} or head {self.head}")
+        self.discrete = self.head == 2
+        self.convs = [(np.ascontiguousarray(arrays[f"conv_w_{k}"], dtype=np.float32),
+                       np.ascontiguousarray(arrays[f"conv_b_{k}"], dtype=np.float32), int(arrays[f"conv_stride_{k}"]))
+                      for k in range(sum(1 for name in arrays if name.startswith("conv_w_")))]
+        self.input_shape = tuple(int(v) for v in arrays["input_shape"]) if self.convs else None
+        self.input_scale = np.float32(arrays["input_scale"]) if self.convs else None
+        self.obs_mean = np.asarray(arrays["obs_mean"], np.float32) if "obs_mean" in arrays else None
+        self.obs_std = np.asarray(arrays["obs_std"], np.float32) if "obs_mean" in arrays else None
+        self.obs_clip = float(arrays["obs_clip"]) if "obs_mean" in arrays else None
         self.low = np.asarray(arrays["low"])
         self.high = np.asarray(arrays["high"])
-        if self.low.shape != (self.act_dim,) or self.high.shape != (self.act_dim,):
+        if not self.discrete and (self.low.shape != (self.act_dim,) or self.high.shape != (self.act_dim,)):
             raise ValueError(f"action bounds of shape {self.low.shape} do not fit act_dim {self.act_dim}")
         self.env_id = self.meta.get("env_id")
         self.layers = []  # (indptr, indices, data, bias) per layer
@@ -176,9 +214,9 @@ class CompactPolicy:
                 raise ValueError(f"layer {k} of the compact policy is inconsistent with sizes {self.sizes}")
             self.layers.append((indptr, indices, data, bias))
         # Bounds folded into one multiply-add after tanh: low + (a + 1)/2 (high - low).
-        half = (self.high.astype(np.float64) - self.low) / 2
+        half = (self.high.astype(np.float64) - self.low) / 2 if not self.discrete else np.ones(self.act_dim)
         self._scale = half.astype(np.float32)
-        self._shift = (self.low + half).astype(np.float32)
+        self._shift = ((self.low + half) if not self.discrete else np.zeros(self.act_dim)).astype(np.float32)
         self._unit_scale = np.ones(self.act_dim, np.float32)
         self._unit_shift = np.zeros(self.act_dim, np.float32)
         # numba: every layer concatenated, plus a layout table; numpy: dense shrunk matrices.
@@ -194,8 +232,9 @@ class CompactPolicy:
         self._layout = layout
         self._dense = [(self.dense_weight(k).T.copy(), self.layers[k][3]) for k in range(self.n_layers)]
         if warmup:  # compile (or load the cached code) now, not inside the first predict
-            self.act_unit(np.zeros((2, self.obs_dim), np.float32))
-            self.act_unit(np.zeros(self.obs_dim, np.float32))
+            shape = self.input_shape if self.convs else (self.obs_dim,)
+            self.act_unit(np.zeros((2, *shape), np.float32))
+            self.act_unit(np.zeros(shape, np.float32))
 
     @property
     def nnz(self) -> int:
@@ -213,36 +252,64 @@ class CompactPolicy:
     def _run(self, x: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> np.ndarray:
         out = np.empty((x.shape[0], self.act_dim), np.float32)
         if self.kernel == "numba":
-            _forward_numba(x, *self._cat, self._layout, scale, shift, out)
+            _forward_numba(x, *self._cat, self._layout, scale, shift, out, self.hidden_act, self.head)
             return out
         h = x
         for k, (wt, b) in enumerate(self._dense):
             h = h @ wt
             h += b
             if k < self.n_layers - 1:
-                np.maximum(h, 0.0, out=h)
-        np.tanh(h, out=h)
+                if self.hidden_act == 0:
+                    np.maximum(h, 0.0, out=h)
+                else:
+                    np.tanh(h, out=h)
+        if self.head == 2:
+            return h.astype(np.float32)
+        if self.head == 0:
+            np.tanh(h, out=h)
+        else:
+            np.clip(h, -1.0, 1.0, out=h)
         np.multiply(h, scale, out=out)
         out += shift
         return out
 
+    def _torso(self, x: np.ndarray) -> np.ndarray:
+        """The dense convolutions (ReLU after each, no padding) on [B, C, H, W], flattened."""
+        x = x * self.input_scale
+        for w, b, stride in self.convs:
+            win = np.lib.stride_tricks.sliding_window_view(x, w.shape[2:], axis=(2, 3))[:, :, ::stride, ::stride]
+            x = np.maximum(np.einsum("bchwij,ocij->bohw", win, w, optimize=True) + b[None, :, None, None], 0.0)
+        return np.ascontiguousarray(x.reshape(x.shape[0], -1), dtype=np.float32)
+
     def _input(self, observation) -> tuple[np.ndarray, bool]:
         x = np.asarray(observation, dtype=np.float32)
+        if self.convs:
+            single = x.ndim == 3
+            x = x[None] if single else x
+            if x.ndim != 4 or tuple(x.shape[1:]) != self.input_shape:
+                raise ValueError(f"observation of shape {np.shape(observation)} does not fit this policy "
+                                 f"(input {self.input_shape}; give [C, H, W] or [batch, C, H, W])")
+            return self._torso(x), single
         single = x.ndim == 1
         if single:
             x = x[None]
         if x.ndim != 2 or x.shape[1] != self.obs_dim:
             raise ValueError(f"observation of shape {np.shape(observation)} does not fit this policy "
                              f"(obs_dim {self.obs_dim}; give [obs_dim] or [batch, obs_dim])")
+        if self.obs_mean is not None:                      # the training run's observation statistics
+            x = np.clip((x - self.obs_mean) / self.obs_std, -self.obs_clip, self.obs_clip).astype(np.float32)
         if not (x.flags.c_contiguous and x.flags.writeable):  # else numba compiles a new variant
             x = np.array(x, order="C")
         return x, single
 
-    def act_unit(self, observation, deterministic: bool = True) -> np.ndarray:
-        """Action in [-1, 1] (tanh of the mean) for one observation or a batch."""
+    def act_unit(self, observation, deterministic: bool = True):
+        """Action in [-1, 1] (continuous heads) or the action index (argmax) for one observation or a batch."""
         _deterministic_only(deterministic)
         x, single = self._input(observation)
         a = self._run(x, self._unit_scale, self._unit_shift)
+        if self.discrete:
+            idx = a.argmax(1)
+            return int(idx[0]) if single else idx
         return a[0] if single else a
 
     def predict(self, observation, state=None, episode_start=None,
@@ -251,6 +318,9 @@ class CompactPolicy:
         _deterministic_only(deterministic)
         x, single = self._input(observation)
         a = self._run(x, self._scale, self._shift)
+        if self.discrete:
+            idx = a.argmax(1)
+            return (int(idx[0]) if single else idx), None
         return (a[0] if single else a), None
 
     def __repr__(self) -> str:
@@ -260,8 +330,8 @@ class CompactPolicy:
 
 def _deterministic_only(deterministic: bool) -> None:
     if not deterministic:
-        raise ValueError("this exported policy is deterministic-only (the log-std head was "
-                         "dropped at export): call it with deterministic=True")
+        raise ValueError("this exported policy is deterministic-only (the Gaussian mean or the greedy action; "
+                         "nothing stochastic is exported): call it with deterministic=True")
 
 
 def load(path, kernel: str = "auto", warmup: bool = True) -> CompactPolicy:
