@@ -122,3 +122,19 @@ def test_sweep_on_a_local_ray_instance_and_an_unreachable_cluster(tmp_path, caps
                             "--steps", "100", *TINY_SET, "--ray", "127.0.0.1:9"], tmp_path)
     assert "no Ray cluster answers at 127.0.0.1:9" in line
     assert len(read_csv(out / "runs" / name / "metrics.csv")) == 5             # the finished run is intact
+
+
+def test_report_normalises_by_dense_and_falls_back_to_min_max_where_scores_can_be_negative():
+    from types import SimpleNamespace as R
+
+    from neuropath.experiments.report import normalisers
+    groups = {("Hopper-v5", "dense", "0%"): [R(score=2000.0), R(score=3000.0)],
+              ("Hopper-v5", "dapd", "95%"): [R(score=2500.0)],
+              ("ALE/Pong-v5 (dqn)", "dense", "0%"): [R(score=-21.0), R(score=-19.0)],
+              ("ALE/Pong-v5 (dqn)", "dapd", "95%"): [R(score=-15.0)],
+              ("MinAtar/Breakout-v1 (dqn)", "dense", "0%"): [R(score=0.0)]}
+    norm, how = normalisers(groups)
+    assert norm["Hopper-v5"](2500.0) == 1.0                   # dense's mean is 1
+    assert norm["ALE/Pong-v5 (dqn)"](-21.0) == 0.0 and norm["ALE/Pong-v5 (dqn)"](-15.0) == 1.0
+    assert norm["MinAtar/Breakout-v1 (dqn)"](0.0) == 0.0      # no division by a zero dense score
+    assert "dense" in how and "min-max" in how

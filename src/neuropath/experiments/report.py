@@ -3,7 +3,7 @@
 Writes into ``<folder>/report/``:
 
 - ``report.md``: the paper-style table (score = mean of a run's last 10 evaluations, mean ±
-  std over seeds, and % of dense), the IQM and mean of dense-normalised scores with 95%
+  std over seeds, and the normalised score: % of dense where dense scores above 0), the IQM and mean of dense-normalised scores with 95%
   stratified-bootstrap confidence intervals (rliable), and links to the plots;
 - ``scores.csv``: one row per finished run, the numbers everything else is computed from;
 - ``curves.png`` (learning curves per environment), ``sparsity.png`` (final return against
@@ -25,6 +25,7 @@ import warnings
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import yaml
@@ -94,7 +95,9 @@ def load_runs(root: Path) -> tuple[list[RunResult], list[str]]:
             continue
         label, value = _sparsity(p)
         last = rows[-1]
-        done.append(RunResult(run, r["env"], p["pathway"], label, value, int(r["seed"]),
+        algo = r.get("algo") or "auto"
+        env = r["env"] if algo in ("auto", "sac") else f"{r['env']} ({algo})"   # compared within an algorithm
+        done.append(RunResult(run, env, p["pathway"], label, value, int(r["seed"]),
                               np.array([int(x["step"]) for x in rows]),
                               np.array([float(x["return_mean"]) for x in rows]), int(r["steps"]),
                               _number(last.get("cpu_seconds")), _number(last.get("energy_j")),
@@ -118,17 +121,34 @@ def group_runs(runs: list[RunResult]) -> dict[tuple[str, str, str], list[RunResu
     return dict(groups)
 
 
-def normalisers(groups: dict) -> tuple[dict[str, float], str]:
-    """Per-environment divisor: the mean dense score, else the best group's mean score."""
-    out, how = {}, "dense SAC's mean score in the same environment"
+class Norm(NamedTuple):
+    """A score normalised in one environment: ``(score - offset) / scale``."""
+    offset: float
+    scale: float
+
+    def __call__(self, score: float) -> float:
+        return (score - self.offset) / self.scale
+
+
+def normalisers(groups: dict) -> tuple[dict[str, Norm], str]:
+    """Per environment: divided by the mean dense score (1 = dense); with no dense runs, by the best
+    group's mean. Where that divisor is not positive (Pong's −21, an agent that has not scored yet),
+    min-max over the environment's runs instead: 0 = the worst run, 1 = the best."""
+    out, hows = {}, set()
     for env in {k[0] for k in groups}:
+        scores = [r.score for k, runs in groups.items() if k[0] == env for r in runs]
         dense = [r.score for k, runs in groups.items() if k[0] == env and k[1] == "dense" for r in runs]
-        if dense:
-            out[env] = float(np.mean(dense))
+        best = max(float(np.mean([r.score for r in runs])) for k, runs in groups.items() if k[0] == env)
+        divisor = float(np.mean(dense)) if dense else best
+        if divisor > 0 and min(scores) >= 0:
+            out[env] = Norm(0.0, divisor)
+            hows.add("dense's mean score in the same environment" if dense else
+                     "the best method's mean score (no dense runs)")
         else:
-            out[env] = max(float(np.mean([r.score for r in runs])) for k, runs in groups.items() if k[0] == env)
-            how = "the best method's mean score per environment (no dense runs in some environments)"
-    return out, how
+            lo, hi = min(scores), max(scores)
+            out[env] = Norm(lo, hi - lo if hi > lo else 1.0)
+            hows.add("min-max over the environment's runs (where scores can be ≤ 0)")
+    return out, "; ".join(sorted(hows))
 
 
 def score_matrix(groups: dict, norm: dict[str, float]) -> tuple[dict[str, np.ndarray], list[str]]:
@@ -138,7 +158,7 @@ def score_matrix(groups: dict, norm: dict[str, float]) -> tuple[dict[str, np.nda
     envs = sorted({k[0] for k in groups})
     by_key: dict[str, dict[str, list[float]]] = defaultdict(dict)
     for (env, method, sp), runs in groups.items():
-        by_key[f"{method}@{sp}"][env] = [r.score / norm[env] for r in runs]
+        by_key[f"{method}@{sp}"][env] = [norm[env](r.score) for r in runs]
     out, skipped = {}, []
     for key, per_env in by_key.items():
         if set(per_env) != set(envs):
@@ -181,7 +201,7 @@ def write_report(root: Path, out: Path | None = None, *, reps: int = 2000) -> Pa
         matrix, skipped = score_matrix(groups, norm)
         if matrix:
             est = interval_estimates(matrix, reps)
-            lines += ["", f"## Aggregate over environments (scores divided by {how})", "",
+            lines += ["", f"## Aggregate over environments (normalised scores: {how})", "",
                       f"IQM and mean with 95% stratified-bootstrap confidence intervals (rliable, {reps} "
                       f"resamples); runs per environment: the smallest seed count of the method.", "",
                       "| method @ sparsity | runs × envs | IQM [95% CI] | mean [95% CI] |", "|---|---|---|---|"]
@@ -204,16 +224,16 @@ def write_report(root: Path, out: Path | None = None, *, reps: int = 2000) -> Pa
     return out
 
 
-def _table(groups: dict, norm: dict[str, float]) -> list[str]:
+def _table(groups: dict, norm: dict[str, Norm]) -> list[str]:
     lines = [f"Score = mean return of a run's last {LAST_EVALS} evaluations; mean ± std over seeds.", "",
-             "| env | method | sparsity | steps | seeds | score | per seed | % of dense |",
+             "| env | method | sparsity | steps | seeds | score | per seed | normalised (%) |",
              "|---|---|---|---|---|---|---|---|"]
     for (env, method, sp), runs in groups.items():
         s = np.array([r.score for r in runs])
         budgets = sorted({r.budget for r in runs})
         lines.append(f"| {env} | {method} | {sp} | {'/'.join(map(str, budgets))} | {len(s)} | "
                      f"{s.mean():.0f} ± {s.std():.0f} | {', '.join(f'{x:.0f}' for x in s)} | "
-                     f"{100 * s.mean() / norm[env]:.1f} |")
+                     f"{100 * norm[env](s.mean()):.1f} |")
     return lines
 
 
@@ -236,7 +256,7 @@ def _run_flops(run: RunResult) -> float | None:
         return None
 
 
-def _energy(groups: dict, norm: dict[str, float], path: Path) -> list[str]:
+def _energy(groups: dict, norm: dict[str, Norm], path: Path) -> list[str]:
     """Energy beside return: per group the training FLOPs, CPU seconds and measured joules,
     each divided by the dense runs' mean in the same environment, and the Fig. 6 plot."""
     costs = {k: {"flops": [_run_flops(r) for r in runs], "cpu": [r.cpu_seconds for r in runs],
@@ -259,7 +279,7 @@ def _energy(groups: dict, norm: dict[str, float], path: Path) -> list[str]:
             rel = v / b if v is not None and b else None
             cells.append("–" if v is None else f"{v:.3g}" + (f" ({rel:.3f})" if rel is not None else ""))
             if rel is not None:
-                points[m].append((k, rel, float(np.mean([r.score for r in runs])) / norm[env]))
+                points[m].append((k, rel, norm[env](float(np.mean([r.score for r in runs])))))
         rows.append(f"| {env} | {k[1]} | {k[2]} | {' | '.join(cells)} |")
     if not any(points.values()):
         return []
