@@ -110,6 +110,11 @@ def test_dapd_dqn_on_minatar_scores_updates_freezes_resumes_and_evaluates(tmp_pa
     obs = (np.random.default_rng(0).random((64, 4, 10, 10)) < 0.2).astype(np.float32)
     assert [policy.act_unit(o) for o in obs] == list(cp.act_unit(obs)) == [cp.predict(o)[0] for o in obs]
     assert cp.meta["conv_layers"] == 1 and sum(cp.meta["nnz_after"]) <= kept
+    capsys.readouterr()
+    assert main(["flops", str(run), "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["algo"] == "dqn" and r["steps"] == 900 and r["scoring"]["q"] > 0
+    assert r["update"]["pathway"] < r["update"]["dense"]          # the sparse head, the dense convolution
 
 
 def test_image_replay_keeps_the_newest_transitions_across_a_capacity_change(tmp_path):

@@ -288,3 +288,19 @@ def test_bad_run_dirs_raise_one_line_usage_errors(runs, tmp_path):
     shutil.rmtree(bad / "checkpoints")
     with pytest.raises(UsageError, match="no checkpoint"):
         flops_of_run(bad)
+
+
+@pytest.mark.parametrize("torso,shape", [("minatar", (4, 10, 10)), ("nature", (4, 84, 84))])
+def test_dqn_update_counted_with_its_convolutions_equals_flop_counter_mode(torso, shape):
+    from neuropath.algos.dqn import DQN, DQNBatch, DQNConfig
+    from neuropath.efficiency.counted_flops import MAC_FLOPS, counting
+    torch.manual_seed(0)
+    dqn = DQN(shape, 6, DQNConfig(), torso=torso)
+    obs = torch.rand(8, *shape)
+    b = DQNBatch(obs, torch.zeros(8, dtype=torch.long), torch.zeros(8), obs, torch.ones(8))
+    opts = dqn.make_optimizers()
+    with FlopCounterMode(display=False) as fc:
+        dqn.update(b, opts)
+    with counting({"q": dqn.q, "q_target": dqn.q_target}) as macs:
+        dqn.update(b, opts)
+    assert MAC_FLOPS * sum(m.dense for m in macs.values()) == fc.get_total_flops()

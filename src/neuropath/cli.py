@@ -380,10 +380,10 @@ def _flops(args: argparse.Namespace) -> int:
     from .training.online import load_run_config
 
     cfg = load_run_config(Path(args.run_dir))
-    if cfg.run.algo == "ppo":
-        from .efficiency.counted_flops import format_ppo_flops, ppo_flops_of_run
-        ppo = ppo_flops_of_run(args.run_dir)
-        print(json.dumps(ppo.to_dict(), indent=2) if args.json else format_ppo_flops(ppo))
+    if cfg.run.algo in ("ppo", "dqn"):
+        from .efficiency.counted_flops import dqn_flops_of_run, format_loop_flops, ppo_flops_of_run
+        loop = (ppo_flops_of_run if cfg.run.algo == "ppo" else dqn_flops_of_run)(args.run_dir)
+        print(json.dumps(loop.to_dict(), indent=2) if args.json else format_loop_flops(loop))
         return 0
     if cfg.offline.dataset is not None:
         from .efficiency.counted_flops import format_offline_flops, offline_flops_of_run

@@ -1,13 +1,13 @@
-"""FLOPs of offline runs (BCQ, IQL; single task and MT10) and PPO runs, counted by running the real code once.
+"""FLOPs of offline runs (BCQ, IQL; single task and MT10), PPO and DQN runs, counted by running the real code once.
 
 The SAC accounting (flops.py) is analytic because SAC's passes are few and fixed. BCQ's are not (the
 critic target decodes 10 next actions per state through the VAE, the perturbation actor and the
 target critic; acting scores 100 decodes), so here every linear layer (`MaskedLinear`, `TaskLinear`)
 counts its own multiply-accumulates while one real update, one action and one NPF scoring pass run
-on a copy of the run's networks:
+on a copy of the run's networks (DQN: its convolutions too, masked or dense):
 
-* forward: rows · nnz, where rows are the samples through the layer (all tasks for a task layer) and
-  nnz its active weights (all of them for the dense count);
+* forward: rows · nnz, where rows are the samples through the layer (all tasks for a task layer; for a
+  convolution, samples × output positions) and nnz its active weights (all of them for the dense count);
 * backward, when the pass is differentiated: the weight gradient rows · nnz if the layer's weight
   takes a gradient, the input gradient rows · nnz if its input needs one (the first layer on data
   does not) — the passes autograd runs, the convention of torch's `FlopCounterMode` (on dense
@@ -62,9 +62,12 @@ def counting(nets: dict[str, nn.Module]):
     handles = []
 
     def hook(name: str):
-        def fn(layer: nn.Module, inputs: tuple[torch.Tensor, ...], _out) -> None:
+        def fn(layer: nn.Module, inputs: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
             x = inputs[0]
-            rows = x.numel() // layer.in_features
+            if isinstance(layer, nn.Conv2d):            # every output position is one row of the weight
+                rows = out.numel() // layer.out_channels
+            else:
+                rows = x.numel() // layer.in_features
             if isinstance(layer, TaskLinear):
                 rows //= layer.tasks                    # a task's rows meet only its own weight slice
             passes = 1
@@ -77,7 +80,7 @@ def counting(nets: dict[str, nn.Module]):
     seen: set[int] = set()
     for name, net in nets.items():
         for m in net.modules():
-            if isinstance(m, (MaskedLinear, TaskLinear)) and id(m) not in seen:
+            if isinstance(m, (nn.Linear, nn.Conv2d, TaskLinear)) and id(m) not in seen:
                 seen.add(id(m))
                 handles.append(m.register_forward_hook(hook(name)))
     try:
@@ -208,10 +211,11 @@ def format_offline_flops(r: OfflineFlops) -> str:
     return "\n".join(lines)
 
 
-# ---- PPO ---------------------------------------------------------------------------------------
+# ---- PPO and DQN ---------------------------------------------------------------------------------
 
 @dataclass
-class PPOFlops:
+class LoopFlops:
+    """An online run (PPO or DQN): one update, one acting step, the scoring passes, and their counts."""
     parameters: dict[str, dict[str, int]]
     update: dict[str, int]           # dense / pathway FLOPs of one minibatch update
     step: dict[str, int]             # dense / pathway FLOPs of acting at one environment step
@@ -219,6 +223,7 @@ class PPOFlops:
     updates: int
     steps: int
     convention: str = CONVENTION
+    algo: str = "ppo"
 
     def totals(self) -> dict[str, int]:
         dense = self.updates * self.update["dense"] + self.steps * self.step["dense"]
@@ -229,7 +234,7 @@ class PPOFlops:
         return {**asdict(self), "totals": self.totals()}
 
 
-def ppo_flops_of_run(run_dir: str | Path) -> PPOFlops:
+def ppo_flops_of_run(run_dir: str | Path) -> LoopFlops:
     """One minibatch update and one acting step of a PPO run, counted per layer at its final masks
     (warm-up updates ran at other masks of the same size); scoring passes from ``pathway.jsonl``."""
     from ..algos.ppo import PPO, PPOConfig, RolloutBatch
@@ -272,28 +277,76 @@ def ppo_flops_of_run(run_dir: str | Path) -> PPOFlops:
                 algo.losses()[name](batch(cfg.pathway.score_batch)).backward()
             algo.zero_grad(set_to_none=True)
             scoring[name] = passes * MAC_FLOPS * sum(v.dense for v in sc.values())
+    return _loop_flops(algo, upd, act, scoring, state, "ppo")
+
+
+def _loop_flops(algo, upd: dict[str, Macs], act: dict[str, Macs], scoring: dict[str, int], state: dict,
+                name: str) -> LoopFlops:
     parameters = {}
-    for name, net in algo.networks.items():
-        layers = [m for m in net.modules() if isinstance(m, MaskedLinear)]
-        parameters[name] = {"total": sum(_weights(m)[0] for m in layers), "active": sum(_weights(m)[1] for m in layers)}
-    return PPOFlops(parameters,
-                    {"dense": MAC_FLOPS * sum(v.dense for v in upd.values()),
-                     "pathway": MAC_FLOPS * sum(v.active for v in upd.values())},
-                    {"dense": MAC_FLOPS * sum(v.dense for v in act.values()),
-                     "pathway": MAC_FLOPS * sum(v.active for v in act.values())},
-                    scoring, int(state["algo_updates"]), int(state["counters"]["step"]))
+    for net_name, net in algo.networks.items():
+        layers = [m for m in net.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+        parameters[net_name] = {"total": sum(_weights(m)[0] for m in layers),
+                                "active": sum(_weights(m)[1] for m in layers)}
+    return LoopFlops(parameters,
+                     {"dense": MAC_FLOPS * sum(v.dense for v in upd.values()),
+                      "pathway": MAC_FLOPS * sum(v.active for v in upd.values())},
+                     {"dense": MAC_FLOPS * sum(v.dense for v in act.values()),
+                      "pathway": MAC_FLOPS * sum(v.active for v in act.values())},
+                     scoring, int(state["algo_updates"]), int(state["counters"]["step"]), algo=name)
 
 
-def format_ppo_flops(r: PPOFlops) -> str:
-    lines = [f"PPO run; {r.convention}", "", "| network | weights | active | density |", "|---|---|---|---|"]
+def dqn_flops_of_run(run_dir: str | Path) -> LoopFlops:
+    """One update (Q-network forward and backward, target forward) and one greedy action of a DQN run at
+    its final masks, convolutions included; ε-greedy's random actions are charged a forward pass too."""
+    from ..algos.dqn import DQN, DQNBatch, DQNConfig
+    from ..envs.pixels import is_atari
+    from ..training import checkpoint
+    from ..training.logging import read_jsonl
+    from ..training.online import load_run_config
+
+    run_dir = Path(run_dir)
+    cfg = load_run_config(run_dir)
+    ckpt = checkpoint.latest(run_dir)
+    meta = checkpoint.read_meta(ckpt)
+    state = checkpoint.load_state(ckpt)
+    shape = tuple(meta["obs_shape"])
+    algo = DQN(shape, int(meta["n_actions"]), DQNConfig(), torso="nature" if is_atari(meta["env"]) else "minatar",
+               mask_conv=cfg.dqn.mask_conv)
+    try:
+        algo.load_state_dict(state["algo"])
+    except (RuntimeError, KeyError) as exc:
+        raise UsageError(f"checkpoint {str(ckpt)!r} does not fit its own config: {str(exc).splitlines()[0]}") from None
+
+    def batch(n: int) -> DQNBatch:
+        obs = torch.zeros(n, *shape)
+        return DQNBatch(obs, torch.zeros(n, dtype=torch.long), torch.zeros(n), obs, torch.ones(n))
+
+    work = copy.deepcopy(algo)
+    with counting({"q": work.q, "q_target": work.q_target}) as upd:
+        work.update(batch(cfg.dqn.dqn_batch_size), work.make_optimizers())
+    with counting({"q": algo.q}) as act, torch.no_grad():
+        algo.q(torch.zeros(1, *shape))
+    scoring: dict[str, int] = {}
+    passes = sum(1 for e in read_jsonl(run_dir / "pathway.jsonl") if e["event"] in ("init", "update"))
+    if passes and cfg.pathway.pathway != "dense":
+        with counting({"q": algo.q, "q_target": algo.q_target}) as sc:
+            algo.td_loss(batch(cfg.pathway.score_batch)).backward()
+        algo.zero_grad(set_to_none=True)
+        scoring["q"] = passes * MAC_FLOPS * sum(v.dense for v in sc.values())
+    return _loop_flops(algo, upd, act, scoring, state, "dqn")
+
+
+def format_loop_flops(r: LoopFlops) -> str:
+    lines = [f"{r.algo.upper()} run; {r.convention}", "", "| network | weights | active | density |",
+             "|---|---|---|---|"]
     for n, v in r.parameters.items():
         lines.append(f"| {n} | {v['total']:,} | {v['active']:,} | {v['active'] / v['total']:.3f} |")
     u, s, t = r.update, r.step, r.totals()
     lines += ["", f"one minibatch update: dense {_si(u['dense'])}, pathway {_si(u['pathway'])} FLOPs "
               f"({u['dense'] / max(u['pathway'], 1):.1f}x)",
-              f"one environment step (actor + value): dense {_si(s['dense'])}, pathway {_si(s['pathway'])} FLOPs"]
+              f"one environment step ({'actor + value' if r.algo == 'ppo' else 'one Q-network forward'}): dense {_si(s['dense'])}, pathway {_si(s['pathway'])} FLOPs"]
     if r.scoring:
-        lines.append("DAPD scoring passes (dense): " + ", ".join(f"{n} {_si(v)}" for n, v in r.scoring.items()))
+        lines.append("mask scoring passes (dense): " + ", ".join(f"{n} {_si(v)}" for n, v in r.scoring.items()))
     lines.append(f"whole run ({r.updates:,} minibatch updates, {r.steps:,} steps, evaluation not included): "
                  f"dense {_si(t['run_dense'])}, pathway {_si(t['run_pathway'])} FLOPs "
                  f"({t['run_dense'] / max(t['run_pathway'], 1):.1f}x)")
