@@ -35,3 +35,75 @@ def test_scoring_leaves_training_gradients_alone():
 def test_magnitude_scores_ignore_the_loss():
     layer = MaskedLinear(3, 2)
     assert torch.equal(magnitude_scores(layer)[""], layer.weight.detach().abs())
+
+
+# ---- SynFlow and GraSP (issue #10) ---------------------------------------------------------------
+
+def _two_layer(w1, w2):
+    from torch import nn
+    a, b = MaskedLinear(len(w1[0]), len(w1)), MaskedLinear(len(w2[0]), len(w2))
+    with torch.no_grad():
+        a.weight.copy_(torch.tensor(w1, dtype=torch.float32))
+        b.weight.copy_(torch.tensor(w2, dtype=torch.float32))
+        a.bias.fill_(0.3)
+        b.bias.fill_(-0.2)
+    return nn.Sequential(a, nn.ReLU(), b)
+
+
+def test_synflow_by_enumerating_paths_and_invariant_to_weight_signs():
+    from neuropath.pathways.scores import synflow_scores
+    w1, w2 = [[1.0, -2.0], [0.5, 3.0]], [[-4.0, 0.25]]
+    net = _two_layer(w1, w2)
+    # R = Σ over paths input i → hidden j → output of |w2_j|·|w1_ji|; ∂R/∂|w1_ji| = |w2_j|,
+    # ∂R/∂|w2_j| = Σ_i |w1_ji|: score = |θ|·∂R/∂|θ|.
+    expected_1 = torch.tensor([[1 * 4.0, 2 * 4.0], [0.5 * 0.25, 3 * 0.25]])
+    expected_2 = torch.tensor([[4.0 * 3.0, 0.25 * 3.5]])
+    s = synflow_scores(net, keep_ratio=1.0, rounds=1)
+    assert torch.allclose(s["0"], expected_1) and torch.allclose(s["2"], expected_2)
+    flipped = _two_layer([[-x for x in r] for r in w1], [[-x for x in r] for r in w2])
+    assert all(torch.equal(a, b) for a, b in zip(s.values(), synflow_scores(flipped, 1.0, 1).values()))
+
+
+def test_iterative_synflow_keeps_exactly_k_and_prunes_the_weakest_path_first():
+    from neuropath.pathways import topk_masks
+    from neuropath.pathways.scores import synflow_scores
+    net = _two_layer([[1.0, -2.0], [0.5, 3.0]], [[-4.0, 0.25]])
+    s = synflow_scores(net, keep_ratio=0.5, rounds=10)            # 3 of 6 weights
+    masks = topk_masks(s, 0.5)
+    assert sum(int(m.sum()) for m in masks.values()) == 3
+    # the strongest paths go through hidden unit 0 (|w2| = 4): its two inputs and its output weight survive
+    assert masks["0"][0].all() and not masks["0"][1].any() and masks["2"][0, 0] and not masks["2"][0, 1]
+    assert all(float(x[~m].abs().sum()) == 0.0 for x, m in zip(s.values(), masks.values()))
+
+
+def test_grasp_is_weight_times_hessian_gradient_product_by_finite_differences():
+    from neuropath.pathways.scores import grasp_scores
+    torch.manual_seed(0)
+    net = _two_layer([[0.7, -0.4, 0.2], [0.1, 0.9, -0.6]], [[0.8, -1.1]]).double()
+    net[1] = torch.nn.Tanh()                                        # a smooth network: a Hessian everywhere
+    x, y = torch.randn(5, 3, dtype=torch.float64), torch.randn(5, 1, dtype=torch.float64)
+    loss = lambda: (net(x) - y).pow(2).mean()                       # noqa: E731
+    weights = [net[0].weight, net[2].weight]
+    g = [t.detach() for t in torch.autograd.grad(loss(), weights)]
+    eps, hg = 1e-5, []
+
+    def grad_at(sign: float):
+        with torch.no_grad():
+            for w, v in zip(weights, g):
+                w.add_(sign * eps * v)
+        out = [t.detach() for t in torch.autograd.grad(loss(), weights)]
+        with torch.no_grad():
+            for w, v in zip(weights, g):
+                w.sub_(sign * eps * v)
+        return out
+
+    plus, minus = grad_at(1.0), grad_at(-1.0)
+    hg = [(p - m) / (2 * eps) for p, m in zip(plus, minus)]
+    s = grasp_scores(net, loss)
+    assert torch.allclose(s["0"], net[0].weight.detach() * hg[0], atol=1e-7)
+    assert torch.allclose(s["2"], net[2].weight.detach() * hg[1], atol=1e-7)
+
+
+def test_magnitude_does_not_depend_on_the_loss():
+    net = _two_layer([[1.0, -2.0]], [[3.0]])
+    assert torch.equal(magnitude_scores(net)["0"], torch.tensor([[1.0, 2.0]]))

@@ -310,3 +310,24 @@ def test_every_help_page_renders(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([*command, "--help"])
     assert exit_info.value.code == 0 and "usage: neuropath" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("score,pathway", [("grasp", "dapd"), ("synflow", "static"), ("grad", "dapd")])
+def test_every_score_finds_an_exact_pathway_in_a_real_run(tmp_path, score, pathway):
+    run = tmp_path / score
+    rc = main(["train", *_flags({**TINY, "steps": 300, "freeze_step": 250, "synflow_rounds": 5}),
+               "--pathway", pathway, "--score", score, "--run-dir", str(run)])
+    assert rc == 0
+    events = [json.loads(x) for x in (run / "pathway.jsonl").read_text().splitlines()]
+    assert {e["net"] for e in events if e["event"] == "init"} == {"actor", "critic"}
+    assert all(abs(e["density"] - 0.05) < 0.001 for e in events if e["event"] in ("init", "update"))
+    if pathway == "dapd":
+        assert any(e["event"] == "update" for e in events)
+
+
+@pytest.mark.parametrize("args,needle", [(["--score", "snap"], "--score must be one of snip, grad, grasp"),
+                                         (["--score", "synflow", "--synflow-rounds", "0"], "--synflow-rounds")])
+def test_bad_scores_end_in_one_line(tmp_path, capsys, args, needle):
+    assert main(["train", "--env", "Hopper-v5", *args, "--run-dir", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1 and not (tmp_path / "r").exists()

@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 from .masks import density, masked_layers, set_masks
-from .scores import LossClosure, Scores, magnitude_scores, random_scores, snip_scores
+from .scores import (LossClosure, Scores, grad_scores, grasp_scores, magnitude_scores, random_scores, snip_scores,
+                     synflow_scores)
 from .topk import l1_normalise, topk_masks
 
 
@@ -32,7 +33,9 @@ class PathwayMethod(Protocol):
     def load_state_dict(self, state: dict) -> None: ...
 
 
-SCORES = ("snip", "magnitude", "random")
+SCORES = ("snip", "grad", "grasp", "synflow", "magnitude", "random")
+DATA_SCORES = ("snip", "grad", "grasp")
+"""the scores that need a loss on data (the others are data-free)"""
 
 
 def _install(net: nn.Module, masks: Scores, task: int) -> MaskUpdate:
@@ -49,14 +52,17 @@ class DAPD:
     """
 
     def __init__(self, keep_ratio: float, moving_average: int = 1, scope: str = "global",
-                 score: str = "snip", seed: int = 0) -> None:
+                 score: str = "snip", seed: int = 0, synflow_rounds: int = 100) -> None:
         if not 0.0 < keep_ratio <= 1.0:
             raise ValueError(f"keep ratio must be in (0, 1], got {keep_ratio}")
         if moving_average < 1:
             raise ValueError(f"moving average length K must be >= 1, got {moving_average}")
         if score not in SCORES:
             raise ValueError(f"unknown score {score!r}; allowed: {', '.join(SCORES)}")
+        if synflow_rounds < 1:
+            raise ValueError(f"synflow needs at least 1 round, got {synflow_rounds}")
         self.keep_ratio, self.k, self.scope, self.score = keep_ratio, moving_average, scope, score
+        self.synflow_rounds = synflow_rounds
         self.generator = torch.Generator().manual_seed(seed)
         self.window: dict[int, deque[Scores]] = {}
 
@@ -65,9 +71,11 @@ class DAPD:
             return magnitude_scores(net)
         if self.score == "random":
             return random_scores(net, self.generator)
+        if self.score == "synflow":
+            return synflow_scores(net, self.keep_ratio, self.synflow_rounds)
         if loss is None:
-            raise ValueError("SNIP scoring needs a loss closure")
-        return snip_scores(net, loss)
+            raise ValueError(f"{self.score} scoring needs a loss closure")
+        return {"snip": snip_scores, "grad": grad_scores, "grasp": grasp_scores}[self.score](net, loss)
 
     def init(self, net: nn.Module, loss: LossClosure | None, *, task: int = 0) -> MaskUpdate:
         self.window[task] = deque(maxlen=self.k)
@@ -91,8 +99,9 @@ class DAPD:
 class StaticSNIP(DAPD):
     """The initial SNIP mask, kept for the whole run (the 'no warm-up' ablation)."""
 
-    def __init__(self, keep_ratio: float, scope: str = "global", score: str = "snip", seed: int = 0) -> None:
-        super().__init__(keep_ratio, 1, scope, score, seed)
+    def __init__(self, keep_ratio: float, scope: str = "global", score: str = "snip", seed: int = 0,
+                 synflow_rounds: int = 100) -> None:
+        super().__init__(keep_ratio, 1, scope, score, seed, synflow_rounds)
 
 
 class RandomStatic(DAPD):

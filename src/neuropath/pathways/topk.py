@@ -8,9 +8,9 @@ Scores = dict[str, torch.Tensor]
 
 
 def l1_normalise(scores: Scores) -> Scores:
-    """Divide every score by the sum over the whole network, so that scores from different
-    batches are on one scale before they are averaged."""
-    total = sum(float(s.sum()) for s in scores.values())
+    """Divide every score by the sum of |score| over the whole network, so that scores from different
+    batches are on one scale before they are averaged (signed scores, GraSP's, keep their signs)."""
+    total = sum(float(s.abs().sum()) for s in scores.values())
     if total <= 0.0:
         return {k: s.clone() for k, s in scores.items()}
     return {k: s / total for k, s in scores.items()}

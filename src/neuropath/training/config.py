@@ -111,7 +111,9 @@ class PathwayConfig:
     scope: str = "global"
     """top-k over the whole network (global) or per layer (layer)"""
     score: str = "snip"
-    """connection score: snip, magnitude or random"""
+    """connection score: snip, grad, grasp, synflow, magnitude or random"""
+    synflow_rounds: int = 100
+    """synflow: pruning rounds of its exponential keep schedule"""
     distribution: str = "erk"
     """set/rigl/rlx2: per-layer allocation of the keep ratio, erk or uniform"""
     update_every: int | None = None
@@ -345,8 +347,13 @@ class Config:
             raise UsageError(f"--prune must be keep or zero, got {p.prune!r}")
         if p.scope not in ("global", "layer"):
             raise UsageError(f"--scope must be global or layer, got {p.scope!r}")
-        if p.score not in ("snip", "magnitude", "random"):
-            raise UsageError(f"--score must be snip, magnitude or random, got {p.score!r}")
+        from ..pathways.methods import SCORES
+        if p.score not in SCORES:
+            raise UsageError(f"--score must be one of {', '.join(SCORES)}, got {p.score!r}")
+        if p.synflow_rounds < 1:
+            raise UsageError(f"--synflow-rounds must be >= 1, got {p.synflow_rounds}")
+        if self.run.benchmark is not None and p.score != "snip":
+            raise UsageError(f"--score {p.score}: multi-task (per-task) pathways are scored with snip so far")
         if p.freeze_step is not None and p.freeze_step < 0:
             raise UsageError(f"--freeze-step must be >= 0, got {p.freeze_step}")
         try:
@@ -434,6 +441,8 @@ class Config:
         if p.pathway not in ("dapd", "dense", "static", "random", "set", "rigl"):
             raise UsageError(f"--pathway {p.pathway} is not available with --algo dqn "
                              "(dapd, dense, static, random, set, rigl)")
+        if p.score == "synflow" and d.mask_conv and p.pathway in ("dapd", "static"):
+            raise UsageError("--score synflow scores MLP pathways; with --mask-conv use snip, grad, grasp or magnitude")
         for name in ("dqn_batch_size", "train_every", "dqn_target_every"):
             _positive(name, getattr(d, name))
         if not (0.0 <= d.eps_end <= d.eps_start <= 1.0 and 0.0 <= d.eval_epsilon <= 1.0) or d.eps_decay_steps < 0:
