@@ -38,6 +38,7 @@ from . import checkpoint
 from .checkpoint import write_text_atomic
 from .config import Config
 from .evaluate import run_episodes, summarise
+from .loop_common import resume_trainer
 from .online import load_run_config, resolve_device, start_run
 
 FIELDS = ["step", "return_mean", "return_std", "normalized_score", "wall_time", "cpu_seconds"]
@@ -206,13 +207,7 @@ class OfflineTrainer:
     @classmethod
     def resume(cls, run_dir: str | Path, *, steps: int | None = None, threads: int | None = None,
                progress: bool | None = None) -> "OfflineTrainer":
-        run_dir = Path(run_dir)
-        cfg = load_run_config(run_dir)
-        cfg.set({k: v for k, v in {"steps": steps, "threads": threads, "progress": progress}.items() if v is not None})
-        path = checkpoint.latest(run_dir)
-        trainer = cls(cfg, _resume_from=run_dir)
-        trainer.load_checkpoint(path)
-        return trainer
+        return resume_trainer(cls, run_dir, steps=steps, threads=threads, progress=progress)
 
     # ---- NPF: one score from the dataset, fixed masks --------------------------------------------
 
