@@ -79,12 +79,16 @@ def test_dapd_ppo_rescoring_after_rollouts_freezes_and_never_moves_masked_weight
     assert [r["step"] for r in read_csv(run / "metrics.csv")][-1] == "2048"
 
 
+def _cartpole(run, steps: int, epochs: int) -> list[str]:
+    """A tiny discrete PPO run with a static pathway."""
+    return ["--algo", "ppo", "--env", "CartPole-v1", "--pathway", "static", "--steps", str(steps), "--num-envs", "2",
+            "--rollout-steps", "128", "--minibatches", "4", "--epochs", str(epochs), "--eval-every", "256",
+            "--eval-episodes", "1", "--no-progress", "--threads", "1", "--run-dir", str(run)]
+
+
 def test_discrete_ppo_runs_and_evaluates(tmp_path, capsys):
     run = tmp_path / "cart"
-    args = ["--algo", "ppo", "--env", "CartPole-v1", "--pathway", "static", "--steps", "512", "--num-envs", "2",
-            "--rollout-steps", "128", "--minibatches", "4", "--epochs", "2", "--eval-every", "256",
-            "--eval-episodes", "1", "--no-progress", "--threads", "1", "--run-dir", str(run)]
-    assert main(["train", *args]) == 0
+    assert main(["train", *_cartpole(run, 512, 2)]) == 0
     capsys.readouterr()
     assert main(["eval", str(run), "--episodes", "2"]) == 0
     out = capsys.readouterr().out
@@ -170,10 +174,7 @@ def test_export_of_a_ppo_run_keeps_its_observation_statistics_and_clipped_mean(t
 def test_export_of_a_discrete_ppo_run_gives_the_greedy_action(tmp_path, capsys):
     import numpy as np
     run = tmp_path / "cart"
-    args = ["--algo", "ppo", "--env", "CartPole-v1", "--pathway", "static", "--steps", "256", "--num-envs", "2",
-            "--rollout-steps", "128", "--minibatches", "4", "--epochs", "1", "--eval-every", "256",
-            "--eval-episodes", "1", "--no-progress", "--threads", "1", "--run-dir", str(run)]
-    assert main(["train", *args]) == 0
+    assert main(["train", *_cartpole(run, 256, 1)]) == 0
     obs = np.random.default_rng(1).normal(0, 1, (32, 4)).astype(np.float32)
     cp = _exported_matches(run, tmp_path / "out", obs, capsys)
     assert cp.meta["head"] == "argmax" and isinstance(cp.predict(obs[0])[0], int)

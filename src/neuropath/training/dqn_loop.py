@@ -185,10 +185,10 @@ class DQNTrainer(PathwayEvents):
         ``--mask-every`` steps) in warm-up. SET/RigL: every ΔT steps, drop and grow on the masked network's
         TD loss over a replay minibatch (RigL's grow gradient is dense by construction)."""
         p = self.cfg.pathway
-        losses = self.algo.losses()
         for name, pw in self.pathways.items():
             was_frozen = pw.frozen
             if pw.due(self.step, episode_end=episode_end) and len(self.replay) >= p.score_batch:
+                losses = self.algo.losses()          # only when due: this runs at every environment step
                 if getattr(pw.method, "data", "recent") == "replay":
                     result = pw.update(self.step, lambda n=name: losses[n](
                         self.replay.sample(p.score_batch).to(self.device)))
