@@ -120,6 +120,30 @@ def test_mask_scoring_passes_equal_flop_counter():
         scoring_flops(n, "actor", "rigl", B)
 
 
+def test_every_score_is_charged_its_own_scoring_passes():
+    """grad runs SNIP's passes; SynFlow's rounds are batch-1 forward + backward passes of the scored network
+    alone (by hand: rounds + 1 of them); per-network scores pick per-network rules."""
+    from neuropath.efficiency.flops import MAC_FLOPS, _counted_scoring, _scoring_rule, _train_pass
+    from neuropath.training.config import Config
+    sac, b = agent(), batch()
+    random_masks(sac)
+    n = sac_counts(sac)
+    scoring = sac.losses()
+    with unmasked(sac):
+        for name in ("actor", "critic"):
+            assert measured(lambda: grad_scores(sac.networks[name], lambda: scoring[name](b))) == \
+                scoring_flops(n, name, "snip", B)
+    cfg = Config().set({"hidden": [16, 16], "score_batch": B, "score": "synflow", "synflow_rounds": 3,
+                        "actor_score": "grasp", "critic_score": "magnitude"})
+    assert _scoring_rule(cfg, "actor") == ("counted", "counted") and _scoring_rule(cfg, "critic") == ("none", "none")
+    cfg = cfg.set({"actor_score": None, "critic_score": None})
+    for name in ("actor", "critic"):
+        assert _counted_scoring(cfg, n, name) == 4 * MAC_FLOPS * _train_pass(n[name], dense=True)
+    grasp = Config().set({"hidden": [16, 16], "score_batch": B, "score": "grasp"})
+    for name in ("actor", "critic"):       # a Hessian-vector product costs more than the gradient it starts from
+        assert _counted_scoring(grasp, n, name) > 2 * scoring_flops(n, name, "snip", B)
+
+
 # ---- sparse: by hand, and equal to an equivalent smaller dense network ------------------------------
 
 def test_hand_arithmetic_on_a_tiny_masked_network():

@@ -131,3 +131,16 @@ def test_expert_replay_datasets_come_from_an_mt10_runs_replay(tmp_path, monkeypa
         push = replay["obs"][1, :, :39]                                # row 1 = push, one-hot stripped
     stored = {tuple(np.round(o, 4)) for o in push}
     assert all(tuple(np.round(o, 4)) in stored for e in episodes for o in e.observations[:-1])
+
+
+def test_per_task_pathways_take_any_score_and_each_network_its_own(tmp_path, capsys):
+    run = tmp_path / "scores"
+    assert main(["train", *TINY_SUB, "--pathway", "dapd", "--score", "magnitude", "--critic-score", "grasp",
+                 "--freeze-step", "200", "--run-dir", str(run)]) == 0
+    state = checkpoint.load_state(checkpoint.latest(run))["algo"]
+    for net in ("actor", "critic"):
+        masks = [v for k, v in state.items() if k.startswith(f"{net}.") and k.endswith(".mask")]
+        total = sum(m[0].numel() for m in masks)
+        assert [sum(int(m[t].sum()) for m in masks) for t in range(2)] == [int(0.05 * total)] * 2
+    assert main(["inspect", str(run), "--no-plot"]) == 0
+    assert "score magnitude (critic grasp)" in capsys.readouterr().out

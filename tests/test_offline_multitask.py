@@ -154,3 +154,17 @@ def test_bad_multitask_offline_input_ends_in_one_line(minari_root, tmp_path, cap
     assert main(["train", *base, *args, "--run-dir", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip()
     assert needle in err and len(err.splitlines()) == 1
+
+
+def test_npf_with_a_data_free_score_gives_each_task_the_same_exact_pathway(minari_root, tmp_path):
+    """SynFlow never reads the data and the task copies start equal: every task gets one and the same
+    pathway, exactly k weights, unlike SNIP's per-task pathways above."""
+    from neuropath.training.offline_multitask import MultiTaskOfflineTrainer
+    trainer = MultiTaskOfflineTrainer(_cfg(tmp_path, "--algo", "iql", "--pathway", "npf", "--score", "synflow",
+                                           "--synflow-rounds", "3"))
+    trainer._init_pathways()
+    for net in trainer.algo.networks.values():
+        layers = task_layers(net).values()
+        total = sum(m.mask[0].numel() for m in layers)
+        assert [sum(int(m.mask[t].sum()) for m in layers) for t in range(2)] == [int(0.05 * total)] * 2
+        assert all(torch.equal(m.mask[0], m.mask[1]) for m in layers)

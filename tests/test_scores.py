@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from neuropath.pathways import MaskedLinear, grad_scores, magnitude_scores, snip_scores
@@ -107,3 +108,69 @@ def test_grasp_is_weight_times_hessian_gradient_product_by_finite_differences():
 def test_magnitude_does_not_depend_on_the_loss():
     net = _two_layer([[1.0, -2.0]], [[3.0]])
     assert torch.equal(magnitude_scores(net)["0"], torch.tensor([[1.0, 2.0]]))
+
+
+# ---- per-task scores on a multi-task network in warm-up ----------------------------------------
+
+def _copy_of_task(net, t: int):
+    """Task t's copy of a `task_mlp` as an ordinary masked MLP (same weights, same mask)."""
+    from torch import nn
+
+    from neuropath.pathways.multitask import TaskLinear
+    layers = []
+    for m in net:
+        if isinstance(m, TaskLinear):
+            lin = MaskedLinear(m.in_features, m.out_features).to(m.weight.dtype)
+            with torch.no_grad():
+                lin.weight.copy_(m.weight[t])
+                lin.bias.copy_(m.bias[t])
+            if m.use_mask:
+                lin.set_mask(m.mask[t])
+            layers.append(lin)
+        else:
+            layers.append(nn.Tanh())
+    return nn.Sequential(*layers)
+
+
+@pytest.mark.parametrize("score", ["snip", "grad", "grasp", "magnitude", "synflow"])
+def test_per_task_scores_equal_each_tasks_own_score_of_its_copy(score):
+    """One batched pass over the summed loss scores every task as if its copy were scored alone."""
+    from torch import nn
+
+    from neuropath.pathways import network_scores
+    from neuropath.pathways.multitask import task_mlp
+    torch.manual_seed(0)
+    net = task_mlp(4, [6, 5], 2, tasks=3).double()
+    for i, m in enumerate(net):
+        if isinstance(m, nn.ReLU):
+            net[i] = nn.Tanh()                                    # smooth: GraSP's Hessian exists
+    with torch.no_grad():
+        for m in task_layers_of(net):
+            m.weight.add_(0.3 * torch.randn_like(m.weight))       # the copies differ, as after warm-up updates
+            for t in range(3):
+                m.set_mask(torch.rand(m.weight.shape[1:]) < 0.6, t)
+    x, y = torch.randn(3, 7, 4, dtype=torch.float64), torch.randn(3, 7, 2, dtype=torch.float64)
+    joint = network_scores(score, net, lambda: (net(x) - y).pow(2).mean(1).sum(), keep_ratio=0.3, synflow_rounds=4)
+    for t in range(3):
+        alone = _copy_of_task(net, t)
+        own = network_scores(score, alone, lambda: (alone(x[t]) - y[t]).pow(2).mean(0).sum(), keep_ratio=0.3,
+                             synflow_rounds=4)
+        for (name, s), o in zip(joint.items(), own.values()):
+            assert torch.allclose(s[t].double(), o.double(), rtol=1e-6, atol=1e-12), (score, t, name)
+
+
+def task_layers_of(net):
+    from neuropath.pathways.multitask import task_layers
+    return list(task_layers(net).values())
+
+
+def test_task_dapd_keeps_exactly_k_per_task_with_every_score():
+    from neuropath.pathways import SCORES, TaskDAPD
+    from neuropath.pathways.multitask import task_mlp
+    torch.manual_seed(1)
+    x = torch.randn(4, 16, 5)
+    for score in SCORES:
+        net = task_mlp(5, [8], 3, tasks=4)
+        TaskDAPD(0.25, moving_average=2, score=score, synflow_rounds=3).update(net, lambda: net(x).pow(2).sum())
+        total = sum(m.weight[0].numel() for m in task_layers_of(net))
+        assert [sum(int(m.mask[t].sum()) for m in task_layers_of(net)) for t in range(4)] == [int(0.25 * total)] * 4

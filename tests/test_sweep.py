@@ -94,11 +94,33 @@ def test_an_interrupted_run_is_resumed_and_a_broken_one_moved_aside(tmp_path, ca
     (["--set", "lottery:window=5"], "scope 'lottery'"),
     (["--set", "no_such_key=1"], "unknown setting"),
     (["--keep", "0"], "(0, 1]"),
+    (["--methods", "rigl+grasp"], "only dapd and static take a score"),
+    (["--methods", "dapd+snap"], "unknown score 'snap'"),
 ])
 def test_bad_grids_fail_in_one_line_and_write_nothing(tmp_path, args, needle):
     base = ["sweep", str(tmp_path / "sw"), "--envs", "Hopper-v5", "--methods", "dense", "--steps", "100"]
     assert needle in _one_line_error(base + args, tmp_path)
     assert not (tmp_path / "sw").exists()
+
+
+def test_score_ablation_methods_set_the_score_and_take_their_base_methods_scoped_settings():
+    grid = Grid(["Hopper-v5"], ["dapd+grasp", "static+synflow", "dapd"], [0.05], [0], 100,
+                ["dapd:freeze_step=50", "static+synflow:synflow_rounds=7"]).validate()
+    runs = {r.name: r.settings for r in grid.runs()}
+    grasp = runs["Hopper-v5__dapd+grasp__keep0.05__s0"]
+    assert grasp["pathway"] == "dapd" and grasp["score"] == "grasp" and grasp["freeze_step"] == "50"
+    syn = runs["Hopper-v5__static+synflow__keep0.05__s0"]
+    assert syn["pathway"] == "static" and syn["score"] == "synflow" and syn["synflow_rounds"] == "7"
+    assert "freeze_step" not in syn and "score" not in runs["Hopper-v5__dapd__keep0.05__s0"]
+
+
+def test_report_groups_runs_by_method_and_score():
+    from neuropath.experiments.report import method_label
+    assert method_label({"pathway": "dapd", "score": "snip"}) == "dapd"
+    assert method_label({"pathway": "static", "score": "grasp"}) == "static+grasp"
+    assert method_label({"pathway": "dapd", "score": "snip", "actor_score": "synflow"}) == "dapd+a:synflow/c:snip"
+    assert method_label({"pathway": "rigl", "score": "grasp"}) == "rigl"            # rigl does not score
+    assert method_label({"pathway": "dapd"}) == "dapd"                              # runs from before --score
 
 
 def test_changing_an_existing_runs_settings_is_refused(tmp_path):

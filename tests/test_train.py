@@ -325,7 +325,26 @@ def test_every_score_finds_an_exact_pathway_in_a_real_run(tmp_path, score, pathw
         assert any(e["event"] == "update" for e in events)
 
 
+def test_each_network_can_take_its_own_score(tmp_path, capsys):
+    """--actor-score / --critic-score override --score per network; the initial mask of a magnitude-scored
+    actor is exactly the top-k of its initial |θ|."""
+    from neuropath.pathways import masked_layers, topk_masks
+    from neuropath.training.online import Trainer
+    from neuropath.training.config import Config
+    cfg = Config().set({**TINY, "steps": 120, "pathway": "static", "score": "snip", "actor_score": "magnitude",
+                        "critic_score": "random", "run_dir": str(tmp_path / "own")})
+    trainer = Trainer(cfg.validate())
+    assert {n: pw.method.score for n, pw in trainer.pathways.items()} == {"actor": "magnitude", "critic": "random"}
+    initial = {n: m.weight.detach().abs().clone() for n, m in masked_layers(trainer.algo.actor).items()}
+    trainer.train()
+    expected = topk_masks(initial, 0.05)
+    assert all(torch.equal(m.mask[0], expected[n]) for n, m in masked_layers(trainer.algo.actor).items())
+    assert main(["inspect", str(tmp_path / "own"), "--no-plot"]) == 0
+    assert "score snip (actor magnitude, critic random)" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("args,needle", [(["--score", "snap"], "--score must be one of snip, grad, grasp"),
+                                         (["--critic-score", "snap"], "--critic-score must be one of snip"),
                                          (["--score", "synflow", "--synflow-rounds", "0"], "--synflow-rounds")])
 def test_bad_scores_end_in_one_line(tmp_path, capsys, args, needle):
     assert main(["train", "--env", "Hopper-v5", *args, "--run-dir", str(tmp_path / "r")]) == 2

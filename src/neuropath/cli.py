@@ -106,6 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("run_dir")
     f.add_argument("--json", action="store_true", help="print the numbers as JSON")
 
+    ov = sub.add_parser("overlap", help="which weights each score would choose: Jaccard of their masks on a SAC run's "
+                        "checkpoints", epilog=EPILOG)
+    ov.add_argument("run_dir", help="a single-task SAC run (every checkpoint it kept is compared)")
+    ov.add_argument("--scores", nargs="+", help="scores to compare (default: all)")
+    ov.add_argument("--seed", type=int, default=0, help="seed of the scoring batch and the random score")
+    ov.add_argument("--csv", metavar="FILE", help="also write every Jaccard (overall and per layer) as CSV")
+
     lt = sub.add_parser("lottery", help="draw several pathways from one warm-up state, train each, compare",
                         epilog=EPILOG)
     lt.add_argument("run_dir", help="a single-task dapd run (its latest checkpoint is the starting state)")
@@ -395,6 +402,19 @@ def _flops(args: argparse.Namespace) -> int:
     return 0
 
 
+def _overlap(args: argparse.Namespace) -> int:
+    from .experiments.score_overlap import format_overlap, overlap_rows, score_overlap, write_csv
+    from .training.online import load_run_config
+
+    if args.csv and Path(args.csv).exists():
+        raise UsageError(f"{args.csv!r} exists; refusing to overwrite it")
+    results = score_overlap(args.run_dir, args.scores, seed=args.seed)
+    print(format_overlap(results, load_run_config(Path(args.run_dir)).pathway.keep_ratio))
+    if args.csv:
+        write_csv(overlap_rows(results), Path(args.csv))
+    return 0
+
+
 def _lottery(args: argparse.Namespace) -> int:
     from .experiments.lottery import run_lottery
 
@@ -459,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return {"train": _train, "eval": _eval, "inspect": _inspect, "presets": _presets,
                 "runs": _runs, "sweep": _sweep, "report": _report, "flops": _flops, "export": _export,
-                "lottery": _lottery, "dataset": _dataset}[args.command](args)
+                "lottery": _lottery, "dataset": _dataset, "overlap": _overlap}[args.command](args)
     except UsageError as exc:
         print(f"neuropath: error: {exc}", file=sys.stderr)
         return 2

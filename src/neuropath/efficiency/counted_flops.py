@@ -13,8 +13,9 @@ on a copy of the run's networks (DQN: its convolutions too, masked or dense):
   does not) — the passes autograd runs, the convention of torch's `FlopCounterMode` (on dense
   networks the counts equal its count exactly; tested).
 
-1 MAC = 2 FLOPs; matmuls only (as flops.py). NPF scores with every weight active: its scoring pass is
-charged dense. The whole run = updates × one update + the NPF scoring; evaluation episodes are not
+1 MAC = 2 FLOPs; matmuls only (as flops.py). Scoring passes (NPF's single shot, DAPD's rescoring) are
+counted differently: the run's own score function runs once under torch's `FlopCounterMode` on the dense
+networks (GraSP's Hessian-vector product and SynFlow's rounds have passes the layer hooks do not see). The whole run = updates × one update + the NPF scoring; evaluation episodes are not
 included (their length is not logged for offline runs).
 """
 
@@ -31,6 +32,7 @@ from torch import nn
 
 from ..errors import UsageError
 from ..pathways.layers import MaskedLinear
+from ..pathways.masks import unmasked
 from ..pathways.multitask import TaskLinear
 from .flops import CONVENTION, MAC_FLOPS
 
@@ -53,6 +55,26 @@ def _weights(layer: nn.Module) -> tuple[int, int]:
     else:
         active = int(layer.mask.sum()) if getattr(layer, "use_mask", False) else dense
     return dense, active
+
+
+
+def scoring_pass_flops(score: str, net: nn.Module, loss, *, keep_ratio: float, synflow_rounds: int) -> int:
+    """FLOPs of one scoring pass of ``net`` by ``score``: the real score function run once under torch's
+    `FlopCounterMode` (matmuls and convolutions: GraSP's double backward and SynFlow's rounds included;
+    the scored network runs dense, so this is its dense cost). Magnitude and random scores cost none."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from ..pathways.scores import network_scores
+    with FlopCounterMode(display=False) as fc:
+        network_scores(score, net, loss, keep_ratio=keep_ratio, synflow_rounds=synflow_rounds,
+                       generator=torch.Generator().manual_seed(0))
+    return int(fc.get_total_flops())
+
+
+def config_scoring_flops(cfg, name: str, net: nn.Module, loss) -> int:
+    """`scoring_pass_flops` with the run's own score, keep ratio and SynFlow rounds for network ``name``."""
+    return scoring_pass_flops(cfg.score_of(name), net, loss, keep_ratio=cfg.keep_ratio_of(name),
+                              synflow_rounds=cfg.pathway.synflow_rounds)
 
 
 @contextmanager
@@ -163,11 +185,9 @@ def offline_flops_of_run(run_dir: str | Path) -> OfflineFlops:
     if cfg.pathway.pathway == "npf":
         p, o = cfg.pathway, cfg.offline
         losses = algo.losses()
-        for name in algo.networks:
-            with counting({name: nets[name], **{k: v for k, v in nets.items() if k != name}}) as sc:
-                losses[name](fake_batch(p.score_batch)).backward()
-            algo.zero_grad(set_to_none=True)
-            scoring += o.npf_batches * MAC_FLOPS * sum(v.dense for v in sc.values())
+        for name, net in algo.networks.items():
+            batches = [fake_batch(p.score_batch) for _ in range(o.npf_batches)]
+            scoring += config_scoring_flops(cfg, name, net, lambda n=name, bs=batches: sum(losses[n](b) for b in bs))
     parameters = {}
     for name in algo.networks:
         layers = [m for m in nets[name].modules() if isinstance(m, (MaskedLinear, TaskLinear))]
@@ -273,10 +293,10 @@ def ppo_flops_of_run(run_dir: str | Path) -> LoopFlops:
         passes = sum(1 for e in events if e["net"] == name and e["event"] in ("init", "update")
                      and (cfg.pathway.pathway in ("dapd", "static")))
         if passes:
-            with counting(nets) as sc:
-                algo.losses()[name](batch(cfg.pathway.score_batch)).backward()
-            algo.zero_grad(set_to_none=True)
-            scoring[name] = passes * MAC_FLOPS * sum(v.dense for v in sc.values())
+            with unmasked(*nets.values()):             # DAPD scores the dense networks
+                one = config_scoring_flops(cfg, name, algo.networks[name],
+                                           lambda n=name: algo.losses()[n](batch(cfg.pathway.score_batch)))
+            scoring[name] = passes * one
     return _loop_flops(algo, upd, act, scoring, state, "ppo")
 
 
@@ -328,11 +348,12 @@ def dqn_flops_of_run(run_dir: str | Path) -> LoopFlops:
         algo.q(torch.zeros(1, *shape))
     scoring: dict[str, int] = {}
     passes = sum(1 for e in read_jsonl(run_dir / "pathway.jsonl") if e["event"] in ("init", "update"))
-    if passes and cfg.pathway.pathway != "dense":
-        with counting({"q": algo.q, "q_target": algo.q_target}) as sc:
-            algo.td_loss(batch(cfg.pathway.score_batch)).backward()
-        algo.zero_grad(set_to_none=True)
-        scoring["q"] = passes * MAC_FLOPS * sum(v.dense for v in sc.values())
+    loss = lambda: algo.td_loss(batch(cfg.pathway.score_batch))     # noqa: E731
+    if passes and cfg.pathway.pathway in ("dapd", "static"):
+        with unmasked(algo.q, algo.q_target):
+            scoring["q"] = passes * config_scoring_flops(cfg, "q", algo.q, loss)
+    elif passes and cfg.pathway.pathway == "rigl":                 # grows on the masked network's dense gradient
+        scoring["q"] = passes * scoring_pass_flops("grad", algo.q, loss, keep_ratio=1.0, synflow_rounds=1)
     return _loop_flops(algo, upd, act, scoring, state, "dqn")
 
 

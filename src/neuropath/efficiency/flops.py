@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
 from torch import nn
 
 from ..errors import UsageError
@@ -263,12 +264,31 @@ class FlopReport:
                 "ratio": self.ratio, "notes": list(self.notes)}
 
 
-def _scoring_rule(cfg: Config) -> tuple[str, str]:
-    """(rule of init events, rule of update events) of a run's pathway method."""
-    p = cfg.pathway
-    snip = "snip" if p.score == "snip" else "none"
-    return {"dapd": (snip, snip), "static": (snip, "none"), "rigl": ("none", "gradient"),
-            "rlx2": ("none", "gradient")}.get(p.pathway, ("none", "none"))
+def _scoring_rule(cfg: Config, net: str) -> tuple[str, str]:
+    """(rule of init events, rule of update events) of network ``net`` under the run's pathway method.
+    ``grad`` scores run SNIP's passes (the dense network on θ ⊙ m); GraSP and SynFlow are ``counted``
+    (their passes measured once on a dense copy, `_counted_scoring`); magnitude and random cost nothing."""
+    rule = {"snip": "snip", "grad": "snip", "grasp": "counted", "synflow": "counted"}.get(cfg.score_of(net), "none")
+    return {"dapd": (rule, rule), "static": (rule, "none"), "rigl": ("none", "gradient"),
+            "rlx2": ("none", "gradient")}.get(cfg.pathway.pathway, ("none", "none"))
+
+
+def _counted_scoring(cfg: Config, final: Mapping[str, NetCount], net: str) -> int:
+    """FLOPs of one GraSP or SynFlow scoring pass of ``net``: the score run once under `FlopCounterMode` on a
+    dense SAC of the run's shapes, every network dense as in the training loop's scoring."""
+    from ..algos.common import Batch
+    from ..algos.sac import SAC
+    from ..pathways import unmasked
+    from .counted_flops import config_scoring_flops
+    obs_dim = final["actor"].layers[0].in_features
+    act_dim = final["critic"].layers[0].in_features - obs_dim
+    sac = SAC(obs_dim, act_dim, cfg.sac)
+    n, g = cfg.pathway.score_batch, torch.Generator().manual_seed(0)
+    b = Batch(torch.randn(n, obs_dim, generator=g), torch.rand(n, act_dim, generator=g) * 2 - 1,
+              torch.randn(n, 1, generator=g), torch.randn(n, obs_dim, generator=g), torch.ones(n, 1))
+    losses = sac.losses()
+    with unmasked(sac):
+        return config_scoring_flops(cfg, net, sac.networks[net], lambda: losses[net](b))
 
 
 Timeline = list[tuple[int, dict[str, NetCount]]]
@@ -387,9 +407,10 @@ def flops_of_run(run_dir: str | Path) -> FlopReport:
         run["n-step target forwards"] = Cost(counts["nstep"], dense_u["nstep"], path_u["nstep"])
 
     # -- mask events (DAPD scoring, RigL/RLx2 gradients), at the masks of their time
-    init_rule, update_rule = _scoring_rule(cfg)
     label = "mask scoring" if p.pathway in ("dapd", "static") else "topology updates"
     for net in ("actor", "critic"):
+        init_rule, update_rule = _scoring_rule(cfg, net)
+        counted = _counted_scoring(cfg, final, net) if "counted" in (init_rule, update_rule) else 0
         mine = [e for e in events if e.get("net") == net and (e.get("event") == "update" or (
             e.get("event") == "init" and init_rule != "none"))]     # free initial masks are not events
         if not mine:
@@ -397,7 +418,8 @@ def flops_of_run(run_dir: str | Path) -> FlopReport:
         total = 0
         for e in mine:
             rule = init_rule if e["event"] == "init" else update_rule
-            total += scoring_flops(_masks_at(timeline, int(e["step"])), net, rule, p.score_batch)
+            total += counted if rule == "counted" else scoring_flops(_masks_at(timeline, int(e["step"])), net, rule,
+                                                                     p.score_batch)
         run[f"{label}: {net}"] = Cost(len(mine), 0, total)
     checks = [e for e in events if e.get("event") == "buffer"]
     if checks:    # RLx2's policy distance: one actor forward on the oldest transitions

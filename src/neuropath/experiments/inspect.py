@@ -16,6 +16,14 @@ from ..training.logging import read_csv, read_jsonl
 from ..training.online import load_run_config
 
 
+def score_summary(cfg) -> str:
+    """The run's score, with the per-network overrides: ``snip`` or ``snip (actor synflow)``."""
+    p = cfg.pathway
+    own = [f"{net} {value}" for net, value in (("actor", p.actor_score), ("critic", p.critic_score))
+           if value is not None and value != p.score]
+    return p.score + (f" ({', '.join(own)})" if own else "")
+
+
 def layer_table(state: dict, prefix: str) -> list[tuple[str, tuple[int, int], int, int, bool]]:
     """(layer, shape, active, total, masked) for each masked layer under ``prefix``."""
     algo = state["algo"]
@@ -54,7 +62,7 @@ def inspect_run(run_dir: Path, plot: Path | None = None, *, list_updates: bool =
 
     out = [f"run      {run_dir}",
            f"env      {cfg.run.env}   pathway {p.pathway}   keep ratio {p.keep_ratio}   "
-           f"score {p.score}   K={p.moving_average}   L={p.window}",
+           f"score {score_summary(cfg)}   K={p.moving_average}   L={p.window}",
            f"step     {state['counters']['step']} of {cfg.run.steps} (checkpoint {ckpt.name})"]
     if evals:
         last = evals[-1]

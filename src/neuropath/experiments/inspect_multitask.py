@@ -16,6 +16,7 @@ import torch
 from ..training import checkpoint
 from ..training.logging import read_csv
 from ..training.online import load_run_config
+from .inspect import score_summary
 
 
 def task_masks(state: dict, prefix: str) -> dict[str, torch.Tensor]:
@@ -59,6 +60,7 @@ def inspect_multitask(run_dir: Path, plot: Path | None = None) -> str:
     tasks = checkpoint.read_meta(ckpt).get("tasks") or [str(t) for t in range(state["algo"]["log_alpha"].shape[0])]
     rows = read_csv(run_dir / "metrics.csv")
     lines = [f"run: {run_dir}", f"benchmark {cfg.run.benchmark}, pathway {cfg.pathway.pathway}, "
+             f"score {score_summary(cfg)}, "
              f"heads {cfg.run.heads}, checkpoint at step {checkpoint.read_meta(ckpt)['step']}", ""]
     overall_actor = None
     for net in ("actor", "critic"):

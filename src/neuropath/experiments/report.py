@@ -60,6 +60,19 @@ class RunResult:
         return self.env, self.method, self.sparsity
 
 
+def method_label(pathway: dict) -> str:
+    """The method a run is grouped under: its pathway method, with its score where that is not SNIP
+    (``dapd+grasp``; per-network scores as ``dapd+a:grasp/c:snip``)."""
+    method = pathway["pathway"]
+    if method not in ("dapd", "static", "npf"):
+        return method
+    score = pathway.get("score") or "snip"
+    actor, critic = pathway.get("actor_score") or score, pathway.get("critic_score") or score
+    if actor == critic:
+        return method if actor == "snip" else f"{method}+{actor}"
+    return f"{method}+a:{actor}/c:{critic}"
+
+
 def _sparsity(pathway: dict) -> tuple[str, float]:
     if pathway["pathway"] == "dense":
         return "0%", 0.0
@@ -97,7 +110,7 @@ def load_runs(root: Path) -> tuple[list[RunResult], list[str]]:
         last = rows[-1]
         algo = r.get("algo") or "auto"
         env = r["env"] if algo in ("auto", "sac") else f"{r['env']} ({algo})"   # compared within an algorithm
-        done.append(RunResult(run, env, p["pathway"], label, value, int(r["seed"]),
+        done.append(RunResult(run, env, method_label(p), label, value, int(r["seed"]),
                               np.array([int(x["step"]) for x in rows]),
                               np.array([float(x["return_mean"]) for x in rows]), int(r["steps"]),
                               _number(last.get("cpu_seconds")), _number(last.get("energy_j")),

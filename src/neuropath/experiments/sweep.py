@@ -38,6 +38,8 @@ from ..training.logging import read_csv
 # Flags a sweep sets itself: a user setting for them would be overwritten or break the layout.
 PYTHON = "{python}"        # replaced by the executing machine's interpreter
 RESERVED = {"env", "pathway", "keep_ratio", "seed", "steps", "run_dir", "threads", "progress"}
+SCORED_METHODS = ("dapd", "static")
+"""the grid methods that score their pathway, so that ``METHOD+SCORE`` is meaningful"""
 
 
 @dataclass
@@ -67,8 +69,7 @@ class Grid:
             if not values:
                 raise UsageError(f"{name} needs at least one value")
         for m in self.methods:
-            if m not in PATHWAYS:
-                raise UsageError(f"unknown method {m!r} in the sweep grid; allowed: {', '.join(PATHWAYS)}")
+            split_method(m)
         for e in self.envs:
             check_env_id(e)
         for k in self.keep:
@@ -92,9 +93,9 @@ class Grid:
             key = key.strip().replace("-", "_")
             if key in RESERVED:
                 raise UsageError(f"--set {key}: the sweep sets it itself (use --envs/--methods/--keep/--seeds/--steps)")
-            if scope and scope not in PATHWAYS and scope not in gym.registry:
+            if scope and scope not in PATHWAYS and scope not in self.methods and scope not in gym.registry:
                 raise UsageError(f"--set scope {scope!r} is neither a method nor an environment id")
-            if not scope or scope in (env, method):
+            if not scope or scope in (env, method, split_method(method)[0]):
                 out[key] = value.strip()
         return out
 
@@ -109,10 +110,27 @@ class Grid:
                         if name in seen:
                             continue
                         seen.add(name)
-                        out.append(RunSpec(name, {"env": env, "pathway": method, "keep_ratio": keep,
+                        pathway, score = split_method(method)
+                        out.append(RunSpec(name, {"env": env, "pathway": pathway, "keep_ratio": keep,
                                                   "seed": seed, "steps": self.steps,
+                                                  **({"score": score} if score else {}),
                                                   **self._scoped(env, method)}))
         return out
+
+
+def split_method(method: str) -> tuple[str, str | None]:
+    """A grid method: a pathway method (``dapd``), or one that scores with its score after a ``+``
+    (``dapd+grasp``, ``static+synflow``: the score ablation)."""
+    from ..pathways.scores import SCORES
+    base, plus, score = method.partition("+")
+    if base not in PATHWAYS:
+        raise UsageError(f"unknown method {base!r} in the sweep grid; allowed: {', '.join(PATHWAYS)} "
+                         f"(dapd and static also as METHOD+SCORE, e.g. dapd+grasp)")
+    if plus and base not in SCORED_METHODS:
+        raise UsageError(f"method {method!r}: only {' and '.join(SCORED_METHODS)} take a score (+SCORE)")
+    if plus and score not in SCORES:
+        raise UsageError(f"method {method!r}: unknown score {score!r}; known: {', '.join(SCORES)}")
+    return base, (score or None)
 
 
 def run_name(env: str, method: str, keep: float, seed: int) -> str:

@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from .masks import density, masked_layers, set_masks
-from .scores import (LossClosure, Scores, grad_scores, grasp_scores, magnitude_scores, random_scores, snip_scores,
-                     synflow_scores)
+from .multitask import install_task_masks
+from .scores import DATA_SCORES, SCORES, LossClosure, Scores, network_scores
 from .topk import l1_normalise, topk_masks
 
 
@@ -33,14 +33,24 @@ class PathwayMethod(Protocol):
     def load_state_dict(self, state: dict) -> None: ...
 
 
-SCORES = ("snip", "grad", "grasp", "synflow", "magnitude", "random")
-DATA_SCORES = ("snip", "grad", "grasp")
-"""the scores that need a loss on data (the others are data-free)"""
+__all__ = ["DAPD", "DATA_SCORES", "Dense", "MaskUpdate", "PathwayMethod", "RandomStatic", "SCORES", "StaticSNIP",
+           "TaskDAPD"]
 
 
 def _install(net: nn.Module, masks: Scores, task: int) -> MaskUpdate:
     per_layer = set_masks(net, masks, task)
     return MaskUpdate(sum(per_layer.values()), density(net, task), task, per_layer)
+
+
+def _check(keep_ratio: float, moving_average: int, score: str, synflow_rounds: int) -> None:
+    if not 0.0 < keep_ratio <= 1.0:
+        raise ValueError(f"keep ratio must be in (0, 1], got {keep_ratio}")
+    if moving_average < 1:
+        raise ValueError(f"moving average length K must be >= 1, got {moving_average}")
+    if score not in SCORES:
+        raise ValueError(f"unknown score {score!r}; allowed: {', '.join(SCORES)}")
+    if synflow_rounds < 1:
+        raise ValueError(f"synflow needs at least 1 round, got {synflow_rounds}")
 
 
 class DAPD:
@@ -53,29 +63,15 @@ class DAPD:
 
     def __init__(self, keep_ratio: float, moving_average: int = 1, scope: str = "global",
                  score: str = "snip", seed: int = 0, synflow_rounds: int = 100) -> None:
-        if not 0.0 < keep_ratio <= 1.0:
-            raise ValueError(f"keep ratio must be in (0, 1], got {keep_ratio}")
-        if moving_average < 1:
-            raise ValueError(f"moving average length K must be >= 1, got {moving_average}")
-        if score not in SCORES:
-            raise ValueError(f"unknown score {score!r}; allowed: {', '.join(SCORES)}")
-        if synflow_rounds < 1:
-            raise ValueError(f"synflow needs at least 1 round, got {synflow_rounds}")
+        _check(keep_ratio, moving_average, score, synflow_rounds)
         self.keep_ratio, self.k, self.scope, self.score = keep_ratio, moving_average, scope, score
         self.synflow_rounds = synflow_rounds
         self.generator = torch.Generator().manual_seed(seed)
         self.window: dict[int, deque[Scores]] = {}
 
     def _score(self, net: nn.Module, loss: LossClosure | None) -> Scores:
-        if self.score == "magnitude":
-            return magnitude_scores(net)
-        if self.score == "random":
-            return random_scores(net, self.generator)
-        if self.score == "synflow":
-            return synflow_scores(net, self.keep_ratio, self.synflow_rounds)
-        if loss is None:
-            raise ValueError(f"{self.score} scoring needs a loss closure")
-        return {"snip": snip_scores, "grad": grad_scores, "grasp": grasp_scores}[self.score](net, loss)
+        return network_scores(self.score, net, loss, keep_ratio=self.keep_ratio,
+                              synflow_rounds=self.synflow_rounds, generator=self.generator)
 
     def init(self, net: nn.Module, loss: LossClosure | None, *, task: int = 0) -> MaskUpdate:
         self.window[task] = deque(maxlen=self.k)
@@ -94,6 +90,38 @@ class DAPD:
     def load_state_dict(self, state: dict) -> None:
         self.window = {int(t): deque(f, maxlen=self.k) for t, f in state["window"].items()}
         self.generator.set_state(state["generator"].cpu())   # loaded onto the run's device
+
+
+class TaskDAPD:
+    """DAPD per task, on a multi-task network's `TaskLinear` copies: task t's mask = top-k (global over
+    the layers) of the mean of its last K L1-normalised scores. One batched scoring pass serves every
+    task: the loss is the sum of the tasks' losses and task t's reaches only copy t."""
+
+    def __init__(self, keep_ratio: float, moving_average: int = 1, score: str = "snip", seed: int = 0,
+                 synflow_rounds: int = 100) -> None:
+        _check(keep_ratio, moving_average, score, synflow_rounds)
+        self.keep_ratio, self.k, self.score, self.synflow_rounds = keep_ratio, moving_average, score, synflow_rounds
+        self.generator = torch.Generator().manual_seed(seed)
+        self.window: list[dict[str, torch.Tensor]] = []
+
+    def update(self, net: nn.Module, loss: LossClosure | None) -> list[int]:
+        """Score, average, install every task's mask; returns the entries changed per task."""
+        scores = network_scores(self.score, net, loss, keep_ratio=self.keep_ratio,
+                                synflow_rounds=self.synflow_rounds, generator=self.generator)
+        tasks = next(iter(scores.values())).shape[0]
+        per_task = [l1_normalise({n: s[t] for n, s in scores.items()}) for t in range(tasks)]
+        self.window.append({n: torch.stack([p[n] for p in per_task]) for n in scores})
+        self.window = self.window[-self.k:]
+        mean = {n: torch.stack([w[n] for w in self.window]).mean(0) for n in scores}
+        return install_task_masks(net, mean, self.keep_ratio)
+
+    def state_dict(self) -> dict:
+        return {"window": self.window, "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.window = list(state["window"])[-self.k:]
+        if "generator" in state:                  # runs saved before scores other than snip lack it
+            self.generator.set_state(state["generator"].cpu())
 
 
 class StaticSNIP(DAPD):

@@ -24,6 +24,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .topk import task_topk_masks
+
 
 class TaskLinear(nn.Module):
     """Per-task linear layer: ``y[t] = x[t] @ (W_t ⊙ m_t)^T + b_t`` for every task t at once."""
@@ -158,37 +160,12 @@ def average_task_grads(net: nn.Module) -> None:
 
 # ---- per-task pathway discovery ----------------------------------------------------------------
 
-def task_snip_scores(net: nn.Module, loss) -> dict[str, torch.Tensor]:
-    """|W_t ⊙ ∂L/∂W_t| for every task at once, on the dense copies. ``loss()`` is the sum of the
-    tasks' losses: in warm-up task t's loss reaches only copy t, so slice t is task t's score."""
-    layers = task_layers(net)
-    for m in layers.values():
-        m.force_dense += 1
-    try:
-        grads = torch.autograd.grad(loss(), [m.weight for m in layers.values()], allow_unused=True)
-    finally:
-        for m in layers.values():
-            m.force_dense -= 1
-    return {name: (m.weight.detach() * g).abs() if g is not None else torch.zeros_like(m.weight)
-            for (name, m), g in zip(layers.items(), grads)}
-
-
 def install_task_masks(net: nn.Module, scores: dict[str, torch.Tensor], keep_ratio: float) -> list[int]:
     """Task t's mask = the top ``keep_ratio`` of ``scores[layer][t]``, global over the layers (exactly
     k per task); returns the entries changed per task."""
-    from .topk import topk_masks
     layers = task_layers(net)
-    tasks = next(iter(scores.values())).shape[0]
-    changed = []
-    for t in range(tasks):
-        masks = topk_masks({n: scores[n][t] for n in scores}, keep_ratio)
-        changed.append(sum(layers[n].set_mask(masks[n], t) for n in masks))
-    return changed
-
-
-def random_task_scores(net: nn.Module, generator: torch.Generator) -> dict[str, torch.Tensor]:
-    """Uniform random scores: top-k of them is a random pathway of the same size, one per task."""
-    return {n: torch.rand(m.weight.shape, generator=generator).to(m.weight.device) for n, m in task_layers(net).items()}
+    masks = task_topk_masks(scores, keep_ratio)
+    return [sum(layers[n].set_mask(masks[n][t], t) for n in masks) for t in range(next(iter(masks.values())).shape[0])]
 
 
 def task_density(net: nn.Module) -> list[float]:
@@ -198,31 +175,3 @@ def task_density(net: nn.Module) -> list[float]:
     tasks = next(iter(layers)).tasks
     return [sum(int(m.mask[t].sum()) if m.use_mask else m.mask[t].numel() for m in layers) / total
             for t in range(tasks)]
-
-
-class TaskDAPD:
-    """DAPD per task: task t's mask = top-k (global over the layers) of the mean of its last K
-    L1-normalised scores; one batched scoring pass serves all tasks."""
-
-    def __init__(self, keep_ratio: float, moving_average: int = 1) -> None:
-        if not 0.0 < keep_ratio <= 1.0:
-            raise ValueError(f"keep ratio must be in (0, 1], got {keep_ratio}")
-        self.keep_ratio, self.k = keep_ratio, moving_average
-        self.window: list[dict[str, torch.Tensor]] = []
-
-    def update(self, net: nn.Module, loss) -> list[int]:
-        """Score, average, install every task's mask; returns the entries changed per task."""
-        from .topk import l1_normalise
-        scores = task_snip_scores(net, loss)
-        tasks = next(iter(scores.values())).shape[0]
-        per_task = [l1_normalise({n: s[t] for n, s in scores.items()}) for t in range(tasks)]
-        self.window.append({n: torch.stack([p[n] for p in per_task]) for n in scores})
-        self.window = self.window[-self.k:]
-        mean = {n: torch.stack([w[n] for w in self.window]).mean(0) for n in scores}
-        return install_task_masks(net, mean, self.keep_ratio)
-
-    def state_dict(self) -> dict:
-        return {"window": self.window}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.window = list(state["window"])[-self.k:]

@@ -9,27 +9,62 @@ top-k of a score is the pathway it chooses (GraSP's sign is turned so that this 
 - ``magnitude``: |θ|; ``random``: uniform;
 - ``synflow``: data-free, iterative (Tanaka et al. 2020), on MLP pathways;
 - ``grasp``: θ ⊙ Hg, the negative of Wang et al.'s score (they remove its highest values).
+
+Every score reads the network's scored layers: its `MaskedLinear` / `MaskedConv2d` layers, or its
+`TaskLinear` layers (a multi-task network in warm-up, one weight copy per task). The formulas are
+elementwise, so on a ``[tasks, out, in]`` copy slice t is task t's score when the loss is the sum of the
+tasks' losses (task t's loss reaches only copy t); SynFlow prunes each task's copies on their own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import nn
 
-from .masks import masked_layers, unmasked
+from .masks import masked_layers
+from .multitask import TaskLinear, task_layers
+from .topk import task_topk_masks, topk_masks
 
 LossClosure = Callable[[], torch.Tensor]
 Scores = dict[str, torch.Tensor]
 
 
+def scored_layers(net: nn.Module) -> dict:
+    """The layers a score covers: the task layers of a multi-task network, else the masked layers."""
+    return task_layers(net) or masked_layers(net)
+
+
+def is_per_task(net: nn.Module) -> bool:
+    """Whether ``net``'s scores are per task (``[tasks, out, in]``, top-k taken per task)."""
+    return any(isinstance(m, TaskLinear) for m in scored_layers(net).values())
+
+
+@contextlib.contextmanager
+def _dense(layers: dict) -> Iterator[None]:
+    """Run the layers on every stored weight (masked or not) while scoring."""
+    for m in layers.values():
+        m.force_dense += 1
+    try:
+        yield
+    finally:
+        for m in layers.values():
+            m.force_dense -= 1
+
+
+def _active_mask(m: nn.Module) -> torch.Tensor:
+    """The float mask the layer's forward pass uses now (all task slices for a task layer)."""
+    return m.mask_f if isinstance(m, TaskLinear) else m.mask_f[m.active_task]
+
+
 def snip_scores(net: nn.Module, loss: LossClosure) -> Scores:
     """Connection sensitivity |θ ⊙ ∂L/∂θ| (SNIP), on the dense network: every stored
     weight takes part, masked or not, so a pruned weight can earn its way back."""
-    layers = masked_layers(net)
+    layers = scored_layers(net)
     weights = [m.weight for m in layers.values()]
-    with unmasked(net):
+    with _dense(layers):
         value = loss()
         grads = torch.autograd.grad(value, weights, allow_unused=True)
     return {name: (w.detach() * g).abs() if g is not None else torch.zeros_like(w)
@@ -40,14 +75,14 @@ def grad_scores(net: nn.Module, loss: LossClosure) -> Scores:
     """|∂L/∂(θ ⊙ m)|: the dense gradient at the weights the pathway actually uses (RigL's
     grow signal), non-zero at inactive entries too. Computed by running the network densely
     on θ ⊙ m (inactive weights zeroed for the pass, then restored)."""
-    layers = masked_layers(net)
+    layers = scored_layers(net)
     saved = [m.weight.detach().clone() for m in layers.values()]
     try:
-        with torch.no_grad():        # not effective_weight(): it is dense inside unmasked()
+        with torch.no_grad():        # not effective_weight(): it is dense while scoring
             for m in layers.values():
                 if m.use_mask:
-                    m.weight.mul_(m.mask_f[m.active_task])
-        with unmasked(net):
+                    m.weight.mul_(_active_mask(m))
+        with _dense(layers):
             value = loss()
             grads = torch.autograd.grad(value, [m.weight for m in layers.values()], allow_unused=True)
     finally:
@@ -59,20 +94,20 @@ def grad_scores(net: nn.Module, loss: LossClosure) -> Scores:
 
 
 def magnitude_scores(net: nn.Module) -> Scores:
-    return {name: m.weight.detach().abs() for name, m in masked_layers(net).items()}
+    return {name: m.weight.detach().abs() for name, m in scored_layers(net).items()}
 
 
 def random_scores(net: nn.Module, generator: torch.Generator | None = None) -> Scores:
     """Uniform random scores: top-k of them is a uniformly random mask of exactly k weights."""
     return {name: torch.rand(m.weight.shape, generator=generator).to(m.weight.device)
-            for name, m in masked_layers(net).items()}
+            for name, m in scored_layers(net).items()}
 
 
 def mlp_chains(net: nn.Module) -> list[list[nn.Module]]:
     """The masked linear layers of ``net`` as chains (one per MLP: an actor, each critic of a twin):
     a new chain starts wherever a layer's input width is not the previous layer's output width."""
     chains: list[list[nn.Module]] = []
-    for m in masked_layers(net).values():
+    for m in scored_layers(net).values():
         if not hasattr(m, "in_features"):
             raise ValueError("synflow scores MLP pathways (linear layers); this network has convolutions")
         if chains and chains[-1][-1].out_features == m.in_features:
@@ -85,8 +120,9 @@ def mlp_chains(net: nn.Module) -> list[list[nn.Module]]:
 def _synflow_once(net: nn.Module, masks: dict[str, torch.Tensor]) -> Scores:
     """|θ ⊙ ∂R/∂θ| with R = 1ᵀ|W_L ⊙ m_L| ··· |W_1 ⊙ m_1| 1 summed over the chains, in float64 (a product of
     3+ layers of |θ| overflows float32 on wide networks). Biases are left out: SynFlow's R with positive
-    inputs and |θ| passes every ReLU, and a bias adds no path through a weight."""
-    layers = masked_layers(net)
+    inputs and |θ| passes every ReLU, and a bias adds no path through a weight. Task layers run every
+    task's copies at once (``[1, in] @ [tasks, in, out]`` broadcasts), R summing over the tasks."""
+    layers = scored_layers(net)
     names = {id(m): n for n, m in layers.items()}
     weights = {n: (m.weight.detach().double().abs() * masks[n].double()).requires_grad_(True)
                for n, m in layers.items()}
@@ -94,7 +130,7 @@ def _synflow_once(net: nn.Module, masks: dict[str, torch.Tensor]) -> Scores:
     for chain in mlp_chains(net):
         x = torch.ones(1, chain[0].in_features, dtype=torch.float64, device=chain[0].weight.device)
         for m in chain:
-            x = x @ weights[names[id(m)]].t()
+            x = x @ weights[names[id(m)]].transpose(-1, -2)
         total = total + x.sum()
     grads = torch.autograd.grad(total, list(weights.values()))
     return {n: (w.detach() * g) for (n, w), g in zip(weights.items(), grads)}
@@ -104,14 +140,14 @@ def synflow_scores(net: nn.Module, keep_ratio: float, rounds: int = 100) -> Scor
     """SynFlow's iterative pruning, data-free: over ``rounds`` rounds keep the top keep_ratio^(r/rounds)
     of the scores of the current mask (the exponential schedule of the paper), starting dense. Returns the
     last round's scores, zero outside the final mask, so that top-k of them is SynFlow's mask."""
-    from .topk import topk_masks
     if rounds < 1:
         raise ValueError(f"synflow needs at least 1 round, got {rounds}")
-    layers = masked_layers(net)
+    layers = scored_layers(net)
+    keep = task_topk_masks if is_per_task(net) else topk_masks
     masks = {n: torch.ones_like(m.weight, dtype=torch.bool) for n, m in layers.items()}
     for r in range(1, rounds + 1):
         scores = _synflow_once(net, masks)
-        masks = topk_masks(scores, keep_ratio ** (r / rounds))
+        masks = keep(scores, keep_ratio ** (r / rounds))
     scores = _synflow_once(net, masks)
     # Survivors with no path left score 0 like pruned ones: lift them by a tiny positive amount so that
     # top-k keeps exactly the final mask.
@@ -123,9 +159,9 @@ def grasp_scores(net: nn.Module, loss: LossClosure) -> Scores:
     """θ ⊙ (H g) on the dense network (g = ∂L/∂θ, H the Hessian of L, Hg by a second backward pass of
     gᵀ·stop(g)). Wang et al. score −θ ⊙ Hg and *remove* its highest values; keeping the top of θ ⊙ Hg is
     the same rule in this module's convention (higher = keep)."""
-    layers = masked_layers(net)
+    layers = scored_layers(net)
     weights = [m.weight for m in layers.values()]
-    with unmasked(net):
+    with _dense(layers):
         value = loss()
         grads = torch.autograd.grad(value, weights, create_graph=True, allow_unused=True)
         used = [(w, g) for w, g in zip(weights, grads) if g is not None]
@@ -136,3 +172,25 @@ def grasp_scores(net: nn.Module, loss: LossClosure) -> Scores:
     by_id = {id(w): h for (w, _), h in zip(used, hg)}
     return {n: (m.weight.detach() * by_id[id(m.weight)]) if by_id.get(id(m.weight)) is not None
             else torch.zeros_like(m.weight) for n, m in layers.items()}
+
+
+SCORES = ("snip", "grad", "grasp", "synflow", "magnitude", "random")
+DATA_SCORES = ("snip", "grad", "grasp")
+"""the scores that need a loss on data (the others are data-free)"""
+
+
+def network_scores(score: str, net: nn.Module, loss: LossClosure | None, *, keep_ratio: float,
+                   synflow_rounds: int = 100, generator: torch.Generator | None = None) -> Scores:
+    """Score ``net`` by the named score: the one entry point every pathway method uses. ``keep_ratio``
+    is SynFlow's final keep (its rounds prune towards it); the data scores need ``loss``."""
+    if score == "magnitude":
+        return magnitude_scores(net)
+    if score == "random":
+        return random_scores(net, generator)
+    if score == "synflow":
+        return synflow_scores(net, keep_ratio, synflow_rounds)
+    if score not in DATA_SCORES:
+        raise ValueError(f"unknown score {score!r}; allowed: {', '.join(SCORES)}")
+    if loss is None:
+        raise ValueError(f"{score} scoring needs a loss closure")
+    return {"snip": snip_scores, "grad": grad_scores, "grasp": grasp_scores}[score](net, loss)

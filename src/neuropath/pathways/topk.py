@@ -62,3 +62,12 @@ def topk_flat(flat: torch.Tensor, k: int) -> torch.Tensor:
         ties = torch.nonzero(values == threshold).flatten()[:missing]
         keep[ties] = True
     return keep
+
+
+def task_topk_masks(scores: Scores, keep_ratio: float) -> Scores:
+    """Per-task top-k of ``[tasks, ...]`` scores: task t keeps exactly ⌊keep_ratio·N⌋ of its own slices,
+    ranked globally over the layers."""
+    tasks = next(iter(scores.values())).shape[0]
+    per_task = [topk_masks({n: s[t] for n, s in scores.items()}, keep_ratio) for t in range(tasks)]
+    return {n: torch.stack([m[n] for m in per_task]) for n in scores}
+

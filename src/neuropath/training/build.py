@@ -6,7 +6,7 @@ from ..algos.sac import SAC
 from ..errors import UsageError
 from ..pathways import (DAPD, DST_PRESETS, DynamicSparse, Never, Pathway, Periodic, RandomStatic,
                         StaticSNIP, WarmupFreeze)
-from ..pathways.methods import DATA_SCORES
+from ..pathways.scores import DATA_SCORES
 from .config import DYNAMIC, Config
 
 
@@ -21,11 +21,12 @@ def build_pathways(cfg: Config, algo: SAC, optimizers: dict) -> dict[str, Pathwa
         keep = cfg.keep_ratio_of(name)
         prune, reset = p.prune, True
         if p.pathway == "dapd":
-            method = DAPD(keep, p.moving_average, p.scope, p.score, seed=seed, synflow_rounds=p.synflow_rounds)
+            method = DAPD(keep, p.moving_average, p.scope, cfg.score_of(name), seed=seed,
+                          synflow_rounds=p.synflow_rounds)
             schedule = WarmupFreeze(p.mask_every or None, cfg.resolved_freeze_return(), p.freeze_step)
         elif p.pathway == "static":
-            method = StaticSNIP(keep, p.scope, p.score, seed=seed, synflow_rounds=p.synflow_rounds)
-            schedule = Never(f"static {p.score} mask")
+            method = StaticSNIP(keep, p.scope, cfg.score_of(name), seed=seed, synflow_rounds=p.synflow_rounds)
+            schedule = Never(f"static {cfg.score_of(name)} mask")
         elif p.pathway == "random":
             method, schedule = RandomStatic(keep, p.scope, seed=seed), Never("random static mask")
         else:
@@ -65,7 +66,9 @@ def check_reachable(cfg: Config, algo: SAC) -> None:
 
 def needs_init_data(cfg: Config) -> bool:
     """Whether the initial mask is scored on data (SNIP) rather than drawn without it."""
-    return cfg.pathway.pathway in ("dapd", "static") and cfg.pathway.score in DATA_SCORES
+    p = cfg.pathway
+    scores = {p.score, p.actor_score or p.score, p.critic_score or p.score}
+    return p.pathway in ("dapd", "static") and bool(scores & set(DATA_SCORES))
 
 
 def uses_rlx2_extras(cfg: Config) -> bool:

@@ -112,6 +112,10 @@ class PathwayConfig:
     """top-k over the whole network (global) or per layer (layer)"""
     score: str = "snip"
     """connection score: snip, grad, grasp, synflow, magnitude or random"""
+    actor_score: str | None = None
+    """score of the actor alone (none = --score)"""
+    critic_score: str | None = None
+    """score of the critic (and PPO's or IQL's value network) alone (none = --score)"""
     synflow_rounds: int = 100
     """synflow: pruning rounds of its exponential keep schedule"""
     distribution: str = "erk"
@@ -300,6 +304,11 @@ class Config:
         own = getattr(self.pathway, f"{'critic' if net == 'value' else net}_keep", None)   # PPO's value = critic
         return self.pathway.keep_ratio if own is None else own
 
+    def score_of(self, net: str) -> str:
+        """The score of network ``net``, after the per-network overrides (a value network counts as a critic)."""
+        own = getattr(self.pathway, f"{'critic' if net == 'value' else net}_score", None)
+        return self.pathway.score if own is None else own
+
     def validate(self) -> "Config":
         r, p, s = self.run, self.pathway, self.sac
         _positive("steps", r.steps)
@@ -347,13 +356,13 @@ class Config:
             raise UsageError(f"--prune must be keep or zero, got {p.prune!r}")
         if p.scope not in ("global", "layer"):
             raise UsageError(f"--scope must be global or layer, got {p.scope!r}")
-        from ..pathways.methods import SCORES
-        if p.score not in SCORES:
-            raise UsageError(f"--score must be one of {', '.join(SCORES)}, got {p.score!r}")
+        from ..pathways.scores import SCORES
+        for name in ("score", "actor_score", "critic_score"):
+            value = getattr(p, name)
+            if value is not None and value not in SCORES:
+                raise UsageError(f"--{_flag(name)} must be one of {', '.join(SCORES)}, got {value!r}")
         if p.synflow_rounds < 1:
             raise UsageError(f"--synflow-rounds must be >= 1, got {p.synflow_rounds}")
-        if self.run.benchmark is not None and p.score != "snip":
-            raise UsageError(f"--score {p.score}: multi-task (per-task) pathways are scored with snip so far")
         if p.freeze_step is not None and p.freeze_step < 0:
             raise UsageError(f"--freeze-step must be >= 0, got {p.freeze_step}")
         try:

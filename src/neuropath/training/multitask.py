@@ -33,7 +33,8 @@ from ..data.task_replay import TaskReplay
 from ..efficiency.energy import EnergyMeter
 from ..envs.metaworld import MAX_EPISODE_STEPS, make_benchmark, resolve_tasks
 from ..errors import UsageError
-from ..pathways.multitask import TaskDAPD, merge_task_weights, task_density, task_layers
+from ..pathways.methods import TaskDAPD
+from ..pathways.multitask import merge_task_weights, task_density, task_layers
 from ..pathways.optim import reset_optimizer_state
 from . import checkpoint
 from .checkpoint import write_text_atomic
@@ -87,7 +88,8 @@ class MultiTaskTrainer:
         self.optimizers = self.algo.make_optimizers()
         self.replay = TaskReplay(len(self.tasks), min(r.replay_size, r.steps), obs_dim, act_dim, self.device)
         p = cfg.pathway
-        self.dapd = ({n: TaskDAPD(cfg.keep_ratio_of(n), p.moving_average) for n in ("actor", "critic")}
+        self.dapd = ({n: TaskDAPD(cfg.keep_ratio_of(n), p.moving_average, cfg.score_of(n), seed=r.seed * 1000 + i,
+                                  synflow_rounds=p.synflow_rounds) for i, n in enumerate(("actor", "critic"))}
                      if p.pathway == "dapd" else {})
         self.freeze_step = p.freeze_step if p.freeze_step is not None else int(FREEZE_FRACTION * r.steps)
         self.frozen = not self.dapd

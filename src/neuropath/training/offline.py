@@ -221,10 +221,10 @@ class OfflineTrainer:
         for name, net in self.algo.networks.items():
             if p.pathway == "npf":
                 batches = [self.data.sample(p.score_batch, self.generator) for _ in range(o.npf_batches)]
-                result = StaticSNIP(p.keep_ratio, p.scope, p.score, seed=self.cfg.run.seed,
+                result = StaticSNIP(self.cfg.keep_ratio_of(name), p.scope, self.cfg.score_of(name), seed=self.cfg.run.seed,
                                     synflow_rounds=p.synflow_rounds).init(net, lambda n=name, bs=batches: sum(losses[n](b) for b in bs))
             else:
-                result = RandomStatic(p.keep_ratio, seed=self.cfg.run.seed).init(net, None)
+                result = RandomStatic(self.cfg.keep_ratio_of(name), seed=self.cfg.run.seed).init(net, None)
             events.append({"step": 0, "net": name, "event": "init", "changed": result.changed,
                            "density": round(density(net), 6), "frozen": True})
         for name, targets in self.algo.tied.items():

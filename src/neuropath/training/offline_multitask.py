@@ -31,8 +31,8 @@ from ..algos.mtsac import TaskBatch
 from ..data.metaworld_datasets import dataset_id
 from ..envs.metaworld import MAX_EPISODE_STEPS, make_benchmark, resolve_tasks
 from ..errors import UsageError
-from ..pathways.multitask import (install_task_masks, merge_task_weights, random_task_scores, task_density,
-                                  task_snip_scores)
+from ..pathways.multitask import install_task_masks, merge_task_weights, task_density
+from ..pathways.scores import network_scores
 from .offline import OfflineData, OfflineTrainer, build_algo
 from .multitask import _safe, evaluate_tasks
 
@@ -146,12 +146,14 @@ class MultiTaskOfflineTrainer(OfflineTrainer):
         for name, net in self.algo.networks.items():
             if p.pathway == "npf":        # copies still separate: task t's loss reaches only slice t
                 batches = [self.data.sample(p.score_batch, self.generator) for _ in range(o.npf_batches)]
-                scores = task_snip_scores(net, lambda n=name, bs=batches: sum(losses[n](b) for b in bs))
+                scores = network_scores(self.cfg.score_of(name), net, lambda n=name, bs=batches: sum(losses[n](b) for b in bs),
+                                        keep_ratio=self.cfg.keep_ratio_of(name), synflow_rounds=p.synflow_rounds,
+                                        generator=self.generator)
             elif p.pathway == "random":
-                scores = random_task_scores(net, self.generator)
+                scores = network_scores("random", net, None, keep_ratio=1.0, generator=self.generator)
             else:
                 scores = None
-            changed = install_task_masks(net, scores, p.keep_ratio) if scores is not None else []
+            changed = install_task_masks(net, scores, self.cfg.keep_ratio_of(name)) if scores is not None else []
             merge_task_weights(net, self.optimizers[name])
             events.append({"step": 0, "net": name, "event": "init", "changed": changed,
                            "density": [round(d, 6) for d in task_density(net)], "frozen": True})
