@@ -35,6 +35,10 @@ def test_every_score_pair_at_every_checkpoint_and_nothing_written(run, tmp_path,
     assert "## step 400, actor" in text and "## step 400, critic" in text and "snip vs run per layer" in text
     rows = list(csv.DictReader(out.open()))
     assert len({r["step"] for r in rows}) == 2                     # both kept checkpoints (one mid-run)
+    moved = [r for r in rows if r["b"].endswith("@previous")]
+    assert {r["a"] for r in moved} == {"snip", "magnitude", "random", "run"} and len({r["step"] for r in moved}) == 1
+    assert all(float(r["jaccard"]) == 1.0 for r in moved if r["a"] == "random")  # --seed fixes the random draw
+    rows = [r for r in rows if r not in moved]
     pairs = {(r["a"], r["b"]) for r in rows}
     assert pairs == {("snip", "magnitude"), ("snip", "random"), ("magnitude", "random"), ("snip", "run"),
                      ("magnitude", "run"), ("random", "run")}

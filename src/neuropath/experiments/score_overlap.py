@@ -48,6 +48,8 @@ class NetOverlap:
     labels: list[str]
     overall: dict[tuple[str, str], float] = field(default_factory=dict)
     per_layer: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)
+    since_previous: dict[str, float] = field(default_factory=dict)
+    """each mask's Jaccard with the same score's mask at the previous kept checkpoint (how much it moved)"""
 
 
 def masks_by_score(net: torch.nn.Module, loss, scores: list[str], keep_ratio: float,
@@ -61,13 +63,19 @@ def masks_by_score(net: torch.nn.Module, loss, scores: list[str], keep_ratio: fl
     return out
 
 
-def compare(step: int, net: str, masks: dict[str, dict[str, torch.Tensor]]) -> NetOverlap:
+def _flat(masks: dict[str, torch.Tensor]) -> torch.Tensor:
+    return torch.cat([m.flatten() for m in masks.values()])
+
+
+def compare(step: int, net: str, masks: dict[str, dict[str, torch.Tensor]],
+            previous: dict[str, dict[str, torch.Tensor]] | None = None) -> NetOverlap:
     result = NetOverlap(step, net, list(masks))
     for a, b in itertools.combinations(masks, 2):
         result.per_layer[a, b] = {n: jaccard(masks[a][n], masks[b][n]) for n in masks[a]}
-        flat_a = torch.cat([m.flatten() for m in masks[a].values()])
-        flat_b = torch.cat([m.flatten() for m in masks[b].values()])
-        result.overall[a, b] = jaccard(flat_a, flat_b)
+        result.overall[a, b] = jaccard(_flat(masks[a]), _flat(masks[b]))
+    for label, m in masks.items():
+        if previous and label in previous:
+            result.since_previous[label] = jaccard(_flat(m), _flat(previous[label]))
     return result
 
 
@@ -93,7 +101,8 @@ def score_overlap(run_dir: str | Path, scores: list[str] | None = None, *, seed:
     if unknown:
         raise UsageError(f"unknown score {unknown[0]!r}; known: {', '.join(SCORES)}")
     p = cfg.pathway
-    out = []
+    out: list[NetOverlap] = []
+    previous: dict[str, dict] = {}
     for ckpt in checkpoints_of(run_dir):
         meta, state = checkpoint.read_meta(ckpt), checkpoint.load_state(ckpt)
         try:
@@ -116,7 +125,8 @@ def score_overlap(run_dir: str | Path, scores: list[str] | None = None, *, seed:
                                        p.synflow_rounds, seed)
             if used:
                 masks[RUN_MASK] = installed
-            out.append(compare(step, name, masks))
+            out.append(compare(step, name, masks, previous.get(name)))
+            previous[name] = masks
     if not out:
         raise UsageError(f"{str(run_dir)!r} has no checkpoint with replay data to score")
     return out
@@ -132,6 +142,9 @@ def format_overlap(results: list[NetOverlap], keep_ratio: float) -> str:
         for a in r.labels:
             cells = ["1" if a == b else f"{r.overall.get((a, b), r.overall.get((b, a))):.3f}" for b in r.labels]
             lines.append(f"| {a} | " + " | ".join(cells) + " |")
+        if r.since_previous:
+            lines.append("vs the same score at the previous checkpoint: " +
+                         ", ".join(f"{k} {v:.3f}" for k, v in r.since_previous.items()))
         if "snip" in r.labels:
             for other in r.labels:
                 if other == "snip":
@@ -149,6 +162,9 @@ def overlap_rows(results: list[NetOverlap]) -> list[dict]:
             rows.append({"step": r.step, "net": r.net, "a": a, "b": b, "layer": "all", "jaccard": round(v, 6)})
             for layer, x in r.per_layer[a, b].items():
                 rows.append({"step": r.step, "net": r.net, "a": a, "b": b, "layer": layer, "jaccard": round(x, 6)})
+        for label, v in r.since_previous.items():
+            rows.append({"step": r.step, "net": r.net, "a": label, "b": f"{label}@previous", "layer": "all",
+                         "jaccard": round(v, 6)})
     return rows
 
 
