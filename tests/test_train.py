@@ -345,6 +345,8 @@ def test_each_network_can_take_its_own_score(tmp_path, capsys):
 
 @pytest.mark.parametrize("args,needle", [(["--score", "snap"], "--score must be one of snip, grad, grasp"),
                                          (["--critic-score", "snap"], "--critic-score must be one of snip"),
+                                         (["--pathway", "rigl", "--actor-score", "grasp"],
+                                          "--actor-score grasp: --pathway rigl does not score its pathway"),
                                          (["--score", "synflow", "--synflow-rounds", "0"], "--synflow-rounds")])
 def test_bad_scores_end_in_one_line(tmp_path, capsys, args, needle):
     assert main(["train", "--env", "Hopper-v5", *args, "--run-dir", str(tmp_path / "r")]) == 2

@@ -78,6 +78,10 @@ class RunConfig:
     """show a progress bar"""
 
 
+SCORING_PATHWAYS = ("dapd", "static", "npf")
+"""the pathway methods that rank weights by a score (--score); the others draw or grow their masks"""
+
+
 @dataclass
 class PathwayConfig:
     """Which pathway method shapes the networks and its DAPD knobs."""
@@ -363,6 +367,11 @@ class Config:
                 raise UsageError(f"--{_flag(name)} must be one of {', '.join(SCORES)}, got {value!r}")
         if p.synflow_rounds < 1:
             raise UsageError(f"--synflow-rounds must be >= 1, got {p.synflow_rounds}")
+        chosen = [f"--{_flag(n)} {getattr(p, n)}" for n in ("score", "actor_score", "critic_score")
+                  if getattr(p, n) not in (None, "snip")]
+        if chosen and p.pathway not in SCORING_PATHWAYS:
+            raise UsageError(f"{chosen[0]}: --pathway {p.pathway} does not score its pathway (scores apply to "
+                             f"{', '.join(SCORING_PATHWAYS)})")
         if p.freeze_step is not None and p.freeze_step < 0:
             raise UsageError(f"--freeze-step must be >= 0, got {p.freeze_step}")
         try:
