@@ -305,7 +305,8 @@ def test_lottery_draws_distinct_pathways_from_one_state_and_trains_each(tmp_path
 
 
 @pytest.mark.parametrize("command", [[], ["train"], ["sweep"], ["report"], ["flops"], ["export"], ["lottery"],
-                                     ["dataset"], ["dataset", "make"], ["eval"], ["inspect"], ["runs"]])
+                                     ["dataset"], ["dataset", "make"], ["eval"], ["inspect"], ["runs"],
+                                     ["overlap"]])
 def test_every_help_page_renders(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([*command, "--help"])
