@@ -63,6 +63,11 @@ def test_sweep_runs_the_grid_skips_finished_and_reports_the_right_numbers(tmp_pa
     dense_row = next(line for line in text.splitlines() if line.startswith("| Hopper-v5 | dense | 0% | ") and "(1.000)" in line)
     set_row = next(line for line in text.splitlines() if line.startswith("| Hopper-v5 | set | 95% | ") and "e+" in line)
     assert f"{np.mean(set_flops):.3g}" in set_row and dense_row.count("(1.000)") == 2   # FLOPs and CPU s
+    # several roots in one report: here two single run directories, seed 0 of each method
+    picked = [out / "runs" / run_name("Hopper-v5", m, k, 0) for m, k in (("dense", 1), ("set", 0.05))]
+    assert main(["report", *map(str, picked), "--out", str(tmp_path / "two"), "--reps", "200"]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "two" / "scores.csv")))
+    assert sorted((r["method"], r["seed"]) for r in rows) == [("dense", "0"), ("set", "0")]
 
 
 def test_an_interrupted_run_is_resumed_and_a_broken_one_moved_aside(tmp_path, capsys):

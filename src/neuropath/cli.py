@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--report", action="store_true", help="write the report when the sweep is done")
 
     rp = sub.add_parser("report", help="tables, IQM with CIs and plots of a sweep folder", epilog=EPILOG)
-    rp.add_argument("root", help="a sweep folder, or any folder of runs")
+    rp.add_argument("root", nargs="+", help="a sweep folder, or any folder of runs (several: compared in one report)")
     rp.add_argument("--out", help="where to write (default: ROOT/report)")
     rp.add_argument("--reps", type=int, default=2000, help="bootstrap resamples for the CIs (default: 2000)")
 
@@ -374,7 +374,7 @@ def _report(args: argparse.Namespace) -> int:
 
     if args.reps < 100:
         raise UsageError(f"--reps must be >= 100, got {args.reps}")
-    out = write_report(Path(args.root), Path(args.out) if args.out else None, reps=args.reps)
+    out = write_report([Path(r) for r in args.root], Path(args.out) if args.out else None, reps=args.reps)
     print((out / "report.md").read_text(), end="")
     print(f"report: {out / 'report.md'}")
     return 0

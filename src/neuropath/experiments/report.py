@@ -199,12 +199,19 @@ def interval_estimates(matrix: dict[str, np.ndarray], reps: int, seed: int = 0) 
             for k in matrix}
 
 
-def write_report(root: Path, out: Path | None = None, *, reps: int = 2000) -> Path:
-    runs, unfinished = load_runs(root)
-    out = out or root / "report"
+def write_report(root: Path | list[Path], out: Path | None = None, *, reps: int = 2000) -> Path:
+    """The report of every finished run under ``root`` (a folder, or several: runs of several sweeps, or
+    single run directories, compared in one table); written to ``out`` (default: the first root's report/)."""
+    roots = [root] if isinstance(root, Path) else list(root)
+    runs, unfinished = [], []
+    for r in roots:
+        done, left = load_runs(r)
+        runs += done
+        unfinished += left if len(roots) == 1 else [f"{r.name}/{x}" for x in left]
+    out = out or roots[0] / "report"
     out.mkdir(parents=True, exist_ok=True)
     groups = group_runs(runs)
-    lines = [f"# neuropath report: {root}", ""]
+    lines = [f"# neuropath report: {', '.join(map(str, roots))}", ""]
     if not runs:
         lines += ["No finished runs yet.", ""]
     else:
