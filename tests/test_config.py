@@ -29,6 +29,10 @@ def test_unknown_or_mistyped_settings():
         Config().set({"keep_ration": 0.1})
     with pytest.raises(UsageError, match="cannot read"):
         Config().set({"steps": "many"})
+    for text in ("256 256", "256,256", "[256, 256]"):      # how a --set or a YAML-minded user writes a list
+        assert Config().set({"ppo_hidden": text}).ppo.ppo_hidden == [256, 256]
+    with pytest.raises(UsageError, match="cannot read"):
+        Config().set({"ppo_hidden": "[256, wide]"})
 
 
 def test_freeze_return_auto_table_and_overrides():

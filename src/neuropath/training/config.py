@@ -491,7 +491,7 @@ def _coerce(name: str, f: dataclasses.Field, value: Any) -> Any:
             raise ValueError
         if kind.startswith("list[int]"):
             items = [value] if isinstance(value, (str, int)) else value
-            return [int(v) for item in items for v in str(item).replace(",", " ").split()]
+            return [int(v) for item in items for v in str(item).strip("[]").replace(",", " ").split()]   # also "[256, 256]"
         if kind.startswith("int"):
             if isinstance(value, float) and not value.is_integer():
                 raise ValueError
