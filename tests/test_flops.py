@@ -108,8 +108,9 @@ def test_mask_scoring_passes_equal_flop_counter():
     scoring = sac.losses()
     with unmasked(sac):
         for name in ("actor", "critic"):
-            got = measured(lambda: snip_scores(sac.networks[name], lambda: scoring[name](b)))
-            assert got == scoring_flops(n, name, "snip", B)
+            for score in (snip_scores, grad_scores):           # --score grad runs SNIP's passes (on θ ⊙ m)
+                got = measured(lambda: score(sac.networks[name], lambda: scoring[name](b)))
+                assert got == scoring_flops(n, name, "snip", B)
     dense = agent()
     training = dense.losses(training=True)
     for name in ("actor", "critic"):
@@ -121,18 +122,11 @@ def test_mask_scoring_passes_equal_flop_counter():
 
 
 def test_every_score_is_charged_its_own_scoring_passes():
-    """grad runs SNIP's passes; SynFlow's rounds are batch-1 forward + backward passes of the scored network
-    alone (by hand: rounds + 1 of them); per-network scores pick per-network rules."""
+    """SynFlow's rounds are batch-1 forward + backward passes of the scored network alone (by hand: rounds + 1
+    of them); GraSP costs more than SNIP; per-network scores pick per-network rules."""
     from neuropath.efficiency.flops import MAC_FLOPS, _counted_scoring, _scoring_rule, _train_pass
     from neuropath.training.config import Config
-    sac, b = agent(), batch()
-    random_masks(sac)
-    n = sac_counts(sac)
-    scoring = sac.losses()
-    with unmasked(sac):
-        for name in ("actor", "critic"):
-            assert measured(lambda: grad_scores(sac.networks[name], lambda: scoring[name](b))) == \
-                scoring_flops(n, name, "snip", B)
+    n = sac_counts(agent())
     cfg = Config().set({"hidden": [16, 16], "score_batch": B, "score": "synflow", "synflow_rounds": 3,
                         "actor_score": "grasp", "critic_score": "magnitude"})
     assert _scoring_rule(cfg, "actor") == ("counted", "counted") and _scoring_rule(cfg, "critic") == ("none", "none")
