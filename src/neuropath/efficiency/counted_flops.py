@@ -15,8 +15,9 @@ on a copy of the run's networks (DQN: its convolutions too, masked or dense):
 
 1 MAC = 2 FLOPs; matmuls only (as flops.py). Scoring passes (NPF's single shot, DAPD's rescoring) are
 counted differently: the run's own score function runs once under torch's `FlopCounterMode` on the dense
-networks (GraSP's Hessian-vector product and SynFlow's rounds have passes the layer hooks do not see). The whole run = updates × one update + the NPF scoring; evaluation episodes are not
-included (their length is not logged for offline runs).
+networks (GraSP's Hessian-vector product and SynFlow's rounds have passes the layer hooks do not see).
+The whole run = updates × one update + the NPF scoring; evaluation episodes are not included (their length
+is not logged for offline runs).
 """
 
 from __future__ import annotations
@@ -55,7 +56,6 @@ def _weights(layer: nn.Module) -> tuple[int, int]:
     else:
         active = int(layer.mask.sum()) if getattr(layer, "use_mask", False) else dense
     return dense, active
-
 
 
 def scoring_pass_flops(score: str, net: nn.Module, loss, *, keep_ratio: float, synflow_rounds: int) -> int:
