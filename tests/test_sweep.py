@@ -100,6 +100,7 @@ def test_an_interrupted_run_is_resumed_and_a_broken_one_moved_aside(tmp_path, ca
     (["--set", "no_such_key=1"], "unknown setting"),
     (["--keep", "0"], "(0, 1]"),
     (["--methods", "rigl+grasp"], "only dapd and static take a score"),
+    (["--envs", "MinAtar/Brekout-v1", "--set", "algo=dqn"], "did you mean MinAtar/Breakout-v1?"),
     (["--methods", "dapd+snap"], "unknown score 'snap'"),
 ])
 def test_bad_grids_fail_in_one_line_and_write_nothing(tmp_path, args, needle):
@@ -117,6 +118,12 @@ def test_score_ablation_methods_set_the_score_and_take_their_base_methods_scoped
     syn = runs["Hopper-v5__static+synflow__keep0.05__s0"]
     assert syn["pathway"] == "static" and syn["score"] == "synflow" and syn["synflow_rounds"] == "7"
     assert "freeze_step" not in syn and "score" not in runs["Hopper-v5__dapd__keep0.05__s0"]
+
+
+def test_a_dqn_grid_on_minatar_and_atari_ids():
+    grid = Grid(["MinAtar/Breakout-v1", "ALE/Pong-v5"], ["dense", "dapd"], [0.05], [0], 100, ["algo=dqn"]).validate()
+    assert [r.name for r in grid.runs()] == ["MinAtar_Breakout-v1__dense__keep1__s0", "MinAtar_Breakout-v1__dapd__keep0.05__s0",
+                                             "ALE_Pong-v5__dense__keep1__s0", "ALE_Pong-v5__dapd__keep0.05__s0"]
 
 
 def test_report_groups_runs_by_method_and_score():

@@ -19,7 +19,12 @@ MUJOCO_V5 = ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5", "Humanoid-v
 
 
 def check_env_id(env_id: str) -> None:
-    """Fail with one clear line when ``env_id`` is not a registered environment."""
+    """Fail with one clear line when ``env_id`` is not a registered environment (MinAtar and Atari ids are
+    registered on first use, and checked by their own rules)."""
+    if env_id.startswith(("MinAtar/", "ALE/")):
+        from .pixels import check_image_env
+        check_image_env(env_id)
+        return
     if env_id in gym.registry:
         return
     close = difflib.get_close_matches(env_id, list(gym.registry), n=3)
