@@ -121,8 +121,8 @@ def _synflow_once(net: nn.Module, masks: dict[str, torch.Tensor]) -> Scores:
     """|θ ⊙ ∂R/∂θ| with R = 1ᵀ|W_L ⊙ m_L| ··· |W_1 ⊙ m_1| 1 summed over the chains, in float64 (a product of
     3+ layers of |θ| overflows float32 on wide networks). With positive inputs and |θ| every ReLU passes, so
     R is the paper's path sum 1ᵀ(∏ |θ^l|)1. Biases are left out, as in that formula (the authors' code runs
-    the whole network on |θ| and |b|, which adds bias-started paths to the scores of later layers; the
-    difference is small for a bias that is small next to the hidden sums). Task layers run every task's
+    the whole network on |θ| and |b|, which adds bias-started paths to the scores of later layers: the
+    same where biases are zero). Task layers run every task's
     copies at once (``[1, in] @ [tasks, in, out]`` broadcasts), R summing over the tasks."""
     layers = scored_layers(net)
     names = {id(m): n for n, m in layers.items()}
