@@ -174,3 +174,24 @@ def test_task_dapd_keeps_exactly_k_per_task_with_every_score():
         TaskDAPD(0.25, moving_average=2, score=score, synflow_rounds=3).update(net, lambda: net(x).pow(2).sum())
         total = sum(m.weight[0].numel() for m in task_layers_of(net))
         assert [sum(int(m.mask[t].sum()) for m in task_layers_of(net)) for t in range(4)] == [int(0.25 * total)] * 4
+
+
+@pytest.mark.parametrize("score", ["synflow", "magnitude"])
+def test_data_free_scores_choose_the_same_pathway_whatever_the_batch(score):
+    """DAPD with a data-free score: two different batches (or none) give the same mask; SNIP's differ."""
+    from neuropath.pathways import DAPD, get_masks
+    torch.manual_seed(3)
+    net = _two_layer([[0.3 * i - 1.0 for i in range(6)] for _ in range(8)], [[0.1 * j - 0.4 for j in range(8)]])
+    with torch.no_grad():
+        net[0].weight.add_(torch.randn_like(net[0].weight))
+    masks = []
+    for batch in (torch.randn(16, 6), 5.0 * torch.randn(16, 6) + 3.0, None):
+        method = DAPD(0.2, score=score, synflow_rounds=5)
+        method.init(net, None if batch is None else (lambda b=batch: net(b).pow(2).sum()))
+        masks.append(get_masks(net))
+    assert all(torch.equal(masks[0][n], m[n]) for m in masks[1:] for n in masks[0])
+    snip = []
+    for batch in (torch.randn(16, 6), 5.0 * torch.randn(16, 6) + 3.0):
+        DAPD(0.2, score="snip").init(net, lambda b=batch: net(b).pow(2).sum())
+        snip.append(get_masks(net))
+    assert any(not torch.equal(snip[0][n], snip[1][n]) for n in snip[0])
