@@ -327,18 +327,30 @@ def _plt():
 _METHOD_ORDER = ("dense", "dapd", "static", "random", "set", "rigl", "rlx2")
 
 
+_SCORE_COLORS = {"grad": "C5", "grasp": "C6", "synflow": "C7", "magnitude": "C8", "random": "C9"}
+
+
 def _color(key: str) -> str:
-    """One colour per method in every plot ("rigl@95%" and "rigl" alike), so figures can be read together."""
+    """One colour per method in every plot ("rigl@95%" and "rigl" alike), so figures can be read together;
+    a score ablation's ``dapd+grasp`` and ``static+grasp`` share the score's colour (their line styles differ)."""
     method = key.split("@")[0]
+    score = method.partition("+")[2]
+    if score in _SCORE_COLORS:
+        return _SCORE_COLORS[score]
     index = _METHOD_ORDER.index(method) if method in _METHOD_ORDER else len(_METHOD_ORDER) + sum(map(ord, method))
     return f"C{index % 10}"
+
+
+def _style(method: str, sparsity_index: int) -> str:
+    """A method's sparsities get their own line styles; a static score-ablation run starts one style later."""
+    shift = 1 if method.startswith("static+") else 0
+    return ("-", "--", ":", "-.")[(sparsity_index + shift) % 4]
 
 
 def _plot_curves(groups: dict, path: Path) -> None:
     plt = _plt()
     envs = sorted({k[0] for k in groups})
     fig, axes = plt.subplots(1, len(envs), figsize=(5.5 * len(envs), 4), squeeze=False)
-    styles = ("-", "--", ":", "-.")          # a method's sparsities: same colour, own line style
     for ax, env in zip(axes[0], envs):
         for (e, method, sp), runs in groups.items():
             if e != env:
@@ -347,7 +359,7 @@ def _plot_curves(groups: dict, path: Path) -> None:
             rets = np.stack([r.returns[:n] for r in runs])
             steps = runs[0].steps[:n]
             ax.plot(steps, rets.mean(0), color=_color(method), label=f"{method} {sp} (n={len(runs)})",
-                    ls=styles[sorted(k[2] for k in groups if k[:2] == (env, method)).index(sp) % len(styles)])
+                    ls=_style(method, sorted(k[2] for k in groups if k[:2] == (env, method)).index(sp)))
             ax.fill_between(steps, rets.mean(0) - rets.std(0), rets.mean(0) + rets.std(0),
                             color=_color(method), alpha=0.15)
         ax.set_title(env)
