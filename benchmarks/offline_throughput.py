@@ -2,11 +2,16 @@
 
     python benchmarks/offline_throughput.py                   # HalfCheetah sizes (17 obs, 6 actions), 1 thread
     python benchmarks/offline_throughput.py --rounds 5 --updates 50
+    python benchmarks/offline_throughput.py --tasks 10        # MT10 as benchmarks/offline_mt10.py runs it
 
 Each algorithm at its official sizes (IQL 256×256, batch 256; BCQ actor/critics 400-300, VAE 750-750,
 batch 100). ``npf`` masks every trained network with a 5% mask per layer-set (random here: the cost of
 a pathway does not depend on which weights it holds); ``:masked`` runs it as W ⊙ m in dense matmuls,
 ``:sparse`` through the SpMM/SDDMM kernels (`--sparse auto`). Interleaved rounds, medians, side by side.
+
+``--tasks T``: one multi-task network of `TaskLinear` layers as offline MT10 trains it (39 obs + a T-wide
+one-hot, 4 actions, every network 256×256, 32 transitions per task per BCQ update and 64 per IQL update):
+``dense`` = MT (one shared weight), ``npf`` = a 5% pathway per task over the shared weight (merged).
 """
 
 from __future__ import annotations
@@ -24,6 +29,36 @@ from neuropath.efficiency.sparse_exec import enable_sparse_execution
 from neuropath.pathways.masks import copy_masks, masked_layers
 
 OBS, ACT = 17, 6
+
+
+def build_tasks(algo: str, variant: str, keep: float, tasks: int, seed: int = 0):
+    """An MT10-shaped agent: per-task random pathways (``npf``) or none (``dense``), then merged."""
+    from neuropath.pathways.multitask import merge_task_weights, task_layers
+    torch.manual_seed(seed)
+    obs = 39 + tasks
+    agent = (IQL(obs, 4, IQLConfig(hidden=[256, 256]), 10_000, tasks=tasks) if algo == "iql"
+             else BCQ(obs, 4, BCQConfig(hidden=[256, 256], vae_hidden=[256, 256]), tasks=tasks))
+    for net in agent.networks.values():
+        if variant != "dense":
+            for layer in task_layers(net).values():
+                for t in range(tasks):
+                    layer.set_mask(torch.rand(layer.weight.shape[1:]) < keep, t)
+        merge_task_weights(net)
+    for name, targets in agent.tied.items():
+        for target in targets:
+            target.load_state_dict(agent.networks[name].state_dict())
+    if variant == "npf:sparse":
+        enable_sparse_execution(*agent.networks.values(), *(t for ts in agent.tied.values() for t in ts))
+    opts = agent.make_optimizers()
+    return agent, opts, agent.make_schedulers(opts)
+
+
+def task_batch(tasks: int, b: int) -> Batch:
+    g = torch.Generator().manual_seed(1)
+    obs = 39 + tasks
+    return Batch(torch.randn(tasks, b, obs, generator=g), torch.rand(tasks, b, 4, generator=g) * 2 - 1,
+                 torch.randn(tasks, b, 1, generator=g), torch.randn(tasks, b, obs, generator=g),
+                 torch.ones(tasks, b, 1))
 
 
 def build(algo: str, variant: str, keep: float, seed: int = 0):
@@ -53,11 +88,16 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--updates", type=int, default=30)
     p.add_argument("--keep", type=float, default=0.05)
+    p.add_argument("--tasks", type=int, default=0, help="a multi-task network of this many tasks (MT10: 10)")
     args = p.parse_args()
     torch.set_num_threads(1)
     for algo in ("iql", "bcq"):
-        variants = {v: build(algo, v, args.keep) for v in ("dense", "npf:masked", "npf:sparse")}
-        b = batch(256 if algo == "iql" else 100)
+        if args.tasks:
+            variants = {v: build_tasks(algo, v, args.keep, args.tasks) for v in ("dense", "npf:masked", "npf:sparse")}
+            b = task_batch(args.tasks, 64 if algo == "iql" else 32)
+        else:
+            variants = {v: build(algo, v, args.keep) for v in ("dense", "npf:masked", "npf:sparse")}
+            b = batch(256 if algo == "iql" else 100)
         times = {v: [] for v in variants}
         for _ in range(args.rounds):
             for v, (agent, opts, sched) in variants.items():

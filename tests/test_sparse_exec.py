@@ -160,3 +160,38 @@ def test_bad_sparse_mode_fails_with_one_line(tmp_path, capsys):
     rc = main(["train", "--env", "Hopper-v5", "--sparse", "fast", "--run-dir", str(tmp_path / "r")])
     err = capsys.readouterr().err
     assert rc == 2 and "--sparse must be auto, on or off" in err and not (tmp_path / "r").exists()
+
+
+def test_multi_task_layers_on_the_sparse_kernels_match_the_batched_dense_path():
+    """Per-task pathways over one shared weight (offline MT10 NPF): forward, the per-slice weight gradient
+    g_t ⊙ m_t, the averaged shared gradient and the input gradient equal the dense bmm's."""
+    from neuropath.pathways.multitask import average_task_grads, merge_task_weights, task_layers, task_mlp
+    torch.manual_seed(0)
+    dense = task_mlp(7, [32, 32], 3, tasks=4)
+    for layer in task_layers(dense).values():
+        for t in range(4):
+            layer.set_mask(torch.rand(layer.weight.shape[1:]) < 0.1, t)
+    merge_task_weights(dense)
+    sparse = task_mlp(7, [32, 32], 3, tasks=4)
+    sparse.load_state_dict(dense.state_dict())
+    for a, b in zip(task_layers(dense).values(), task_layers(sparse).values()):
+        b.use_mask, b.shared = a.use_mask, a.shared
+    assert enable_sparse_execution(sparse) == 3
+    x = torch.randn(4, 9, 7)
+    xs = x.clone().requires_grad_(True)
+    xd = x.clone().requires_grad_(True)
+    ys, yd = sparse(xs), dense(xd)
+    assert torch.allclose(ys, yd, atol=1e-5)
+    (ys.pow(2).sum()).backward()
+    (yd.pow(2).sum()).backward()
+    average_task_grads(sparse)
+    average_task_grads(dense)
+    for a, b in zip(task_layers(dense).values(), task_layers(sparse).values()):
+        assert torch.allclose(a.weight.grad, b.weight.grad, atol=1e-4)
+        assert torch.equal(b.weight.grad[0], b.weight.grad[3])           # one shared gradient in every slice
+    assert torch.allclose(xs.grad, xd.grad, atol=1e-5)
+    layer = next(iter(task_layers(sparse).values()))
+    before = layer.executor.plans
+    layer.set_mask(torch.rand(layer.weight.shape[1:]) < 0.1, 2)          # a new mask: the plans are rebuilt
+    sparse(x)
+    assert layer.executor.plans is not before

@@ -4,8 +4,9 @@ A `MaskedLinear` asks its ``executor`` to compute masked 2-D calls; the executor
 sparsity structure of the layer's current mask and rebuilds it when the mask changes (the layer
 bumps ``mask_version``), so the same switch serves a frozen pathway (built once) and methods
 whose mask moves (DAPD's warm-up, SET/RigL/RLx2: rebuilt at each change, ~0.1 ms per layer).
-Dense calls (``unmasked()`` scoring, dense networks, GPU tensors, 3-D multi-task batches) keep
-the dense path.
+A multi-task `TaskLinear` gets a `TaskSparseExecutor`: one kernel call per task on its own mask
+(offline MT10 NPF: frozen per-task pathways over one shared weight). Dense calls (``unmasked()``
+scoring, dense networks, GPU tensors, a `MaskedLinear`'s 3-D multi-task batches) keep the dense path.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..pathways import MaskedLinear
+from ..pathways import MaskedLinear, TaskLinear
 from ..pathways.masks import masked_layers
+from ..pathways.multitask import task_layers
 from .kernels import SparsePlan, sparse_linear, supported
 
 # Below this fraction of active weights a layer runs sparse; above it the dense matmul is
@@ -45,19 +47,45 @@ class SparseExecutor:
         return sparse_linear(x, layer.weight, layer.bias, self.plan)
 
 
+class TaskSparseExecutor:
+    """A multi-task layer's pathways on the sparse kernels: task t's rows ``x[t]`` through the CSR plan of
+    its own mask m_t over its weight slice W_t (one kernel call per task). Each slice gets the masked
+    layer's gradient g_t ⊙ m_t, so `average_task_grads` and the optimizer see what the dense bmm gives."""
+
+    def __init__(self, max_density: float = MAX_DENSITY) -> None:
+        self.max_density = max_density
+        self.plans: list[SparsePlan] | None = None
+        self.key: int | None = None
+
+    def __call__(self, layer: TaskLinear, x: torch.Tensor) -> torch.Tensor | None:
+        if x.dim() != 3 or not supported(x[0], layer.weight):
+            return None
+        if layer.mask_version != self.key:
+            dense = float(layer.mask.float().mean()) > self.max_density
+            self.plans = None if dense else [SparsePlan.from_mask(m) for m in layer.mask]
+            self.key = layer.mask_version
+        if self.plans is None:
+            return None
+        return torch.stack([sparse_linear(x[t], layer.weight[t], layer.bias[t], plan)
+                            for t, plan in enumerate(self.plans)])
+
+
 def enable_sparse_execution(*nets: nn.Module, max_density: float = MAX_DENSITY) -> int:
-    """Give every masked layer of ``nets`` a sparse executor; returns how many layers."""
+    """Give every masked layer (and multi-task layer) of ``nets`` a sparse executor; returns how many."""
     count = 0
     for net in nets:
         for layer in masked_layers(net).values():
             layer.executor = SparseExecutor(max_density)
+            count += 1
+        for layer in task_layers(net).values():
+            layer.executor = TaskSparseExecutor(max_density)
             count += 1
     return count
 
 
 def disable_sparse_execution(*nets: nn.Module) -> None:
     for net in nets:
-        for layer in masked_layers(net).values():
+        for layer in [*masked_layers(net).values(), *task_layers(net).values()]:
             layer.executor = None
 
 

@@ -47,6 +47,8 @@ class TaskLinear(nn.Module):
         self.per_task = per_task
         self.shared = False         # True after `merge`: the slices are one weight
         self.force_dense = 0        # > 0 inside `unmasked()`-style scoring: every stored weight
+        self.mask_version = 0       # bumped on every mask change: a sparse executor caches on it
+        self.executor = None        # efficiency.sparse_exec.TaskSparseExecutor, or None: dense bmm
 
     @property
     def tasks(self) -> int:
@@ -61,6 +63,10 @@ class TaskLinear(nn.Module):
         if x.dim() != 3 or x.shape[0] != self.tasks:
             raise ValueError(f"TaskLinear expects [tasks={self.tasks}, batch, {self.in_features}], "
                              f"got {tuple(x.shape)}")
+        if self.executor is not None and self.use_mask and not self.force_dense:
+            y = self.executor(self, x)
+            if y is not None:
+                return y
         return torch.baddbmm(self.bias.unsqueeze(1), x, self.effective_weight().transpose(1, 2))
 
     @torch.no_grad()
@@ -73,6 +79,7 @@ class TaskLinear(nn.Module):
         self.mask[task].copy_(mask)
         self.mask_f[task].copy_(mask)
         self.use_mask = True
+        self.mask_version += 1
         return changed
 
     @torch.no_grad()
@@ -106,6 +113,7 @@ class TaskLinear(nn.Module):
         super()._load_from_state_dict(*args, **kwargs)
         with torch.no_grad():
             self.mask_f.copy_(self.mask)
+        self.mask_version += 1
 
     def get_extra_state(self):
         return {"use_mask": self.use_mask, "shared": self.shared, "per_task": self.per_task}

@@ -122,7 +122,10 @@ class MultiTaskOfflineTrainer(OfflineTrainer):
         return {"success": f"{row['success_mean']:.2f}"}
 
     def _use_sparse(self) -> bool:
-        return False          # task layers run as batched dense matmuls (sparse kernels are single-task)
+        """Only with ``--sparse on``: one kernel call per task measured slower than the batched dense bmm
+        here (benchmarks/offline_throughput.py --tasks 10: 0.6-1.0x of masked dense), so ``auto`` stays dense."""
+        p = self.cfg.pathway
+        return self.cfg.run.sparse == "on" and self.device.type == "cpu" and p.pathway != "dense"
 
     def _meta(self) -> dict[str, Any]:
         meta = super()._meta()
@@ -146,9 +149,9 @@ class MultiTaskOfflineTrainer(OfflineTrainer):
         for name, net in self.algo.networks.items():
             if p.pathway == "npf":        # copies still separate: task t's loss reaches only slice t
                 batches = [self.data.sample(p.score_batch, self.generator) for _ in range(o.npf_batches)]
-                scores = network_scores(self.cfg.score_of(name), net, lambda n=name, bs=batches: sum(losses[n](b) for b in bs),
-                                        keep_ratio=self.cfg.keep_ratio_of(name), synflow_rounds=p.synflow_rounds,
-                                        generator=self.generator)
+                loss = lambda n=name, bs=batches: sum(losses[n](b) for b in bs)     # noqa: E731
+                scores = network_scores(self.cfg.score_of(name), net, loss, keep_ratio=self.cfg.keep_ratio_of(name),
+                                        synflow_rounds=p.synflow_rounds, generator=self.generator)
             elif p.pathway == "random":
                 scores = network_scores("random", net, None, keep_ratio=1.0, generator=self.generator)
             else:
