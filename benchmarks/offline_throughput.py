@@ -23,7 +23,7 @@ import time
 import torch
 
 from neuropath.algos.bcq import BCQ, BCQConfig
-from neuropath.algos.common import Batch
+from neuropath.algos.common import Batch, random_batch
 from neuropath.algos.iql import IQL, IQLConfig
 from neuropath.efficiency.sparse_exec import enable_sparse_execution
 from neuropath.pathways.masks import copy_masks, masked_layers
@@ -54,11 +54,7 @@ def build_tasks(algo: str, variant: str, keep: float, tasks: int, seed: int = 0)
 
 
 def task_batch(tasks: int, b: int) -> Batch:
-    g = torch.Generator().manual_seed(1)
-    obs = 39 + tasks
-    return Batch(torch.randn(tasks, b, obs, generator=g), torch.rand(tasks, b, 4, generator=g) * 2 - 1,
-                 torch.randn(tasks, b, 1, generator=g), torch.randn(tasks, b, obs, generator=g),
-                 torch.ones(tasks, b, 1))
+    return random_batch(b, 39 + tasks, 4, torch.Generator().manual_seed(1), (tasks,))
 
 
 def build(algo: str, variant: str, keep: float, seed: int = 0):
@@ -78,9 +74,7 @@ def build(algo: str, variant: str, keep: float, seed: int = 0):
 
 
 def batch(b: int) -> Batch:
-    g = torch.Generator().manual_seed(1)
-    return Batch(torch.randn(b, OBS, generator=g), torch.rand(b, ACT, generator=g) * 2 - 1,
-                 torch.randn(b, 1, generator=g), torch.randn(b, OBS, generator=g), torch.ones(b, 1))
+    return random_batch(b, OBS, ACT, torch.Generator().manual_seed(1))
 
 
 def main() -> None:

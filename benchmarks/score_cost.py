@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from neuropath.algos.common import Batch
+from neuropath.algos.common import Batch, random_batch
 from neuropath.algos.sac import SAC, SACConfig
 from neuropath.pathways import DAPD
 from neuropath.pathways.masks import unmasked
@@ -27,8 +27,7 @@ OBS, ACT, B = 17, 6, 256
 
 
 def batch(g: torch.Generator) -> Batch:
-    return Batch(torch.randn(B, OBS, generator=g), torch.rand(B, ACT, generator=g) * 2 - 1,
-                 torch.randn(B, 1, generator=g), torch.randn(B, OBS, generator=g), torch.ones(B, 1))
+    return random_batch(B, OBS, ACT, g)
 
 
 def main() -> None:

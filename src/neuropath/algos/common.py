@@ -31,6 +31,15 @@ class Batch(NamedTuple):
     mid_weight: torch.Tensor | None = None
 
 
+def random_batch(n: int, obs_dim: int, act_dim: int, generator: torch.Generator, shape: tuple[int, ...] = ()) -> Batch:
+    """A batch of random transitions (actions in [-1, 1], nothing terminal) for counting FLOPs and timing
+    updates, where the values do not matter but the shapes do; ``shape`` prefixes a task axis."""
+    g = generator
+    return Batch(torch.randn(*shape, n, obs_dim, generator=g), torch.rand(*shape, n, act_dim, generator=g) * 2 - 1,
+                 torch.randn(*shape, n, 1, generator=g), torch.randn(*shape, n, obs_dim, generator=g),
+                 torch.ones(*shape, n, 1))
+
+
 def mlp(in_dim: int, hidden: Sequence[int], out_dim: int, *, init: str = "xavier_normal",
         activation: type[nn.Module] = nn.ReLU, out_gain: float = 1.0) -> nn.Sequential:
     """MLP of `MaskedLinear` layers. ``init="xavier_normal"``: the authors' SAC; ``"orthogonal"``: the

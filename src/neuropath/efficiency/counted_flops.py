@@ -167,11 +167,8 @@ def offline_flops_of_run(run_dir: str | Path) -> OfflineFlops:
     batch = algo.cfg.batch_size
 
     def fake_batch(n: int):
-        from ..algos.common import Batch
-        g = torch.Generator().manual_seed(0)
-        obs = torch.randn(*shape, n, algo.obs_dim, generator=g)
-        return Batch(obs, torch.rand(*shape, n, algo.act_dim, generator=g) * 2 - 1, torch.randn(*shape, n, 1, generator=g),
-                     torch.randn(*shape, n, algo.obs_dim, generator=g), torch.ones(*shape, n, 1))
+        from ..algos.common import random_batch
+        return random_batch(n, algo.obs_dim, algo.act_dim, torch.Generator().manual_seed(0), shape)
 
     work = copy.deepcopy(algo)
     work_nets = _nets(work)

@@ -276,16 +276,14 @@ def _scoring_rule(cfg: Config, net: str) -> tuple[str, str]:
 def _counted_scoring(cfg: Config, final: Mapping[str, NetCount], net: str) -> int:
     """FLOPs of one GraSP or SynFlow scoring pass of ``net``: the score run once under `FlopCounterMode` on a
     dense SAC of the run's shapes, every network dense as in the training loop's scoring."""
-    from ..algos.common import Batch
+    from ..algos.common import random_batch
     from ..algos.sac import SAC
     from ..pathways import unmasked
     from .counted_flops import config_scoring_flops
     obs_dim = final["actor"].layers[0].in_features
     act_dim = final["critic"].layers[0].in_features - obs_dim
     sac = SAC(obs_dim, act_dim, cfg.sac)
-    n, g = cfg.pathway.score_batch, torch.Generator().manual_seed(0)
-    b = Batch(torch.randn(n, obs_dim, generator=g), torch.rand(n, act_dim, generator=g) * 2 - 1,
-              torch.randn(n, 1, generator=g), torch.randn(n, obs_dim, generator=g), torch.ones(n, 1))
+    b = random_batch(cfg.pathway.score_batch, obs_dim, act_dim, torch.Generator().manual_seed(0))
     losses = sac.losses()
     with unmasked(sac):
         return config_scoring_flops(cfg, net, sac.networks[net], lambda: losses[net](b))
