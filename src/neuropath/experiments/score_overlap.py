@@ -70,12 +70,13 @@ def _flat(masks: dict[str, torch.Tensor]) -> torch.Tensor:
 def compare(step: int, net: str, masks: dict[str, dict[str, torch.Tensor]],
             previous: dict[str, dict[str, torch.Tensor]] | None = None) -> NetOverlap:
     result = NetOverlap(step, net, list(masks))
+    flat = {label: _flat(m) for label, m in masks.items()}          # once per mask, not once per pair
     for a, b in itertools.combinations(masks, 2):
         result.per_layer[a, b] = {n: jaccard(masks[a][n], masks[b][n]) for n in masks[a]}
-        result.overall[a, b] = jaccard(_flat(masks[a]), _flat(masks[b]))
-    for label, m in masks.items():
+        result.overall[a, b] = jaccard(flat[a], flat[b])
+    for label in masks:
         if previous and label in previous:
-            result.since_previous[label] = jaccard(_flat(m), _flat(previous[label]))
+            result.since_previous[label] = jaccard(flat[label], _flat(previous[label]))
     return result
 
 
