@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"neuropath {__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
 
-    t = sub.add_parser("train", help="train SAC, dense or through pathways", epilog=EPILOG,
+    t = sub.add_parser("train", help="train an agent (SAC, PPO, DQN; BCQ, IQL offline), dense or through pathways", epilog=EPILOG,
                        description="Train SAC on a Gymnasium environment, dense or through neural pathways.")
     t.add_argument("--preset", help="a preset name (see `neuropath presets`) or a YAML file")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its latest checkpoint "
@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("out", help="sweep folder (created; an existing sweep is continued or extended)")
     s.add_argument("--envs", nargs="+", help="environment ids, e.g. Hopper-v5 HalfCheetah-v5")
     s.add_argument("--methods", nargs="+", default=["dense", "dapd"],
-                   help="pathway methods: dapd dense static random set rigl rlx2 (default: dense dapd)")
+                   help="pathway methods: dapd dense static random set rigl rlx2, METHOD+SCORE e.g. dapd+grasp (default: dense dapd)")
     s.add_argument("--keep", nargs="+", type=float, default=[0.05], help="keep ratios (default: 0.05)")
     s.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds (default: 0 1 2)")
     s.add_argument("--steps", type=int, default=1_000_000, help="environment steps per run (default: 1000000)")

@@ -101,6 +101,12 @@ def inspect_run(run_dir: Path, plot: Path | None = None, *, list_updates: bool =
     return "\n".join(out)
 
 
+def _legend(ax) -> None:
+    """A legend only where something is labelled (a run without mask updates has nothing to name)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="best")
+
+
 def _plot(path: Path, cfg, state: dict, events: list[dict], evals: list[dict]) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -110,13 +116,14 @@ def _plot(path: Path, cfg, state: dict, events: list[dict], evals: list[dict]) -
     ax = axes[0]
     if evals:
         ax.plot([int(r["step"]) for r in evals], [float(r["return_mean"]) for r in evals], "k-", label="eval return")
+    first = network_names(state)[0]     # actor, or DQN's q: one freeze line, not one per network
     for e in events:
-        if e["event"] == "freeze" and e["net"] == "actor":
+        if e["event"] == "freeze" and e["net"] == first:
             ax.axvline(e.get("frozen_at", e["step"]), color="tab:red", ls="--", label="mask frozen")
     ax.set_title(f"{cfg.run.env} — {cfg.pathway.pathway}")
     ax.set_xlabel("step")
     ax.set_ylabel("return")
-    ax.legend(loc="best")
+    _legend(ax)
 
     ax = axes[1]
     for net, color in zip(network_names(state), ("tab:blue", "tab:orange", "tab:green")):
@@ -126,7 +133,7 @@ def _plot(path: Path, cfg, state: dict, events: list[dict], evals: list[dict]) -
     ax.set_title("entries changed per mask update")
     ax.set_xlabel("step")
     ax.set_yscale("symlog")
-    ax.legend(loc="best")
+    _legend(ax)
 
     ax = axes[2]
     labels, dens = [], []
