@@ -49,9 +49,10 @@ def test_every_preset_loads_and_validates():
             "ant-dapd"} <= set(names)
     for name in names:
         cfg = load_preset(name).validate()
-        if name.endswith("-dapd"):        # the paper's 1M steps; MinAtar's literature budget is 5M frames
-            steps = 5_000_000 if name.startswith("minatar-") else 1_000_000
+        if name.endswith("-dapd"):        # the paper's 1M steps; MinAtar's literature budget 5M frames, Atari 10M steps
+            steps = {"minatar": 5_000_000, "atari": 10_000_000}.get(name.split("-")[0], 1_000_000)
             assert cfg.pathway.pathway == "dapd" and cfg.pathway.keep_ratio == 0.05 and cfg.run.steps == steps
+            assert cfg.pathway.freeze_step is None or cfg.pathway.freeze_step <= steps, name   # freezes within its run
     assert load_preset("halfcheetah-dapd").resolved_freeze_return() == 8000.0
     hopper = load_preset("hopper-rlx2")          # RLx2's own actor/critic split for Hopper (SAC)
     assert (hopper.keep_ratio_of("actor"), hopper.keep_ratio_of("critic")) == (0.02, 0.05)
