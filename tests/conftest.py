@@ -12,3 +12,22 @@ def _one_thread():
 TINY = {"env": "Hopper-v5", "hidden": [32, 32], "batch_size": 32, "seed_steps": 100, "init_steps": 100,
         "eval_every": 200, "eval_episodes": 2, "checkpoint_every": 200, "log_every": 100,
         "progress": False, "threads": 1, "score_batch": 32, "window": 200}
+
+
+class HeldRun:
+    """Another process that holds a run directory's lock, as a second training process would."""
+
+    def __init__(self, run_dir):
+        import subprocess
+        import sys
+        code = ("import sys, time; from neuropath.training import run_lock; "
+                "run_lock.hold(sys.argv[1]); print('held', flush=True); time.sleep(600)")
+        self.proc = subprocess.Popen([sys.executable, "-c", code, str(run_dir)], stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout.readline().strip() == "held"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.kill()
+        self.proc.wait()

@@ -11,6 +11,7 @@ from neuropath.cli import main
 from neuropath.experiments.sweep import Grid, run_name
 from neuropath.training.logging import read_csv
 
+from .conftest import HeldRun
 from .test_train import _one_line_error
 
 TINY_SET = ["--set", "hidden=16,16", "--set", "batch_size=16", "--set", "seed_steps=50", "--set", "eval_every=20",
@@ -90,6 +91,25 @@ def test_an_interrupted_run_is_resumed_and_a_broken_one_moved_aside(tmp_path, ca
     aside = out / "runs" / "Hopper-v5__set__keep0.05__s0.incomplete-1"
     assert (aside / "note.txt").read_text() == "keep me"
     assert len(read_csv(out / "runs" / "Hopper-v5__set__keep0.05__s0" / "metrics.csv")) == 10
+
+
+def test_a_run_that_another_process_trains_is_skipped_not_restarted_or_moved(tmp_path, capsys):
+    out = tmp_path / "sw"
+    spec = Grid(["Hopper-v5"], ["dense"], [0.05], [0], 200, [a for a in TINY_SET if a != "--set"]).runs()[0]
+    busy = out / "runs" / spec.name
+    busy.mkdir(parents=True)                     # started elsewhere, no checkpoint yet ("broken" if it were idle)
+    (out / "sweep.yaml").write_text(yaml.safe_dump({"runs": [{"name": spec.name, "settings": spec.settings}]}))
+    with HeldRun(busy):
+        capsys.readouterr()
+        assert _sweep(out, seeds=("0",), methods=("dense",)) == 0
+        said = capsys.readouterr().out
+        assert "1 running in another process; 0 to run" in said
+        assert busy.is_dir() and not list(out.glob("runs/*.incomplete-*"))     # not moved aside
+        assert not (busy / "metrics.csv").exists()
+        assert main(["sweep", str(out), "--dry-run"]) == 0
+        assert capsys.readouterr().out.split()[:1] == ["running"]
+    assert _sweep(out, seeds=("0",), methods=("dense",)) == 0       # once free, the sweep takes it over
+    assert len(read_csv(busy / "metrics.csv")) == 10
 
 
 @pytest.mark.parametrize("args,needle", [

@@ -13,7 +13,7 @@ import neuropath as npth
 from neuropath.cli import main
 from neuropath.training.logging import read_csv, read_jsonl
 
-from .conftest import TINY
+from .conftest import TINY, HeldRun
 
 
 def _flags(values: dict) -> list[str]:
@@ -120,6 +120,25 @@ def test_new_run_refuses_an_existing_directory(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "exists" in err[0]
     assert [p.name for p in run.iterdir()] == ["keep.txt"] and (run / "keep.txt").read_text() == "precious"
+
+
+def test_a_run_in_use_by_another_process_is_refused_and_left_untouched(tmp_path, capsys):
+    run = tmp_path / "run"
+    npth.Trainer(npth.Config().set({**TINY, "steps": 300, "run_dir": str(run)})).train(
+        callback=lambda step, info: step < 120)
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".lock"}
+    capsys.readouterr()
+    with HeldRun(run) as other:
+        assert main(["train", "--resume", str(run), "--no-progress"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "in use by another process" in err[0] and f"pid {other.proc.pid}" in err[0]
+        assert main(["train", *_flags({**TINY, "steps": 50}), "--run-dir", str(run)]) == 2   # nor a new run there
+        assert main(["runs", str(tmp_path)]) == 0
+        assert f"running (pid {other.proc.pid})" in capsys.readouterr().out
+        after = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".lock"}
+        assert after == before                          # nothing truncated, nothing rewritten
+    assert main(["train", "--resume", str(run), "--no-progress"]) == 0   # the lock died with its process
+    assert [int(r["step"]) for r in read_csv(run / "metrics.csv")][-1] == 300
 
 
 def _one_line_error(args, tmp_path):

@@ -8,6 +8,7 @@ import yaml
 
 from ..errors import UsageError
 from ..training.logging import read_csv
+from ..training.run_lock import holder
 
 
 def runs_table(root: Path) -> str:
@@ -26,7 +27,9 @@ def runs_table(root: Path) -> str:
         last = evals[-1] if evals else None
         has_ckpt = (run / "checkpoints" / "latest").is_file()
         step = int(last["step"]) if last else 0
-        status = "done" if step >= r["steps"] else ("resumable" if has_ckpt else "no checkpoint")
+        pid = holder(run)
+        status = ("done" if step >= r["steps"] else f"running (pid {pid})" if pid
+                  else "resumable" if has_ckpt else "no checkpoint")
         ret = ("-" if not last else f"success {float(last['success_mean']):.2f}" if "success_mean" in last
                else f"{float(last['return_mean']):.1f}")
         offline = (cfg.get("offline") or {}).get("dataset")

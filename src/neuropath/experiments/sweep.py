@@ -34,6 +34,7 @@ from ..envs.make import check_env_id
 from ..errors import UsageError
 from ..training.config import PATHWAYS, Config
 from ..training.logging import read_csv
+from ..training.run_lock import in_use
 
 # Flags a sweep sets itself: a user setting for them would be overwritten or break the layout.
 PYTHON = "{python}"        # replaced by the executing machine's interpreter
@@ -175,10 +176,13 @@ def _normal(settings: dict) -> dict[str, str]:
 
 
 def status(run_dir: Path, steps: int) -> str:
-    """finished | resumable | broken (started, no checkpoint) | new."""
+    """finished | running (a process on this machine trains it now) | resumable | broken (started,
+    no checkpoint) | new."""
     rows = read_csv(run_dir / "metrics.csv") if (run_dir / "metrics.csv").is_file() else []
     if rows and int(rows[-1]["step"]) >= steps:
         return "finished"
+    if in_use(run_dir):
+        return "running"
     if (run_dir / "checkpoints" / "latest").is_file():
         return "resumable"
     return "broken" if run_dir.exists() else "new"
@@ -235,28 +239,43 @@ def _stop_children() -> None:
 
 def run_sweep(sweep_dir: Path, specs: list[RunSpec], *, jobs: int, ray_address: str | None = None,
               echo: Callable[[str], None] = print) -> dict[str, int]:
-    """Run every spec that is not finished; returns name → exit status of what was run."""
+    """Run every spec that is not finished and not running elsewhere; returns name → exit status of
+    what was run. Two sweeps over one folder share the work: each skips the runs the other trains
+    (locally, each run's command is decided when it starts, not when the sweep starts)."""
     sweep_dir = sweep_dir.resolve()
-    todo = [s for s in specs if status(sweep_dir / "runs" / s.name, int(s.settings["steps"])) != "finished"]
-    echo(f"{len(specs) - len(todo)} of {len(specs)} runs finished; {len(todo)} to run"
+    states = {s.name: status(sweep_dir / "runs" / s.name, int(s.settings["steps"])) for s in specs}
+    todo = [s for s in specs if states[s.name] not in ("finished", "running")]
+    busy = sum(v == "running" for v in states.values())
+    echo(f"{sum(v == 'finished' for v in states.values())} of {len(specs)} runs finished"
+         + (f", {busy} running in another process" if busy else "") + f"; {len(todo)} to run"
          + (f" on Ray ({ray_address})" if ray_address else f", {jobs} at a time"))
     if not todo:
         return {}
     (sweep_dir / "logs").mkdir(parents=True, exist_ok=True)
-    jobs_list = [(s.name, command(sweep_dir, s), str(sweep_dir / "logs" / f"{s.name}.log")) for s in todo]
     results: dict[str, int] = {}
 
-    def done(name: str, rc: int) -> None:
+    def done(name: str, rc: int | None) -> None:
+        if rc is None:
+            echo(f"{time.strftime('%H:%M:%S')} skipped {name}: finished or started by another process meanwhile")
+            return
         results[name] = rc
         echo(f"{time.strftime('%H:%M:%S')} {'finished' if rc == 0 else f'FAILED (exit {rc}, see logs/{name}.log)'}"
-             f" {name} [{len(results)}/{len(jobs_list)}]")
+             f" {name} [{len(results)}/{len(todo)}]")
+
+    def log_of(spec: RunSpec) -> str:
+        return str(sweep_dir / "logs" / f"{spec.name}.log")
 
     if ray_address:
-        _run_on_ray(ray_address, jobs_list, done, local_cpus=jobs)
+        _run_on_ray(ray_address, [(s.name, command(sweep_dir, s), log_of(s)) for s in todo], done, local_cpus=jobs)
     else:
+        def launch(spec: RunSpec) -> int | None:
+            if status(sweep_dir / "runs" / spec.name, int(spec.settings["steps"])) in ("finished", "running"):
+                return None
+            return _run_process(command(sweep_dir, spec), log_of(spec))
+
         pool = ThreadPoolExecutor(max_workers=max(1, jobs))
         try:
-            futures = {pool.submit(_run_process, cmd, log): name for name, cmd, log in jobs_list}
+            futures = {pool.submit(launch, spec): spec.name for spec in todo}
             for fut in as_completed(futures):
                 done(futures[fut], fut.result())
         except KeyboardInterrupt:        # Ctrl-C or SIGTERM: start nothing new, checkpoint the rest

@@ -30,7 +30,7 @@ from ..efficiency.energy import EnergyMeter
 from ..envs.pixels import check_image_env, is_atari, make_image_env
 from ..errors import UsageError
 from ..pathways import density, unmasked
-from . import checkpoint
+from . import checkpoint, run_lock
 from .build import build_pathways, check_reachable, needs_init_data
 from .config import Config
 from .logging import RunLogger, truncate_after
@@ -90,6 +90,7 @@ class DQNTrainer(PathwayEvents):
         d = self.cfg.dqn
         return linear_epsilon(self.step, d.eps_start, d.eps_end, d.eps_decay_steps)
 
+    @run_lock.locked
     def train(self) -> dict[str, Any]:
         r, d = self.cfg.run, self.cfg.dqn
         self.run_dir.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ import torch
 import yaml
 
 from .. import __version__
-from . import checkpoint
+from . import checkpoint, run_lock
 from .config import Config
 from .online import load_run_config
 
@@ -21,6 +21,7 @@ def resume_trainer(cls, run_dir: str | Path, *, steps: int | None = None, thread
     """``cls`` rebuilt from the run's ``config.yaml`` (with a new step budget, threads or progress bar)
     and loaded from its latest checkpoint."""
     run_dir = Path(run_dir)
+    run_lock.ensure_free(run_dir)
     cfg = load_run_config(run_dir)
     cfg.set({k: v for k, v in {"steps": steps, "threads": threads, "progress": progress}.items() if v is not None})
     path = checkpoint.latest(run_dir)

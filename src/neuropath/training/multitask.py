@@ -36,10 +36,11 @@ from ..errors import UsageError
 from ..pathways.methods import TaskDAPD
 from ..pathways.multitask import merge_task_weights, task_density, task_layers
 from ..pathways.optim import reset_optimizer_state
-from . import checkpoint
+from . import checkpoint, run_lock
+from .loop_common import resume_trainer
 from .checkpoint import write_text_atomic
 from .config import Config
-from .online import load_run_config, resolve_device, start_run
+from .online import resolve_device, start_run
 
 FREEZE_FRACTION = 0.6
 
@@ -105,15 +106,8 @@ class MultiTaskTrainer:
                progress: bool | None = None) -> "MultiTaskTrainer":
         """Continue a run from its latest checkpoint (new episodes start there; optionally a
         larger ``steps`` budget)."""
-        run_dir = Path(run_dir)
-        cfg = load_run_config(run_dir)
-        overrides = {k: v for k, v in {"steps": steps, "threads": threads, "progress": progress}.items()
-                     if v is not None}
-        cfg.set(overrides)
-        path = checkpoint.latest(run_dir)
-        trainer = cls(cfg, _resume_from=run_dir)
-        trainer.load_checkpoint(path)
-        return trainer
+        return resume_trainer(cls, run_dir, steps=steps, threads=threads, progress=progress)
+
     # ---- pathways ------------------------------------------------------------------------------
 
     def _score_batch(self):
@@ -152,6 +146,7 @@ class MultiTaskTrainer:
 
     # ---- the loop ------------------------------------------------------------------------------
 
+    @run_lock.locked
     def train(self) -> dict[str, Any]:
         r, p = self.cfg.run, self.cfg.pathway
         self.run_dir.mkdir(parents=True, exist_ok=True)

@@ -34,7 +34,7 @@ from ..errors import UsageError
 from ..pathways import density
 from ..pathways.masks import copy_masks
 from ..pathways.methods import RandomStatic, StaticSNIP
-from . import checkpoint
+from . import checkpoint, run_lock
 from .checkpoint import write_text_atomic
 from .config import Config
 from .evaluate import run_episodes, summarise
@@ -235,6 +235,7 @@ class OfflineTrainer:
 
     # ---- the loop ---------------------------------------------------------------------------------
 
+    @run_lock.locked
     def train(self) -> dict[str, Any]:
         r = self.cfg.run
         self.run_dir.mkdir(parents=True, exist_ok=True)

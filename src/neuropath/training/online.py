@@ -28,7 +28,7 @@ from ..efficiency.sparse_exec import enable_sparse_execution, resolve_sparse
 from ..envs.make import check_env_id, env_rng_state, make_env, set_env_rng_state
 from ..errors import UsageError
 from ..pathways import density, layer_density, unmasked
-from . import checkpoint
+from . import checkpoint, run_lock
 from .build import build_pathways, check_reachable, needs_init_data, uses_rlx2_extras
 from .config import Config
 from .evaluate import run_episodes, summarise
@@ -61,14 +61,22 @@ def default_run_dir(cfg: Config, root: Path = Path("runs")) -> Path:
     return path
 
 
+def check_new_run_dir(run_dir: Path) -> None:
+    """A new run never writes into another run: the folder must be absent or empty (a lock file
+    left by a process that died before writing anything does not count)."""
+    run_lock.ensure_free(run_dir)
+    if run_dir.exists() and any(p.name != run_lock.LOCK_NAME for p in run_dir.iterdir()):
+        raise UsageError(f"run directory {str(run_dir)!r} exists and is not empty; pick another "
+                         "--run-dir or continue it with --resume")
+
+
 def start_run(cfg: Config, resume_from: Path | None) -> Path:
     """What every loop does first: pick the run directory (refusing a non-empty new one), set torch's
     threads and seed python, numpy and torch. Returns the run directory."""
     r = cfg.run
     run_dir = resume_from or (Path(r.run_dir) if r.run_dir else default_run_dir(cfg))
-    if resume_from is None and run_dir.exists() and any(run_dir.iterdir()):
-        raise UsageError(f"run directory {str(run_dir)!r} exists and is not empty; pick another "
-                         "--run-dir or continue it with --resume")
+    if resume_from is None:
+        check_new_run_dir(run_dir)
     if r.threads:
         torch.set_num_threads(r.threads)
     random.seed(r.seed)
@@ -94,9 +102,7 @@ class Trainer:
         r = cfg.run
         if _resume_from is None:
             self.run_dir = Path(r.run_dir) if r.run_dir else default_run_dir(cfg)
-            if self.run_dir.exists() and any(self.run_dir.iterdir()):
-                raise UsageError(f"run directory {str(self.run_dir)!r} exists and is not empty; "
-                                 "pick another --run-dir or continue it with --resume")
+            check_new_run_dir(self.run_dir)
         else:
             self.run_dir = _resume_from
         if r.threads:
@@ -150,6 +156,7 @@ class Trainer:
                device: str | None = None, threads: int | None = None) -> "Trainer":
         """Rebuild a run from its ``config.yaml`` and load its latest checkpoint."""
         run_dir = Path(run_dir)
+        run_lock.ensure_free(run_dir)
         cfg = load_run_config(run_dir)
         ckpt = checkpoint.latest(run_dir)
         overrides = {"steps": steps, "progress": progress, "device": device, "threads": threads}
@@ -163,6 +170,7 @@ class Trainer:
 
     # ---- the loop -----------------------------------------------------------------------------
 
+    @run_lock.locked
     def train(self, callback: Callback | None = None) -> dict[str, Any]:
         """Run until ``cfg.run.steps``; ``callback(step, info)`` returning False stops early.
         Either way a checkpoint is written at the stop, so `Trainer.resume` continues from

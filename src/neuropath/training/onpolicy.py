@@ -37,7 +37,7 @@ from ..efficiency.energy import EnergyMeter
 from ..envs.make import check_env_id, make_env
 from ..errors import UsageError
 from ..pathways import density, unmasked
-from . import checkpoint
+from . import checkpoint, run_lock
 from .build import build_pathways
 from .config import Config
 from .evaluate import run_episodes, summarise
@@ -138,6 +138,7 @@ class PPOTrainer(PathwayEvents):
 
     # ---- the loop ----------------------------------------------------------------------------------
 
+    @run_lock.locked
     def train(self) -> dict[str, Any]:
         r = self.cfg.run
         self.run_dir.mkdir(parents=True, exist_ok=True)
