@@ -192,3 +192,32 @@ def test_report_normalises_by_dense_and_falls_back_to_min_max_where_scores_can_b
     assert norm["ALE/Pong-v5 (dqn)"](-21.0) == 0.0 and norm["ALE/Pong-v5 (dqn)"](-15.0) == 1.0
     assert norm["MinAtar/Breakout-v1 (dqn)"](0.0) == 0.0      # no division by a zero dense score
     assert "dense" in how and "min-max" in how
+
+
+def test_probability_of_improvement_against_a_reference_method():
+    from neuropath.experiments.report import _improvement_lines, improvement_over
+    rng = np.random.default_rng(0)
+    matrix = {"dapd@95%": rng.normal(1.0, 0.05, (5, 2)),
+              "dapd+grasp@95%": rng.normal(0.5, 0.05, (5, 2)),      # clearly worse on both envs
+              "dapd+synflow@95%": rng.normal(1.0, 0.05, (5, 2)),    # the same distribution
+              "dapd+grad@95%": rng.normal(2.0, 0.05, (2, 2)),       # better, but only two runs
+              "dense@0%": rng.normal(1.5, 0.05, (5, 2))}
+    probs = improvement_over(matrix, "dapd", reps=300)
+    assert set(probs) == {"dapd+grasp@95%", "dapd+synflow@95%", "dapd+grad@95%", "dense@0%"}
+    assert probs["dapd+grasp@95%"]["p"] == 0.0 and probs["dense@0%"]["p"] == 1.0
+    assert probs["dense@0%"]["versus"] == "dapd@95%"      # dapd has one sparsity: every method is compared with it
+    lo, hi = probs["dapd+synflow@95%"]["ci"]
+    assert lo < 0.5 < hi
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in _improvement_lines(matrix, "dapd", 300) if "@" in line}
+    assert rows["dapd+grasp@95%"].endswith("| worse |") and rows["dense@0%"].endswith("| better |")
+    assert rows["dapd+synflow@95%"].endswith("| not distinguishable |")
+    assert "too few runs" in rows["dapd+grad@95%"]          # two runs never make a verdict
+    assert _improvement_lines({"dapd@95%": matrix["dapd@95%"]}, None, 300) == []   # no dense, no default reference
+
+
+def test_report_versus_an_unknown_method_fails_before_writing(tmp_path):
+    from .conftest import TINY
+    npth.Trainer(npth.Config().set({**TINY, "pathway": "dense", "steps": 100, "run_dir": str(tmp_path / "runs" / "a")})).train()
+    line = _one_line_error(["report", str(tmp_path / "runs"), "--versus", "dapd+snap", "--out", str(tmp_path / "rep")],
+                           tmp_path)
+    assert "--versus dapd+snap" in line and "the methods are dense" in line and not (tmp_path / "rep").exists()

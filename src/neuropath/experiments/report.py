@@ -199,18 +199,81 @@ def interval_estimates(matrix: dict[str, np.ndarray], reps: int, seed: int = 0) 
             for k in matrix}
 
 
-def write_report(root: Path | list[Path], out: Path | None = None, *, reps: int = 2000) -> Path:
+MIN_RUNS_FOR_VERDICT = 3
+"""runs per environment on each side before the report calls a difference better or worse"""
+
+
+def improvement_over(matrix: dict[str, np.ndarray], versus: str, reps: int, seed: int = 0) -> dict[str, dict]:
+    """P(X > reference) for every other ``method@sparsity`` X: the probability that a run of X scores higher
+    than a run of the reference on the same environment, averaged over environments (rliable's probability
+    of improvement, a Mann-Whitney statistic: rank-based, so the normalisation does not matter), with a 95%
+    stratified-bootstrap CI. The reference is method ``versus`` at X's sparsity, or at its only sparsity
+    (dense). This is the number that says whether one method beats another, and how surely: 0.5 is a tie."""
+    from rliable import library as rly
+    from rliable import metrics
+
+    refs = {k.rsplit("@", 1)[1]: k for k in matrix if k.rsplit("@", 1)[0] == versus}
+    pairs = {}
+    for key in matrix:
+        method, sparsity = key.rsplit("@", 1)
+        ref = refs.get(sparsity) or (next(iter(refs.values())) if len(refs) == 1 else None)
+        if method != versus and ref is not None:
+            pairs[key] = (matrix[key], matrix[ref])
+    if not pairs:
+        return {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        point, ci = rly.get_interval_estimates(pairs, metrics.probability_of_improvement, reps=reps,
+                                               random_state=np.random.RandomState(seed))
+    return {k: {"versus": refs.get(k.rsplit("@", 1)[1]) or next(iter(refs.values())), "p": float(point[k]),
+                "ci": (float(np.ravel(ci[k])[0]), float(np.ravel(ci[k])[1]))} for k in pairs}
+
+
+def _improvement_lines(matrix: dict[str, np.ndarray], versus: str | None, reps: int) -> list[str]:
+    methods = sorted({k.rsplit("@", 1)[0] for k in matrix})
+    if versus is None:
+        if "dense" not in methods:
+            return []
+        versus = "dense"
+    elif versus not in methods:
+        return ["", f"No probability of improvement over {versus}: its runs do not cover every environment."]
+    probs = improvement_over(matrix, versus, reps)
+    if not probs:
+        return []
+    lines = ["", f"## Probability of improvement over {versus}", "",
+             "P(X > reference): the chance that a run of X scores higher than a run of the reference on the same "
+             "environment, averaged over environments (rliable), 95% stratified-bootstrap CI. 0.5 is a tie; a CI "
+             "that excludes 0.5 is a difference these seeds support.", "",
+             "| method @ sparsity | reference | runs per env (X, reference) | P(X > reference) [95% CI] | verdict |",
+             "|---|---|---|---|---|"]
+    for k, e in sorted(probs.items(), key=lambda kv: -kv[1]["p"]):
+        lo, hi = e["ci"]
+        n, n_ref = matrix[k].shape[0], matrix[e["versus"]].shape[0]
+        if min(n, n_ref) < MIN_RUNS_FOR_VERDICT:     # a bootstrap of one or two runs has no spread to speak of
+            verdict = f"too few runs (< {MIN_RUNS_FOR_VERDICT} each)"
+        else:
+            verdict = "better" if lo > 0.5 else "worse" if hi < 0.5 else "not distinguishable"
+        lines.append(f"| {k} | {e['versus']} | {n}, {n_ref} | {e['p']:.2f} [{lo:.2f}, {hi:.2f}] | {verdict} |")
+    return lines
+
+
+def write_report(root: Path | list[Path], out: Path | None = None, *, reps: int = 2000,
+                 versus: str | None = None) -> Path:
     """The report of every finished run under ``root`` (a folder, or several: runs of several sweeps, or
-    single run directories, compared in one table); written to ``out`` (default: the first root's report/)."""
+    single run directories, compared in one table); written to ``out`` (default: the first root's report/).
+    ``versus``: the method the others' probability of improvement is measured against (default: dense)."""
     roots = [root] if isinstance(root, Path) else list(root)
     runs, unfinished = [], []
     for r in roots:
         done, left = load_runs(r)
         runs += done
         unfinished += left if len(roots) == 1 else [f"{r.name}/{x}" for x in left]
+    groups = group_runs(runs)
+    methods = sorted({method for _, method, _ in groups})
+    if versus is not None and versus not in methods:      # checked before anything is written
+        raise UsageError(f"--versus {versus}: no finished runs of that method; the methods are {', '.join(methods)}")
     out = out or roots[0] / "report"
     out.mkdir(parents=True, exist_ok=True)
-    groups = group_runs(runs)
     lines = [f"# neuropath report: {', '.join(map(str, roots))}", ""]
     if not runs:
         lines += ["No finished runs yet.", ""]
@@ -231,6 +294,7 @@ def write_report(root: Path | list[Path], out: Path | None = None, *, reps: int 
                              f"[{e['mean_ci'][0]:.3f}, {e['mean_ci'][1]:.3f}] |")
             if skipped:
                 lines.append(f"\nNot aggregated (missing some environment): {', '.join(sorted(skipped))}")
+            lines += _improvement_lines(matrix, versus, reps)
             _plot_intervals(est, out / "iqm.png")
             _plot_profiles(matrix, out / "profiles.png")
             lines += ["", "![IQM](iqm.png) ![performance profiles](profiles.png)"]
