@@ -25,6 +25,22 @@ import torch.nn.functional as F
 from torch import nn
 
 
+@torch.no_grad()
+def write_task_mask(layer: nn.Module, mask: torch.Tensor, task: int) -> int:
+    """Install ``mask`` as task ``task``'s slice of a layer's ``[tasks, *weight]`` bool ``mask`` and its
+    float copy ``mask_f`` (masked layers and multi-task `TaskLinear` alike); returns how many entries
+    changed. Bumps ``mask_version`` so that sparse executors rebuild what they cached."""
+    mask = mask.to(device=layer.mask.device, dtype=torch.bool)
+    if mask.shape != layer.mask.shape[1:]:
+        raise ValueError(f"mask shape {tuple(mask.shape)} != weight shape {tuple(layer.mask.shape[1:])}")
+    changed = int((layer.mask[task] != mask).sum())
+    layer.mask[task].copy_(mask)
+    layer.mask_f[task].copy_(mask)
+    layer.use_mask = True
+    layer.mask_version += 1
+    return changed
+
+
 class _Masked:
     """The pathway half of a masked layer: a bool mask per task over the weight (the source of truth,
     saved), its float copy used by the forward pass, and the flags. Mixed into `nn.Linear` and
@@ -57,15 +73,7 @@ class _Masked:
 
     def set_mask(self, mask: torch.Tensor, task: int = 0) -> int:
         """Install ``mask`` for ``task``; returns how many entries changed."""
-        mask = mask.to(device=self.mask.device, dtype=torch.bool)
-        if mask.shape != self.mask.shape[1:]:
-            raise ValueError(f"mask shape {tuple(mask.shape)} != weight shape {tuple(self.mask.shape[1:])}")
-        changed = int((self.mask[task] != mask).sum())
-        self.mask[task].copy_(mask)
-        self.mask_f[task].copy_(mask)
-        self.use_mask = True
-        self.mask_version += 1
-        return changed
+        return write_task_mask(self, mask, task)
 
     @torch.no_grad()
     def refresh(self) -> None:

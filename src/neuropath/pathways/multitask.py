@@ -24,6 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .layers import write_task_mask
 from .topk import task_topk_masks
 
 
@@ -72,15 +73,7 @@ class TaskLinear(nn.Module):
     @torch.no_grad()
     def set_mask(self, mask: torch.Tensor, task: int) -> int:
         """Install task ``task``'s mask; returns how many entries changed."""
-        mask = mask.to(device=self.mask.device, dtype=torch.bool)
-        if mask.shape != self.mask.shape[1:]:
-            raise ValueError(f"mask shape {tuple(mask.shape)} != weight shape {tuple(self.mask.shape[1:])}")
-        changed = int((self.mask[task] != mask).sum())
-        self.mask[task].copy_(mask)
-        self.mask_f[task].copy_(mask)
-        self.use_mask = True
-        self.mask_version += 1
-        return changed
+        return write_task_mask(self, mask, task)
 
     @torch.no_grad()
     def merge(self) -> None:
