@@ -75,6 +75,13 @@ def score(path: Path) -> float:
     return 100 * float(np.mean([float(r["success_mean"]) for r in rows[-LAST:]]))
 
 
+def task_scores(path: Path) -> list[float]:
+    """Each task's success rate (%) over the run's last evaluations: the spread a box plot shows."""
+    rows = metric_rows(path)[-LAST:]
+    tasks = [c for c in rows[0] if c.startswith("success_") and c != "success_mean"]
+    return [100 * float(np.mean([float(r[c]) for r in rows])) for c in tasks]
+
+
 def per_task_cost(path: Path) -> tuple[int, int]:
     """Parameters a task runs in all the algorithm's trained networks (active weights + biases) and
     their forward FLOPs per sample (2 per active weight), from the run's masks (mean over tasks)."""
@@ -114,7 +121,9 @@ def report(args) -> str:
 
 
 def plot(args, path: Path) -> None:
-    """Box plots of final success per seed: one panel per algorithm (main) or per data kind and size."""
+    """Box plots like the paper's: one panel per algorithm (main) or per data kind and size; each box
+    over the per-task success rates of every finished seed (10 tasks × seeds), the dots are the seeds'
+    mean success (the table's numbers)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -123,11 +132,13 @@ def plot(args, path: Path) -> None:
     fig, axes = plt.subplots(1, len(groups), figsize=(3.2 * len(groups), 3.4), sharey=True, squeeze=False)
     for ax, (a, k, n) in zip(axes[0], groups):
         data = [res[(a, k, n, m)] for m in args.methods]
-        ax.boxplot([d if d else [np.nan] for d in data], tick_labels=args.methods)
+        per_task = [[x for s in args.seeds if finished(p := run_dir(Path(args.out), a, k, n, m, s), args.steps)
+                     for x in task_scores(p)] for m in args.methods]
+        ax.boxplot([d if d else [np.nan] for d in per_task], tick_labels=args.methods)
         for i, d in enumerate(data, start=1):
-            ax.scatter([i] * len(d), d, s=12, alpha=0.6)
+            ax.scatter([i] * len(d), d, s=18, marker="D", color="k", zorder=3)
         ax.set_title(f"{a.upper()} {k}" + (f" {n // 1000}k" if n else ""), fontsize=9)
-    axes[0][0].set_ylabel("MT10 success rate (%)")
+    axes[0][0].set_ylabel("success rate (%): boxes per task, ◆ per seed")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
