@@ -115,6 +115,12 @@ def test_dapd_dqn_on_minatar_scores_updates_freezes_resumes_and_evaluates(tmp_pa
     r = json.loads(capsys.readouterr().out)
     assert r["algo"] == "dqn" and r["steps"] == 900 and r["scoring"]["q"] > 0
     assert r["update"]["pathway"] < r["update"]["dense"]          # the sparse head, the dense convolution
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                            # e.g. an empty legend on a q-only run
+        assert main(["inspect", str(run), "--plot", str(tmp_path / "p.png")]) == 0
+    said = capsys.readouterr().out
+    assert "q: " in said and "freeze" in said and (tmp_path / "p.png").stat().st_size > 0
 
 
 def test_image_replay_keeps_the_newest_transitions_across_a_capacity_change(tmp_path):
