@@ -14,6 +14,7 @@ from __future__ import annotations
 import fcntl
 import functools
 import os
+import warnings
 from pathlib import Path
 from typing import IO, Callable, TypeVar
 
@@ -46,6 +47,8 @@ def hold(run_dir: Path) -> None:
         pid = f.read().strip()
         f.close()
         raise _refuse(run_dir, pid) from None
+    except OSError as exc:      # a filesystem without locks (some network mounts): train unguarded
+        warnings.warn(f"cannot lock {run_dir} ({exc.strerror}); nothing stops a second process training there")
     f.seek(0)
     f.truncate()
     f.write(str(os.getpid()))
@@ -75,6 +78,8 @@ def holder(run_dir: Path) -> str | None:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return f.read().strip()
+        except OSError:         # no locks on this filesystem: nobody can be seen holding it
+            return None
         fcntl.flock(f, fcntl.LOCK_UN)
     return None
 
