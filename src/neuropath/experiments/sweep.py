@@ -188,11 +188,12 @@ def status(run_dir: Path, steps: int) -> str:
     return "broken" if run_dir.exists() else "new"
 
 
-def command(sweep_dir: Path, spec: RunSpec) -> list[str]:
-    """The ``neuropath train`` command that starts or continues ``spec``."""
+def command(sweep_dir: Path, spec: RunSpec, state: str | None = None) -> list[str]:
+    """The ``neuropath train`` command that starts or continues ``spec`` (``state``: its `status`, if
+    the caller has just read it)."""
     run_dir = sweep_dir / "runs" / spec.name
     base = [PYTHON, "-m", "neuropath.cli", "train"]
-    state = status(run_dir, int(spec.settings["steps"]))
+    state = state or status(run_dir, int(spec.settings["steps"]))
     if state == "resumable":
         return base + ["--resume", str(run_dir), "--steps", str(spec.settings["steps"]), "--threads", "1",
                        "--no-progress"]
@@ -269,9 +270,10 @@ def run_sweep(sweep_dir: Path, specs: list[RunSpec], *, jobs: int, ray_address: 
         _run_on_ray(ray_address, [(s.name, command(sweep_dir, s), log_of(s)) for s in todo], done, local_cpus=jobs)
     else:
         def launch(spec: RunSpec) -> int | None:
-            if status(sweep_dir / "runs" / spec.name, int(spec.settings["steps"])) in ("finished", "running"):
+            state = status(sweep_dir / "runs" / spec.name, int(spec.settings["steps"]))
+            if state in ("finished", "running"):
                 return None
-            return _run_process(command(sweep_dir, spec), log_of(spec))
+            return _run_process(command(sweep_dir, spec, state), log_of(spec))
 
         pool = ThreadPoolExecutor(max_workers=max(1, jobs))
         try:
