@@ -28,7 +28,7 @@ def runs_table(root: Path) -> str:
         has_ckpt = (run / "checkpoints" / "latest").is_file()
         step = int(last["step"]) if last else 0
         pid = holder(run)
-        status = ("done" if step >= r["steps"] else f"running (pid {pid})" if pid
+        status = ("done" if step >= r["steps"] else "running" + (f" (pid {pid})" if pid else "") if pid is not None
                   else "resumable" if has_ckpt else "no checkpoint")
         ret = ("-" if not last else f"success {float(last['success_mean']):.2f}" if "success_mean" in last
                else f"{float(last['return_mean']):.1f}")

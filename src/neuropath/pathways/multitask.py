@@ -70,7 +70,6 @@ class TaskLinear(nn.Module):
                 return y
         return torch.baddbmm(self.bias.unsqueeze(1), x, self.effective_weight().transpose(1, 2))
 
-    @torch.no_grad()
     def set_mask(self, mask: torch.Tensor, task: int) -> int:
         """Install task ``task``'s mask; returns how many entries changed."""
         return write_task_mask(self, mask, task)
