@@ -28,7 +28,9 @@ from _pool import finished, metric_rows, resumable, run_pool
 ENVS = ("Hopper-v5", "HalfCheetah-v5")
 KINDS = ("medium", "expert")
 ALGOS = ("bcq", "iql")
-METHODS = ("npf", "dense")
+METHODS = ("npf", "dense", "npf-member")
+PATHWAY_FLAGS = {"npf": ["--pathway", "npf"], "dense": ["--pathway", "dense"],
+                 "npf-member": ["--pathway", "npf", "--scope", "member"]}   # top-k per member network (docs/decisions.md)
 LAST = 3
 
 
@@ -50,7 +52,7 @@ def command(args, env: str, kind: str, algo: str, method: str, seed: int) -> lis
     base = [sys.executable, "-m", "neuropath.cli", "train"]
     if resumable(path):
         return base + ["--resume", str(path), "--steps", str(steps(args, algo)), "--no-progress", "--threads", "1"]
-    return base + ["--dataset", dataset(env, kind), "--algo", algo, "--pathway", method, "--seed", str(seed),
+    return base + ["--dataset", dataset(env, kind), "--algo", algo, *PATHWAY_FLAGS[method], "--seed", str(seed),
                    "--steps", str(steps(args, algo)), "--eval-every", str(args.eval_every),
                    "--eval-episodes", str(args.eval_episodes), "--checkpoint-every", str(args.eval_every),
                    "--threads", "1", "--no-progress", "--run-dir", str(path)]
@@ -91,7 +93,7 @@ def main() -> None:
     p.add_argument("--envs", nargs="+", default=list(ENVS))
     p.add_argument("--kinds", nargs="+", default=list(KINDS), choices=list(KINDS))
     p.add_argument("--algos", nargs="+", default=list(ALGOS), choices=list(ALGOS))
-    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    p.add_argument("--methods", nargs="+", default=["npf", "dense"], choices=list(METHODS))
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--transitions", type=int, default=100_000)
     p.add_argument("--bcq-steps", type=int, default=50_000)

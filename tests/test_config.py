@@ -17,6 +17,7 @@ def test_flat_and_nested_settings_and_coercion():
     ({"keep_ratio": 1.5}, "(0, 1]"), ({"keep_ratio": 0.0}, "(0, 1]"), ({"steps": 0}, "--steps"),
     ({"pathway": "rigl2"}, "unknown pathway"), ({"freeze_return": "high"}, "--freeze-return"),
     ({"device": "tpu"}, "--device"), ({"hidden": []}, "--hidden"), ({"moving_average": 0}, "--moving-average"),
+    ({"scope": "row"}, "global, layer, member"), ({"scope": "member", "benchmark": "MT10"}, "single-task"),
 ])
 def test_invalid_settings_name_the_problem(values, needle):
     with pytest.raises(UsageError, match=None) as err:

@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+import yaml
 
 from neuropath.algos.common import Batch
 from neuropath.algos.iql import IQL, IQLConfig
@@ -57,6 +58,7 @@ def test_npf_scores_once_from_the_dataset_and_keeps_the_masks_fixed(dataset, tmp
     assert main(["train", "--dataset", dataset, "--pathway", "npf", *OFF, *extra, "--run-dir", str(run)]) == 0
     rows = read_csv(run / "metrics.csv")
     assert [r["step"] for r in rows] == ["150", "300"]
+    assert yaml.safe_load((run / "config.yaml").read_text())["run"]["env"] == "Hopper-v5"   # the dataset's
     assert all(abs(float(r[f"{n}_density"]) - 0.05) < 0.002 for r in rows for n in nets)
     events = [json.loads(x) for x in (run / "pathway.jsonl").read_text().splitlines()]
     assert [(e["net"], e["event"]) for e in events] == [(n, "init") for n in nets]
@@ -91,6 +93,7 @@ def test_an_offline_run_resumes_where_it_stopped(dataset, tmp_path):
     assert main(["train", "--resume", str(run), "--steps", "300", "--no-progress"]) == 0
     rows = read_csv(run / "metrics.csv")
     assert [r["step"] for r in rows] == ["150", "300"]
+    assert yaml.safe_load((run / "config.yaml").read_text())["run"]["env"] == "Hopper-v5"   # the dataset's
     assert torch.equal(checkpoint.load_state(checkpoint.latest(run))["algo"]["actor.net.0.mask"], masks)
 
 
@@ -157,3 +160,25 @@ def test_offline_flop_counts_equal_torchs_counter_on_dense_networks(tasks):
                     a.update(b, opts, a.make_schedulers(opts))
                     a.act(torch.ones(*shape, 5).numpy())
                 assert 2 * sum(v.dense for v in c.values()) == expected > 0
+
+
+def test_npf_member_scope_keeps_every_member_network_connected(dataset, tmp_path, capsys):
+    """`--scope member`: the VAE's encoder and decoder and the twin critic's Q1 and Q2 each keep exactly their own 5%
+    (under the global ranking one of them can lose every weight of a layer: HalfCheetah's BCQ decoder did)."""
+    run = tmp_path / "member"
+    assert main(["train", "--dataset", dataset, "--pathway", "npf", "--scope", "member", *OFF, *BCQ_TINY,
+                 "--steps", "150", "--run-dir", str(run)]) == 0
+    state = checkpoint.load_state(checkpoint.latest(run))["algo"]
+    for member in ("vae.encoder.", "vae.decoder.", "critic.q1.", "critic.q2.", "actor."):
+        masks = [v for k, v in state.items() if k.startswith(member) and k.endswith(".mask")]
+        assert sum(int(m.sum()) for m in masks) == int(0.05 * sum(m.numel() for m in masks)), member
+    capsys.readouterr()
+    assert main(["inspect", str(run), "--no-plot"]) == 0
+    shown = capsys.readouterr().out
+    assert f"dataset  {dataset}" in shown and "Hopper-v5" in shown and "warning" not in shown
+    ckpt = checkpoint.latest(run)                       # cut the decoder's middle layer, as the global ranking did
+    state = checkpoint.load_state(ckpt)
+    state["algo"]["vae.decoder.2.mask"].zero_()
+    torch.save(state, ckpt / "state.pt")
+    assert main(["inspect", str(run), "--no-plot"]) == 0
+    assert "warning: decoder.2 keeps no weight" in capsys.readouterr().out

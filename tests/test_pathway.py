@@ -73,3 +73,24 @@ def test_random_static_is_reproducible_and_exact():
     RandomStatic(0.3, seed=4).init(b, None)
     for x, y in zip(masked_layers(a).values(), masked_layers(b).values()):
         assert torch.equal(x.mask, y.mask)
+
+
+def test_member_scope_gives_each_q_network_of_a_twin_critic_its_share():
+    """A loss that reaches only Q1 (as a starved score would) leaves Q2 disconnected under the global
+    ranking; per member, Q2 keeps exactly its k weights and Q1 exactly its own."""
+    from neuropath.algos.sac import TwinCritic
+    from neuropath.pathways import StaticSNIP, layer_members
+    torch.manual_seed(0)
+    critic = TwinCritic(5, 2, [16, 16])
+    assert set(layer_members(critic).values()) == {"q1", "q2"}
+    obs, act, y = torch.randn(64, 5), torch.randn(64, 2), torch.randn(64, 1)
+    loss = lambda: (critic(obs, act)[0] - y).pow(2).mean()           # noqa: E731
+    per_q = {q: sum(m.weight.numel() for n, m in masked_layers(critic).items() if n.startswith(q + "."))
+             for q in ("q1", "q2")}
+
+    def kept(q):
+        return sum(int(m.mask.sum()) for n, m in masked_layers(critic).items() if n.startswith(q + "."))
+    StaticSNIP(0.1).init(critic, loss)
+    assert kept("q2") == 0 and kept("q1") == int(0.1 * (per_q["q1"] + per_q["q2"]))
+    StaticSNIP(0.1, scope="member").init(critic, loss)
+    assert kept("q1") == int(0.1 * per_q["q1"]) and kept("q2") == int(0.1 * per_q["q2"])

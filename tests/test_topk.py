@@ -56,3 +56,23 @@ def test_topk_matches_a_stable_sort_reference_with_many_ties():
         ref[order] = True
         got = torch.cat([masks["a"].flatten(), masks["b"].flatten()])
         assert torch.equal(got, ref)
+
+
+def test_member_scope_ranks_each_member_alone():
+    scores = {"q1.0": torch.full((4, 5), 10.0), "q1.2": torch.full((1, 4), 10.0),
+              "q2.0": torch.ones(4, 5), "q2.2": torch.ones(1, 4), "head": torch.ones(2, 5)}
+    members = {"q1.0": "q1", "q1.2": "q1", "q2.0": "q2", "q2.2": "q2", "head": ""}
+    starved = topk_masks(scores, 0.25)          # global: q1's larger scores take every slot
+    assert not starved["q2.0"].any() and not starved["q2.2"].any()
+    masks = topk_masks(scores, 0.25, scope="member", members=members)
+    assert list(masks) == list(scores)
+    assert int(masks["q1.0"].sum() + masks["q1.2"].sum()) == keep_count(24, 0.25) == 6
+    assert int(masks["q2.0"].sum() + masks["q2.2"].sum()) == 6
+    assert int(masks["head"].sum()) == keep_count(10, 0.25) == 2
+    alone = topk_masks(scores, 0.25, scope="member")          # no members named: one group, as global
+    assert all(torch.equal(alone[n], starved[n]) for n in scores)
+
+
+def test_unknown_scope_names_the_allowed_ones():
+    with pytest.raises(ValueError, match="global, layer, member"):
+        topk_masks({"a": torch.ones(3)}, 0.5, scope="row")

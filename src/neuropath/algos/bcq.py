@@ -43,6 +43,8 @@ class BCQConfig:
 class VAE(nn.Module):
     """Conditional VAE of the dataset's actions: encoder (s, a) → z, decoder (s, z) → a."""
 
+    pathway_members = ("encoder", "decoder")
+
     def __init__(self, obs_dim: int, act_dim: int, hidden: list[int], make_mlp: MLPFactory = mlp) -> None:
         super().__init__()
         self.latent = 2 * act_dim

@@ -77,7 +77,10 @@ class Actor(nn.Module):
 
 
 class TwinCritic(nn.Module):
-    """Two Q networks; as one masked module their weights share one pathway ranking."""
+    """Two Q networks; as one masked module their weights share one pathway ranking (``--scope member``
+    ranks each Q network alone)."""
+
+    pathway_members = ("q1", "q2")
 
     def __init__(self, obs_dim: int, act_dim: int, hidden: list[int], make_mlp: MLPFactory = mlp) -> None:
         super().__init__()

@@ -64,6 +64,9 @@ def inspect_run(run_dir: Path, plot: Path | None = None, *, list_updates: bool =
            f"env      {cfg.run.env}   pathway {p.pathway}   keep ratio {p.keep_ratio}   "
            f"score {score_summary(cfg)}   K={p.moving_average}   L={p.window}",
            f"step     {state['counters']['step']} of {cfg.run.steps} (checkpoint {ckpt.name})"]
+    if cfg.offline.dataset:
+        out.insert(2, f"dataset  {cfg.offline.dataset}" + (f" ({cfg.offline.transitions:,} transitions)"
+                                                           if cfg.offline.transitions else ""))
     if evals:
         last = evals[-1]
         out.append(f"eval     {float(last['return_mean']):.1f} ± {float(last['return_std']):.1f} at step "
@@ -78,6 +81,10 @@ def inspect_run(run_dir: Path, plot: Path | None = None, *, list_updates: bool =
             bar = "#" * int(round(20 * a / t))
             out.append(f"  {name:8s} {shape[1]:>5d}→{shape[0]:<5d} {a:>7,d}/{t:<7,d} {a / t:7.2%}  {bar}"
                        + ("" if masked else "  (dense)"))
+        cut = [name for name, _, a, _, masked in rows if masked and a == 0]
+        if cut:
+            out.append(f"  warning: {', '.join(cut)} keep{'s' if len(cut) == 1 else ''} no weight: what follows sees "
+                       "only biases (a disconnected pathway); --scope member or layer ranks the parts apart")
         updates = [e for e in events if e["net"] == net and e["event"] == "update"]
         if updates:
             changed = np.array([e["changed"] for e in updates])

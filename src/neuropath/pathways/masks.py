@@ -16,6 +16,16 @@ def masked_layers(net: nn.Module) -> dict[str, MaskedLinear]:
     return {name: m for name, m in net.named_modules() if isinstance(m, MASKED_LAYERS)}
 
 
+def layer_members(net: nn.Module) -> dict[str, str]:
+    """Masked layer name -> the member of ``net`` it belongs to, for top-k per member.
+
+    A network made of separate sub-networks names them in a ``pathway_members`` attribute (the twin
+    critic: ``("q1", "q2")``; BCQ's VAE: ``("encoder", "decoder")``); layers outside every named
+    member, and every layer of a network without members, belong to the member ``""``."""
+    names = tuple(getattr(net, "pathway_members", ()))
+    return {layer: next((m for m in names if layer.startswith(m + ".")), "") for layer in masked_layers(net)}
+
+
 def weight_count(net: nn.Module) -> int:
     """Number of maskable weights (biases excluded)."""
     return sum(m.weight.numel() for m in masked_layers(net).values())

@@ -11,7 +11,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from .masks import density, masked_layers, set_masks
+from .masks import density, layer_members, masked_layers, set_masks
 from .multitask import install_task_masks
 from .scores import DATA_SCORES, SCORES, LossClosure, Scores, network_scores
 from .topk import l1_normalise, topk_masks
@@ -81,7 +81,8 @@ class DAPD:
         fifo = self.window.setdefault(task, deque(maxlen=self.k))
         fifo.append({n: s.detach() for n, s in l1_normalise(self._score(net, loss)).items()})
         mean = {n: torch.stack([s[n] for s in fifo]).mean(0) for n in fifo[0]}
-        return _install(net, topk_masks(mean, self.keep_ratio, scope=self.scope), task)
+        members = layer_members(net) if self.scope == "member" else None
+        return _install(net, topk_masks(mean, self.keep_ratio, scope=self.scope, members=members), task)
 
     def state_dict(self) -> dict:
         return {"window": {t: list(f) for t, f in self.window.items()},

@@ -23,19 +23,33 @@ def keep_count(total: int, keep_ratio: float) -> int:
     return max(1, int(keep_ratio * total))
 
 
-def topk_masks(scores: Scores, keep_ratio: float, *, scope: str = "global") -> Scores:
+SCOPES = ("global", "layer", "member")
+
+
+def topk_masks(scores: Scores, keep_ratio: float, *, scope: str = "global",
+               members: dict[str, str] | None = None) -> Scores:
     """Boolean masks keeping exactly k = ⌊keep_ratio·N⌋ of the highest scores.
 
     ``scope="global"`` ranks all layers together (the paper); ``"layer"`` keeps the same
-    fraction in each layer. Ties are broken by position (earlier layer, lower flat index
-    wins), so the count is exact and the result deterministic -- the authors' ``score >=
-    threshold`` could keep more than k.
+    fraction in each layer; ``"member"`` ranks globally within each member of the network
+    (``members`` maps a layer name to its member, e.g. the twin critic's ``q1`` / ``q2``), so
+    that one member's larger scores cannot take the whole budget and disconnect another. Ties
+    are broken by position (earlier layer, lower flat index wins), so the count is exact and
+    the result deterministic -- the authors' ``score >= threshold`` could keep more than k.
     """
     if scope == "layer":
         return {name: topk_flat(s.flatten(), keep_count(s.numel(), keep_ratio)).view_as(s)
                 for name, s in scores.items()}
+    if scope == "member":
+        groups: dict[str, list[str]] = {}
+        for name in scores:
+            groups.setdefault((members or {}).get(name, ""), []).append(name)
+        out: Scores = {}
+        for names in groups.values():
+            out.update(topk_masks({n: scores[n] for n in names}, keep_ratio))
+        return {name: out[name] for name in scores}
     if scope != "global":
-        raise ValueError(f"unknown top-k scope {scope!r}; allowed: global, layer")
+        raise ValueError(f"unknown top-k scope {scope!r}; allowed: {', '.join(SCOPES)}")
     flat = torch.cat([s.flatten() for s in scores.values()])
     keep = topk_flat(flat, keep_count(flat.numel(), keep_ratio))
     out, offset = {}, 0

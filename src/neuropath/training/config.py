@@ -114,7 +114,8 @@ class PathwayConfig:
     prune: str = "keep"
     """keep: inactive weights keep their values; zero: they are set to zero"""
     scope: str = "global"
-    """top-k over the whole network (global) or per layer (layer)"""
+    """top-k over the whole network (global, the paper), per layer (layer) or per member network (member: the twin
+    critic's Q1 and Q2, BCQ's VAE encoder and decoder each keep their share)"""
     score: str = "snip"
     """connection score: snip, grad, grasp, synflow, magnitude or random"""
     actor_score: str | None = None
@@ -359,8 +360,12 @@ class Config:
             raise UsageError("--buffer-drop must be in (0, 1) and --buffer-threshold >= 0")
         if p.prune not in ("keep", "zero"):
             raise UsageError(f"--prune must be keep or zero, got {p.prune!r}")
-        if p.scope not in ("global", "layer"):
-            raise UsageError(f"--scope must be global or layer, got {p.scope!r}")
+        from ..pathways.topk import SCOPES
+        if p.scope not in SCOPES:
+            raise UsageError(f"--scope must be one of {', '.join(SCOPES)}, got {p.scope!r}")
+        if p.scope != "global" and self.run.benchmark is not None:
+            raise UsageError(f"--scope {p.scope} is for single-task pathways; a multi-task pathway is ranked "
+                             "globally per task")
         from ..pathways.scores import SCORES
         for name in ("score", "actor_score", "critic_score"):
             value = getattr(p, name)

@@ -185,6 +185,7 @@ class OfflineTrainer:
         if self.data.env_id is None:
             raise UsageError(f"dataset {o.dataset!r} names no single environment to evaluate in; "
                              "for a Meta-World task's dataset train all tasks with --benchmark MT10 --dataset KIND")
+        r.env = self.data.env_id      # the dataset decides; config.yaml, `runs` and `inspect` then name it
         self.env = make_env(self.data.env_id)
         obs_dim, act_dim = self.env.observation_space.shape[0], self.env.action_space.shape[0]
         if self.data.obs.shape[1] != obs_dim or self.data.action.shape[1] != act_dim:
