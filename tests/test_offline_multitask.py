@@ -50,6 +50,7 @@ def test_a_batch_holds_each_tasks_own_transitions_with_its_one_hot(minari_root):
 
 
 def test_npf_pathways_are_exact_per_task_shared_and_weights_outside_every_pathway_never_move(minari_root, tmp_path):
+    from neuropath.experiments.inspect import inspect_run
     from neuropath.training.offline_multitask import MultiTaskOfflineTrainer
     trainer = MultiTaskOfflineTrainer(_cfg(tmp_path, "--algo", "bcq", "--pathway", "npf"))
     trainer._init_pathways()
@@ -72,6 +73,8 @@ def test_npf_pathways_are_exact_per_task_shared_and_weights_outside_every_pathwa
     rows = read_csv(tmp_path / "run" / "metrics.csv")
     assert [r["step"] for r in rows] == ["20", "40"]
     assert {"success_reach_v3", "success_window_close_v3"} <= set(rows[0])
+    shown = inspect_run(tmp_path / "run")
+    assert all(f"## {net}: parameters per task" in shown for net in ("actor", "critic", "vae"))
     assert abs(float(rows[-1]["actor_density"]) - 0.05) < 0.01
 
 

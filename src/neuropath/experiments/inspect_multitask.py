@@ -16,7 +16,7 @@ import torch
 from ..training import checkpoint
 from ..training.logging import read_csv
 from ..training.online import load_run_config
-from .inspect import score_summary
+from .inspect import network_names, score_summary
 
 
 def task_masks(state: dict, prefix: str) -> dict[str, torch.Tensor]:
@@ -63,7 +63,7 @@ def inspect_multitask(run_dir: Path, plot: Path | None = None) -> str:
              f"score {score_summary(cfg)}, "
              f"heads {cfg.run.heads}, checkpoint at step {checkpoint.read_meta(ckpt)['step']}", ""]
     overall_actor = None
-    for net in ("actor", "critic"):
+    for net in network_names(state):           # every trained network: BCQ's VAE and IQL's V too
         masks = task_masks(state, f"{net}.")
         overall, per_layer = overlap(masks)
         per_task, union, dense = parameter_counts(state, f"{net}.", masks)
