@@ -28,9 +28,11 @@ from _pool import finished, metric_rows, resumable, run_pool
 ENVS = ("Hopper-v5", "HalfCheetah-v5")
 KINDS = ("medium", "expert")
 ALGOS = ("bcq", "iql")
-METHODS = ("npf", "dense", "npf-member")
+METHODS = ("npf", "dense", "npf-member", "npf-bc")
 PATHWAY_FLAGS = {"npf": ["--pathway", "npf"], "dense": ["--pathway", "dense"],
-                 "npf-member": ["--pathway", "npf", "--scope", "member"]}   # top-k per member network (docs/decisions.md)
+                 "npf-member": ["--pathway", "npf", "--scope", "member"],
+                 "npf-bc": ["--pathway", "npf", "--npf-actor-loss", "bc"]}
+# npf-member: top-k per member network; npf-bc: IQL's actor scored without advantage weights (docs/decisions.md)
 LAST = 3
 
 
@@ -68,7 +70,8 @@ def make_datasets(args) -> None:
 
 
 def cells(args):
-    return [(e, k, a, m) for e in args.envs for k in args.kinds for a in args.algos for m in args.methods]
+    return [(e, k, a, m) for e in args.envs for k in args.kinds for a in args.algos for m in args.methods
+            if not (m == "npf-bc" and a != "iql")]           # BCQ's perturbation actor has no likelihood
 
 
 def report(args) -> str:

@@ -46,6 +46,8 @@ def test_expectile_and_advantage_weights_follow_the_formulas():
         iql.critic_target.q2[-1].bias.fill_(1e3)
         logp = iql.actor.log_prob(b.obs, b.action)
     assert torch.allclose(iql.actor_loss(b), -(100.0 * logp).mean())    # exp(β·adv) clipped at 100
+    flat = IQL(3, 2, IQLConfig(hidden=[8], beta=0.0), total_steps=10)     # β = 0: every weight exp(0) = 1
+    assert torch.allclose(flat.bc_loss(b), flat.actor_loss(b))
 
 
 BCQ_TINY = ["--algo", "bcq", "--bcq-hidden", "32", "32", "--vae-hidden", "32", "32", "--bcq-batch-size", "32"]
@@ -102,6 +104,8 @@ def test_an_offline_run_resumes_where_it_stopped(dataset, tmp_path):
     (["--pathway", "npf"], "--pathway npf is the offline single-shot pathway: it needs --dataset"),
     (["--dataset", "x/y-v0", "--pathway", "dapd"], "--pathway dapd is not an offline method"),
     (["--dataset", "x/y-v0", "--pathway", "npf", "--algo", "cql"], "--algo must be one of iql, bcq"),
+    (["--dataset", "x/y-v0", "--algo", "bcq", "--npf-actor-loss", "bc"], "--npf-actor-loss bc is for IQL"),
+    (["--dataset", "x/y-v0", "--npf-actor-loss", "awr"], "--npf-actor-loss must be own or bc"),
 ])
 def test_bad_offline_settings_end_in_one_line(tmp_path, capsys, args, needle):
     assert main(["train", *args, "--run-dir", str(tmp_path / "r")]) == 2
@@ -182,3 +186,18 @@ def test_npf_member_scope_keeps_every_member_network_connected(dataset, tmp_path
     torch.save(state, ckpt / "state.pt")
     assert main(["inspect", str(run), "--no-plot"]) == 0
     assert "warning: decoder.2 keeps no weight" in capsys.readouterr().out
+
+
+def test_npf_actor_loss_bc_rescores_only_the_actor(dataset, tmp_path):
+    """`--npf-actor-loss bc` changes which weights IQL's actor keeps (scored without the untrained critics'
+    advantage weights) and nothing else: same seed, same batches, the same critic and V pathways."""
+    masks = {}
+    for loss in ("own", "bc"):
+        run = tmp_path / loss
+        assert main(["train", "--dataset", dataset, "--algo", "iql", "--pathway", "npf", "--npf-actor-loss", loss,
+                     *OFF, "--steps", "150", "--run-dir", str(run)]) == 0
+        masks[loss] = {k: v for k, v in checkpoint.load_state(checkpoint.latest(run))["algo"].items()
+                       if k.endswith(".mask") and "target" not in k}
+    actor = [k for k in masks["own"] if k.startswith("actor.")]
+    assert any(not torch.equal(masks["own"][k], masks["bc"][k]) for k in actor)
+    assert all(torch.equal(masks["own"][k], masks["bc"][k]) for k in masks["own"] if k not in actor)

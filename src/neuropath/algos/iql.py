@@ -113,6 +113,11 @@ class IQL(nn.Module):
             weight = torch.exp(self.cfg.beta * adv).clamp(max=EXP_ADV_MAX)
         return -(weight * self.actor.log_prob(b.obs, b.action)).mean()
 
+    def bc_loss(self, b: Batch) -> torch.Tensor:
+        """The actor loss with every advantage weight 1: −log π(a|s) of the dataset actions (what
+        ``--npf-actor-loss bc`` scores the actor's pathway with)."""
+        return -self.actor.log_prob(b.obs, b.action).mean()
+
     def losses(self):
         """Each network's own training loss, keyed like `networks` (they also score pathways)."""
         return {"actor": self.actor_loss, "critic": self.critic_loss, "value": self.value_loss}

@@ -142,6 +142,10 @@ class OfflineConfig:
     (expert, medium, medium-expert, expert-replay): each task's dataset of that kind; --steps counts updates"""
     npf_batches: int = 10
     """npf: batches of the dataset the single SNIP score is summed over"""
+    npf_actor_loss: str = "own"
+    """npf: the loss that scores IQL's actor: own (its advantage-weighted training loss) or bc (the unweighted
+    log-likelihood of the dataset's actions: before training the critics are random, so the advantage weights
+    are noise that can put most of a batch's weight on a few samples)"""
     offline_lr: float = 3e-4
     """learning rate of every offline network (IQL's official 3e-4)"""
     expectile: float = 0.7
@@ -415,6 +419,11 @@ class Config:
                 raise UsageError(f"--pathway {p.pathway} is not an offline method; allowed with --dataset: "
                                  f"{', '.join(OFFLINE_PATHWAYS)}")
             _positive("npf_batches", o.npf_batches)
+            if o.npf_actor_loss not in ("own", "bc"):
+                raise UsageError(f"--npf-actor-loss must be own or bc, got {o.npf_actor_loss!r}")
+            if o.npf_actor_loss == "bc" and r.algo != "iql":
+                raise UsageError("--npf-actor-loss bc is for IQL's actor (BCQ's perturbation actor has no "
+                                 "likelihood to score)")
             _positive("bcq_batch_size", o.bcq_batch_size)
             if not 0.0 < o.expectile < 1.0 or o.offline_lr <= 0:
                 raise UsageError("--expectile must be in (0, 1) and --offline-lr > 0")

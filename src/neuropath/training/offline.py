@@ -3,7 +3,9 @@ in the real environment, and NPF's single-shot pathways.
 
 ``--pathway npf``: before the first update, every network the algorithm trains (IQL: actor, twin Q, V)
 (BCQ: VAE, perturbation actor, twin critic) is scored once with SNIP on its own training loss summed over ``--npf-batches`` dataset batches; the
-top ``--keep-ratio`` of each network (global over its layers) is its pathway, fixed for the whole run.
+top ``--keep-ratio`` of each network (global over its layers; ``--scope member``: over each of its member
+networks) is its pathway, fixed for the whole run. ``--npf-actor-loss bc`` scores IQL's actor without the
+advantage weights, which come from critics that are still random when NPF scores.
 ``--pathway random``: a random mask of the same size; ``dense``: no masks.
 
 ``--steps`` counts gradient updates; ``--eval-every`` updates, ``--eval-episodes`` deterministic
@@ -150,6 +152,15 @@ class OfflinePolicy:
         return self.algo.act(observation, deterministic)
 
 
+def npf_losses(algo: IQL | BCQ, actor_loss: str) -> dict:
+    """The losses that score NPF's pathways: each network's own training loss, or (``bc``) IQL's actor
+    scored on the unweighted log-likelihood."""
+    losses = dict(algo.losses())
+    if actor_loss == "bc":
+        losses["actor"] = algo.bc_loss
+    return losses
+
+
 class OfflineTrainer:
     """The single-task offline loop; `MultiTaskOfflineTrainer` overrides the data, the algorithm's
     shape, the pathway initialisation and the evaluation hooks."""
@@ -215,7 +226,7 @@ class OfflineTrainer:
     def _init_pathways(self) -> list[dict]:
         p, o = self.cfg.pathway, self.cfg.offline
         events = []
-        losses = self.algo.losses()
+        losses = npf_losses(self.algo, o.npf_actor_loss)
         if p.pathway == "dense":
             self.initialised = True
             return events

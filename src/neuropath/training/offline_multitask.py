@@ -33,7 +33,7 @@ from ..envs.metaworld import MAX_EPISODE_STEPS, make_benchmark, resolve_tasks
 from ..errors import UsageError
 from ..pathways.multitask import install_task_masks, merge_task_weights, task_density
 from ..pathways.scores import network_scores
-from .offline import OfflineData, OfflineTrainer, build_algo
+from .offline import OfflineData, OfflineTrainer, build_algo, npf_losses
 from .multitask import _safe, evaluate_tasks
 
 META_WORLD_OBS = 39
@@ -144,7 +144,7 @@ class MultiTaskOfflineTrainer(OfflineTrainer):
     def _init_pathways(self) -> list[dict]:
         """Per-task masks (npf: SNIP on each task's own data; random), then one shared weight per layer."""
         p, o = self.cfg.pathway, self.cfg.offline
-        losses = self.algo.losses()
+        losses = npf_losses(self.algo, o.npf_actor_loss)
         events = []
         for name, net in self.algo.networks.items():
             if p.pathway == "npf":        # copies still separate: task t's loss reaches only slice t
