@@ -180,6 +180,7 @@ def test_npf_member_scope_keeps_every_member_network_connected(dataset, tmp_path
     assert main(["inspect", str(run), "--no-plot"]) == 0
     shown = capsys.readouterr().out
     assert f"dataset  {dataset}" in shown and "Hopper-v5" in shown and "warning" not in shown
+    assert "scope member" in shown
     ckpt = checkpoint.latest(run)                       # cut the decoder's middle layer, as the global ranking did
     state = checkpoint.load_state(ckpt)
     state["algo"]["vae.decoder.2.mask"].zero_()
@@ -188,7 +189,7 @@ def test_npf_member_scope_keeps_every_member_network_connected(dataset, tmp_path
     assert "warning: decoder.2 keeps no weight" in capsys.readouterr().out
 
 
-def test_npf_actor_loss_bc_rescores_only_the_actor(dataset, tmp_path):
+def test_npf_actor_loss_bc_rescores_only_the_actor(dataset, tmp_path, capsys):
     """`--npf-actor-loss bc` changes which weights IQL's actor keeps (scored without the untrained critics'
     advantage weights) and nothing else: same seed, same batches, the same critic and V pathways."""
     masks = {}
@@ -201,3 +202,8 @@ def test_npf_actor_loss_bc_rescores_only_the_actor(dataset, tmp_path):
     actor = [k for k in masks["own"] if k.startswith("actor.")]
     assert any(not torch.equal(masks["own"][k], masks["bc"][k]) for k in actor)
     assert all(torch.equal(masks["own"][k], masks["bc"][k]) for k in masks["own"] if k not in actor)
+    capsys.readouterr()
+    assert main(["runs", str(tmp_path)]) == 0
+    listing = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert "npf 0.05 actor-loss bc" in listing["bc"] and "actor-loss" not in listing["own"]
+

@@ -62,7 +62,9 @@ def inspect_run(run_dir: Path, plot: Path | None = None, *, list_updates: bool =
 
     out = [f"run      {run_dir}",
            f"env      {cfg.run.env}   pathway {p.pathway}   keep ratio {p.keep_ratio}   "
-           f"score {score_summary(cfg)}   K={p.moving_average}   L={p.window}",
+           f"score {score_summary(cfg)}   K={p.moving_average}   L={p.window}"
+           + (f"   scope {p.scope}" if p.scope != "global" else "")
+           + (f"   actor scored by {cfg.offline.npf_actor_loss}" if cfg.offline.npf_actor_loss != "own" else ""),
            f"step     {state['counters']['step']} of {cfg.run.steps} (checkpoint {ckpt.name})"]
     if cfg.offline.dataset:
         out.insert(2, f"dataset  {cfg.offline.dataset}" + (f" ({cfg.offline.transitions:,} transitions)"

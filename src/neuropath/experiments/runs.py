@@ -38,11 +38,26 @@ def runs_table(root: Path) -> str:
                 else r.get("benchmark") or r["env"])
         if algo in ("ppo", "dqn", "iql", "bcq"):
             what += f" ({algo})"
-        rows.append((str(run.relative_to(root)), what,
-                     p["pathway"] + (f" {p['keep_ratio']}" if p["pathway"] != "dense" else ""),
+        rows.append((str(run.relative_to(root)), what, pathway_label(cfg),
                      f"{step}/{r['steps']}", ret, f"{status}, {last.get('phase') or 'offline'}" if last else status))
     if not rows:
         return f"no runs under {root}"
     head = ("run", "env", "pathway", "steps", "last eval", "status")
     widths = [max(len(str(x[i])) for x in [head, *rows]) for i in range(len(head))]
     return "\n".join("  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip() for row in [head, *rows])
+
+
+def pathway_label(cfg: dict) -> str:
+    """``dapd 0.05``, with whatever departs from the defaults: ``dapd+grasp 0.05``, ``npf 0.05 scope member``,
+    ``npf 0.05 actor-loss bc`` (so that the variants of one method tell apart in a listing)."""
+    p = cfg["pathway"]
+    if p["pathway"] == "dense":
+        return "dense"
+    score = p.get("score", "snip")
+    label = p["pathway"] + (f"+{score}" if score != "snip" else "") + f" {p['keep_ratio']}"
+    if p.get("scope", "global") != "global":
+        label += f" scope {p['scope']}"
+    if (cfg.get("offline") or {}).get("npf_actor_loss", "own") != "own":
+        label += f" actor-loss {cfg['offline']['npf_actor_loss']}"
+    return label
+
