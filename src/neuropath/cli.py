@@ -291,8 +291,8 @@ def _eval(args: argparse.Namespace) -> int:
     if render:   # headless MuJoCo rendering: OSMesa (apt: libosmesa6) unless the user chose a backend
         os.environ.setdefault("MUJOCO_GL", "osmesa")
         os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
-    policy = load_policy(args.run_dir)
-    try:
+    try:   # loading builds the environment, which imports the rendering backend: inside the try too
+        policy = load_policy(args.run_dir)
         res = evaluate(policy, episodes=args.episodes, seed=args.seed, deterministic=not args.stochastic,
                        render=render)
     except UsageError:
