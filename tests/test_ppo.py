@@ -88,7 +88,11 @@ def _cartpole(run, steps: int, epochs: int) -> list[str]:
 
 def test_discrete_ppo_runs_and_evaluates(tmp_path, capsys):
     run = tmp_path / "cart"
-    assert main(["train", *_cartpole(run, 512, 2)]) == 0
+    assert main(["train", *_cartpole(run, 600, 2)]) == 0        # ends on a whole rollout: step 768
+    assert read_csv(run / "metrics.csv")[-1]["step"] == "768"
+    assert main(["report", str(tmp_path), "--out", str(tmp_path / "rep")]) == 0
+    report = (tmp_path / "rep" / "report.md").read_text()
+    assert "| CartPole-v1 (ppo) | static |" in report and "Unfinished" not in report   # overshoot counts as done
     capsys.readouterr()
     assert main(["eval", str(run), "--episodes", "2"]) == 0
     out = capsys.readouterr().out

@@ -102,8 +102,10 @@ def load_runs(root: Path) -> tuple[list[RunResult], list[str]]:
         if r.get("benchmark") or (cfg.get("offline") or {}).get("dataset"):
             unfinished.append(f"{run.relative_to(root)} (multi-task or offline: not in this report yet)")
             continue
-        rows = [x for x in rows if int(x["step"]) <= int(r["steps"])]
-        if not rows or int(rows[-1]["step"]) < int(r["steps"]):
+        # up to the first evaluation at or past the budget: PPO ends on a whole rollout (1M -> 1,001,472)
+        past = [i for i, x in enumerate(rows) if int(x["step"]) >= int(r["steps"])]
+        rows = rows[:past[0] + 1] if past else rows
+        if not past:
             unfinished.append(str(run.relative_to(root)))
             continue
         label, value = _sparsity(p)
