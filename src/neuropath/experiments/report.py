@@ -103,11 +103,11 @@ def load_runs(root: Path) -> tuple[list[RunResult], list[str]]:
             unfinished.append(f"{run.relative_to(root)} (multi-task or offline: not in this report yet)")
             continue
         # up to the first evaluation at or past the budget: PPO ends on a whole rollout (1M -> 1,001,472)
-        past = [i for i, x in enumerate(rows) if int(x["step"]) >= int(r["steps"])]
-        rows = rows[:past[0] + 1] if past else rows
-        if not past:
+        end = next((i for i, x in enumerate(rows) if int(x["step"]) >= int(r["steps"])), None)
+        if end is None:
             unfinished.append(str(run.relative_to(root)))
             continue
+        rows = rows[:end + 1]
         label, value = _sparsity(p)
         last = rows[-1]
         algo = r.get("algo") or "auto"
