@@ -93,6 +93,12 @@ def test_discrete_ppo_runs_and_evaluates(tmp_path, capsys):
     assert main(["report", str(tmp_path), "--out", str(tmp_path / "rep")]) == 0
     report = (tmp_path / "rep" / "report.md").read_text()
     assert "| CartPole-v1 (ppo) | static |" in report and "Unfinished" not in report   # overshoot counts as done
+    from types import SimpleNamespace
+
+    from neuropath.experiments.report import _run_flops
+    from neuropath.efficiency.counted_flops import ppo_flops_of_run
+    # the report's energy table counts PPO runs' training FLOPs as `neuropath flops` does (it read SAC only)
+    assert _run_flops(SimpleNamespace(path=run)) == ppo_flops_of_run(run).totals()["run_pathway"] > 0
     capsys.readouterr()
     assert main(["eval", str(run), "--episodes", "2"]) == 0
     out = capsys.readouterr().out
