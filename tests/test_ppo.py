@@ -95,8 +95,8 @@ def test_discrete_ppo_runs_and_evaluates(tmp_path, capsys):
     assert "| CartPole-v1 (ppo) | static |" in report and "Unfinished" not in report   # overshoot counts as done
     from types import SimpleNamespace
 
-    from neuropath.experiments.report import _run_flops
     from neuropath.efficiency.counted_flops import ppo_flops_of_run
+    from neuropath.experiments.report import _run_flops
     # the report's energy table counts PPO runs' training FLOPs as `neuropath flops` does (it read SAC only)
     assert _run_flops(SimpleNamespace(path=run)) == ppo_flops_of_run(run).totals()["run_pathway"] > 0
     capsys.readouterr()

@@ -386,22 +386,10 @@ def _report(args: argparse.Namespace) -> int:
 def _flops(args: argparse.Namespace) -> int:
     import json
 
-    from .efficiency.flops import flops_of_run, format_flops
-    from .training.online import load_run_config
+    from .efficiency.counted_flops import count_run
 
-    cfg = load_run_config(Path(args.run_dir))
-    if cfg.run.algo in ("ppo", "dqn"):
-        from .efficiency.counted_flops import dqn_flops_of_run, format_loop_flops, ppo_flops_of_run
-        loop = (ppo_flops_of_run if cfg.run.algo == "ppo" else dqn_flops_of_run)(args.run_dir)
-        print(json.dumps(loop.to_dict(), indent=2) if args.json else format_loop_flops(loop))
-        return 0
-    if cfg.offline.dataset is not None:
-        from .efficiency.counted_flops import format_offline_flops, offline_flops_of_run
-        offline = offline_flops_of_run(args.run_dir)
-        print(json.dumps(offline.to_dict(), indent=2) if args.json else format_offline_flops(offline))
-        return 0
-    report = flops_of_run(args.run_dir)
-    print(json.dumps(report.to_dict(), indent=2) if args.json else format_flops(report))
+    report, text, _ = count_run(args.run_dir)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else text)
     return 0
 
 

@@ -369,3 +369,20 @@ def format_loop_flops(r: LoopFlops) -> str:
                  f"dense {_si(t['run_dense'])}, pathway {_si(t['run_pathway'])} FLOPs "
                  f"({t['run_dense'] / max(t['run_pathway'], 1):.1f}x)")
     return "\n".join(lines)
+
+
+def count_run(run_dir: str | Path) -> tuple[Any, str, float]:
+    """Any run's FLOP count, chosen by its algorithm as ``neuropath flops`` and ``neuropath report`` both need it:
+    ``(report object, its text, training FLOPs on the pathway)``."""
+    from ..training.online import load_run_config
+    from .flops import flops_of_run, format_flops
+
+    cfg = load_run_config(Path(run_dir))
+    if cfg.run.algo in ("ppo", "dqn"):
+        loop = (ppo_flops_of_run if cfg.run.algo == "ppo" else dqn_flops_of_run)(run_dir)
+        return loop, format_loop_flops(loop), float(loop.totals()["run_pathway"])
+    if cfg.offline.dataset is not None:
+        offline = offline_flops_of_run(run_dir)
+        return offline, format_offline_flops(offline), float(offline.totals()["run_pathway"])
+    report = flops_of_run(run_dir)
+    return report, format_flops(report), float(report.run["training"].pathway)

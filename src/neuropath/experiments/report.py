@@ -335,17 +335,9 @@ def _write_scores(path: Path, groups: dict) -> None:
 # ---- energy -----------------------------------------------------------------------------
 
 def _run_flops(run: RunResult) -> float | None:
-    from ..efficiency.counted_flops import dqn_flops_of_run, offline_flops_of_run, ppo_flops_of_run
-    from ..efficiency.flops import flops_of_run
-    from ..training.online import load_run_config
+    from ..efficiency.counted_flops import count_run
     try:  # the same per-algorithm count as `neuropath flops`
-        cfg = load_run_config(run.path)
-        if cfg.run.algo in ("ppo", "dqn"):
-            loop = (ppo_flops_of_run if cfg.run.algo == "ppo" else dqn_flops_of_run)(run.path)
-            return float(loop.totals()["run_pathway"])
-        if cfg.offline.dataset is not None:
-            return float(offline_flops_of_run(run.path).totals()["run_pathway"])
-        return float(flops_of_run(run.path).run["training"].pathway)
+        return count_run(run.path)[2]
     except Exception:  # noqa: BLE001 - a run without a readable checkpoint has no FLOP count
         return None
 
