@@ -20,7 +20,7 @@ if [ -z "${PY:-}" ] && [ -d .whl ]; then
   export PYTHONPATH=/tmp/site:$PWD/src
   PY=python3
 fi
-export PYTHONUNBUFFERED=1 MINARI_DATASETS_PATH=$R/minari OMP_NUM_THREADS=1
+export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1
 NP="$PY -m neuropath.cli"
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null
   $PY -c "import torch, numpy; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'numpy', numpy.__version__)"
@@ -40,34 +40,8 @@ left=$((BUDGET - ($(date +%s) - T0)))
   done
 done
 
-# ---- CUDA checks of the other loops (short; each line of check.log says ok/FAILED) ------------------
-check() {  # name, command...
-  local name=$1; shift
-  if timeout 240 "$@" > "$R/check-$name.log" 2>&1; then echo "ok     $name" >> "$R/check.log"
-  else echo "FAILED $name (exit $?)" >> "$R/check.log"; tail -5 "$R/check-$name.log" | sed 's/^/    /' >> "$R/check.log"; fi
-}
-(
-  common="--device $DEV --threads 1 --no-progress"
-  check sac-dapd $NP train --env Hopper-v5 --pathway dapd --steps 3000 --seed-steps 1000 --init-steps 1000 \
-    --eval-every 1500 --eval-episodes 2 --checkpoint-every 1500 $common --run-dir $R/sac
-  check sac-resume $NP train --resume $R/sac --steps 4000 --device $DEV --no-progress
-  check sac-eval $NP eval $R/sac --episodes 2
-  check dataset $NP dataset make $R/sac expert --transitions 3000 --id neuropath/hopper/gpucheck-v0
-  check bcq-npf $NP train --dataset neuropath/hopper/gpucheck-v0 --algo bcq --pathway npf --steps 400 --eval-every 200 \
-    --eval-episodes 2 $common --run-dir $R/bcq
-  check iql-npf $NP train --dataset neuropath/hopper/gpucheck-v0 --algo iql --pathway npf --steps 400 --eval-every 200 \
-    --eval-episodes 2 $common --run-dir $R/iql
-  check iql-resume $NP train --resume $R/iql --steps 600 --device $DEV --no-progress
-) &
-(
-  common="--device $DEV --threads 1 --no-progress"
-  check ppo-dapd $NP train --algo ppo --env Hopper-v5 --pathway dapd --steps 8192 --eval-every 4096 \
-    --eval-episodes 2 $common --run-dir $R/ppo
-  check ppo-resume $NP train --resume $R/ppo --steps 10240 --device $DEV --no-progress
-  check ppo-eval $NP eval $R/ppo --episodes 2
-  check ppo-flops $NP flops $R/ppo
-) &
-wait
+# ---- CUDA checks of every loop, meanwhile (cuda_checks.sh; each line of check.log says ok/FAILED) ----
+R=$R NP="$NP" bash "$(dirname "$0")/cuda_checks.sh" "$DEV"
 echo "elapsed $(( $(date +%s) - T0 )) s" >> "$R/check.log"
 cp "$R/check.log" "$OUT/check.log"
 (cd $R && tar -czf "$OUT/checks.tar.gz" --exclude=checkpoints --exclude=snapshots check-*.log sac bcq iql ppo)

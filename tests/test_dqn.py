@@ -121,6 +121,7 @@ def test_dapd_dqn_on_minatar_scores_updates_freezes_resumes_and_evaluates(tmp_pa
         assert main(["inspect", str(run), "--plot", str(tmp_path / "p.png")]) == 0
     said = capsys.readouterr().out
     assert "q: " in said and "freeze" in said and (tmp_path / "p.png").stat().st_size > 0
+    assert "q_target" not in said and "not frozen" not in said     # the target copy is no second pathway
 
 
 def test_image_replay_keeps_the_newest_transitions_across_a_capacity_change(tmp_path):

@@ -39,13 +39,17 @@ def layer_table(state: dict, prefix: str) -> list[tuple[str, tuple[int, int], in
     return rows
 
 
-TARGETS = ("critic_target", "actor_target")
+def is_target(name: str) -> bool:
+    """A target copy (SAC's critic_target, DQN's q_target, ...): it follows its online network's mask
+    and has no schedule of its own, so it is not shown as a pathway."""
+    return name.endswith("_target")
 
 
 def network_names(state: dict) -> list[str]:
     """The trained, maskable networks of a checkpoint (SAC: actor, critic; PPO: actor, value; IQL:
-    actor, critic, value; BCQ: actor, critic, vae), actor first; target copies left out."""
-    names = {k.split(".")[0] for k in state["algo"] if k.endswith(".mask")} - set(TARGETS)
+    actor, critic, value; BCQ: actor, critic, vae; DQN: q), actor first; target copies left out."""
+    names = {k.split(".")[0] for k in state["algo"] if k.endswith(".mask")}
+    names = {n for n in names if not is_target(n)}
     return sorted(names, key=lambda n: (n != "actor", n))
 
 
