@@ -6,7 +6,7 @@
 #
 # Three lanes run side by side (a few minutes on a lent GPU machine). Sourced by gpu_session.sh and
 # device_session.sh; locally `NP=".venv/bin/python -m neuropath.cli" bash benchmarks/cuda_checks.sh cpu`
-# runs the same list on the CPU.
+# runs the same list on the CPU. ONLY=REGEX runs the checks whose names match (name their prerequisites too).
 set -u
 DEV=${1:-cuda}
 R=${R:?set R to a scratch folder}
@@ -16,6 +16,7 @@ export MINARI_DATASETS_PATH=$R/minari
 
 check() {  # name, command...
   local name=$1; shift
+  [[ "$name" =~ ${ONLY:-.} ]] || return 0        # ONLY=REGEX: just the checks it names (and what they need)
   if timeout 240 "$@" > "$R/check-$name.log" 2>&1; then echo "ok     $name" >> "$R/check.log"
   else echo "FAILED $name (exit $?)" >> "$R/check.log"; tail -5 "$R/check-$name.log" | sed 's/^/    /' >> "$R/check.log"; fi
 }
