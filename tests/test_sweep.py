@@ -9,6 +9,7 @@ import yaml
 import neuropath as npth
 from neuropath.cli import main
 from neuropath.experiments.sweep import Grid, run_name
+from neuropath.experiments.report import score_decimals
 from neuropath.training.logging import read_csv
 
 from .conftest import HeldRun
@@ -52,8 +53,9 @@ def test_sweep_runs_the_grid_skips_finished_and_reports_the_right_numbers(tmp_pa
     text = (rep / "report.md").read_text()
     dense = np.array([expected[("dense", s)] for s in (0, 1)])
     sparse = np.array([expected[("set", s)] for s in (0, 1)])
-    assert f"| Hopper-v5 | dense | 0% | 200 | 2 | {dense.mean():.0f} ± {dense.std():.0f} |" in text
-    assert f"| Hopper-v5 | set | 95% | 200 | 2 | {sparse.mean():.0f} ± {sparse.std():.0f} |" in text
+    dd, ds = score_decimals(dense), score_decimals(sparse)
+    assert f"| Hopper-v5 | dense | 0% | 200 | 2 | {dense.mean():.{dd}f} ± {dense.std():.{dd}f} |" in text
+    assert f"| Hopper-v5 | set | 95% | 200 | 2 | {sparse.mean():.{ds}f} ± {sparse.std():.{ds}f} |" in text
     assert f"{100 * sparse.mean() / dense.mean():.1f} |" in text
     assert "| dense@0% | 2 × 1 | 1.000 " in text                      # normalised by itself
     # energy beside return: FLOPs from the runs' checkpoints, CPU seconds from their metrics
@@ -144,6 +146,14 @@ def test_a_dqn_grid_on_minatar_and_atari_ids():
     grid = Grid(["MinAtar/Breakout-v1", "ALE/Pong-v5"], ["dense", "dapd"], [0.05], [0], 100, ["algo=dqn"]).validate()
     assert [r.name for r in grid.runs()] == ["MinAtar_Breakout-v1__dense__keep1__s0", "MinAtar_Breakout-v1__dapd__keep0.05__s0",
                                              "ALE_Pong-v5__dense__keep1__s0", "ALE_Pong-v5__dapd__keep0.05__s0"]
+
+
+def test_score_tables_keep_the_digits_that_small_game_scores_need():
+    # MinAtar Breakout scores ~6: "6 ± 0" would hide a 5.62 vs 6.03 difference; MuJoCo's stay integers
+    assert score_decimals(np.array([5.62, 6.03])) == 2
+    assert score_decimals(np.array([38.4, -12.0])) == 1
+    assert score_decimals(np.array([3161.0, 2971.5])) == 0
+    assert score_decimals(np.array([-150.0, 3.0])) == 0            # the largest magnitude sets the scale
 
 
 def test_report_groups_runs_by_method_and_score():

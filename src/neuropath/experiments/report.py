@@ -310,6 +310,13 @@ def write_report(root: Path | list[Path], out: Path | None = None, *, reps: int 
     return out
 
 
+def score_decimals(scores) -> int:
+    """Decimals that keep a score table readable and honest: MuJoCo returns (hundreds to thousands) as
+    integers; games scored in single digits (MinAtar Breakout ~6) with 2 decimals, not "6 ± 0"."""
+    scale = float(np.max(np.abs(scores))) if len(scores) else 0.0
+    return 0 if scale >= 100 else 1 if scale >= 10 else 2
+
+
 def _table(groups: dict, norm: dict[str, Norm]) -> list[str]:
     lines = [f"Score = mean return of a run's last {LAST_EVALS} evaluations; mean ± std over seeds.", "",
              "| env | method | sparsity | steps | seeds | score | per seed | normalised (%) |",
@@ -317,8 +324,9 @@ def _table(groups: dict, norm: dict[str, Norm]) -> list[str]:
     for (env, method, sp), runs in groups.items():
         s = np.array([r.score for r in runs])
         budgets = sorted({r.budget for r in runs})
+        d = score_decimals(s)
         lines.append(f"| {env} | {method} | {sp} | {'/'.join(map(str, budgets))} | {len(s)} | "
-                     f"{s.mean():.0f} ± {s.std():.0f} | {', '.join(f'{x:.0f}' for x in s)} | "
+                     f"{s.mean():.{d}f} ± {s.std():.{d}f} | {', '.join(f'{x:.{d}f}' for x in s)} | "
                      f"{100 * norm[env](s.mean()):.1f} |")
     return lines
 
