@@ -17,16 +17,8 @@ T0=$(date +%s)
 OUT=${OUT:-$PWD/device-out}
 R=/tmp/neuropath-device
 rm -rf "$R"; mkdir -p "$R" "$OUT"
-if [ -z "${PY:-}" ] && [ -d .whl ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-  export PYTHONPATH=/tmp/site:$PWD/src
-  PY=python3
-fi
-export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
-NP="$PY -m neuropath.cli"
-{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null
-  $PY -c "import torch, numpy; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'numpy', numpy.__version__)"
-  lscpu | grep -E "Model name|^CPU\(s\)"; } > "$R/machine.txt" 2>&1
+source "$(dirname "$0")/device_setup.sh"
+machine_info > "$R/machine.txt" 2>&1
 
 # ---- the sweep on the CPU cores, stopped at the deadline (SIGTERM to the sweep: it stops its runs, which
 # checkpoint; SIGINT would not do: a background job of a script ignores it) ----

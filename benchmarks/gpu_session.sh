@@ -15,16 +15,8 @@ T0=$(date +%s)
 OUT=${OUT:-$PWD/gpu-out}
 R=/tmp/neuropath-gpu
 rm -rf "$R"; mkdir -p "$R" "$OUT"
-if [ -z "${PY:-}" ] && [ -d .whl ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-  export PYTHONPATH=/tmp/site:$PWD/src
-  PY=python3
-fi
-export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1
-NP="$PY -m neuropath.cli"
-{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null
-  $PY -c "import torch, numpy; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'numpy', numpy.__version__)"
-  nproc; } > "$OUT/machine.txt" 2>&1
+source "$(dirname "$0")/device_setup.sh"
+machine_info > "$OUT/machine.txt" 2>&1
 
 # ---- Atari: 3 games x {dense, dapd} x 2 seeds, 1 thread each, stopped at the deadline ---------------
 left=$((BUDGET - ($(date +%s) - T0)))
