@@ -114,6 +114,39 @@ def test_a_run_that_another_process_trains_is_skipped_not_restarted_or_moved(tmp
     assert len(read_csv(busy / "metrics.csv")) == 10
 
 
+def test_once_stopping_a_sweep_starts_no_new_run_and_stops_the_running_ones(tmp_path):
+    """A worker thread that passed its status check as Ctrl-C came must not start a run that
+    nobody stops (the sweep would then wait for the whole run before it could exit)."""
+    import threading
+    import time
+
+    from neuropath.experiments import sweep
+
+    started = threading.Event()
+    result = {}
+
+    def run_long():
+        started.set()
+        result["rc"] = sweep._run_process(["sleep", "30"], str(tmp_path / "a.log"))
+
+    worker = threading.Thread(target=run_long)
+    worker.start()
+    started.wait()
+    t0 = time.monotonic()
+    while not sweep._RUNNING and time.monotonic() - t0 < 10:
+        time.sleep(0.01)
+    try:
+        sweep._stop_children()
+        worker.join(timeout=10)
+        assert not worker.is_alive() and result["rc"] == -15         # SIGTERMed, not waited out
+        t0 = time.monotonic()
+        assert sweep._run_process(["sleep", "30"], str(tmp_path / "b.log")) is None
+        assert time.monotonic() - t0 < 5 and not sweep._RUNNING
+    finally:
+        sweep._STOPPING.clear()
+    assert sweep._run_process(["true"], str(tmp_path / "c.log")) == 0      # cleared: runs again
+
+
 @pytest.mark.parametrize("args,needle", [
     (["--methods", "dense", "lottery"], "unknown method 'lottery'"),
     (["--envs", "NoSuchEnv-v0"], "unknown environment"),

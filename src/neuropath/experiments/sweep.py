@@ -21,6 +21,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -211,15 +212,24 @@ def command(sweep_dir: Path, spec: RunSpec, state: str | None = None) -> list[st
 # ---- executing: local processes or Ray tasks -----------------------------------------------
 
 _RUNNING: set[subprocess.Popen] = set()       # this process's children, to stop them on Ctrl-C
+# Starting a child and stopping them all exclude each other: a worker thread that passed its status
+# check just as Ctrl-C came would otherwise start a run nobody stops, and the sweep (whose worker
+# threads are joined at exit) would wait for that whole run instead of exiting.
+_SPAWN_LOCK = threading.Lock()
+_STOPPING = threading.Event()
 
 
-def _run_process(cmd: Sequence[str], log_path: str) -> int:
-    """Run one command where this function runs (here, or on a Ray worker: its Python)."""
+def _run_process(cmd: Sequence[str], log_path: str) -> int | None:
+    """Run one command where this function runs (here, or on a Ray worker: its Python); None when
+    the sweep is stopping and the command was not started."""
     cmd = [sys.executable if c == PYTHON else c for c in cmd]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     with open(log_path, "a") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-        _RUNNING.add(proc)
+        with _SPAWN_LOCK:
+            if _STOPPING.is_set():
+                return None
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+            _RUNNING.add(proc)
         try:
             return proc.wait()
         finally:
@@ -227,8 +237,10 @@ def _run_process(cmd: Sequence[str], log_path: str) -> int:
 
 
 def _stop_children() -> None:
-    """SIGTERM every running run: `neuropath train` checkpoints on it and exits."""
-    procs = list(_RUNNING)
+    """SIGTERM every running run (`neuropath train` checkpoints on it and exits) and start no more."""
+    with _SPAWN_LOCK:
+        _STOPPING.set()
+        procs = list(_RUNNING)
     for proc in procs:
         proc.send_signal(signal.SIGTERM)
     for proc in procs:
@@ -275,6 +287,7 @@ def run_sweep(sweep_dir: Path, specs: list[RunSpec], *, jobs: int, ray_address: 
                 return None
             return _run_process(command(sweep_dir, spec, state), log_of(spec))
 
+        _STOPPING.clear()                # a sweep run again in this process after a Ctrl-C
         pool = ThreadPoolExecutor(max_workers=max(1, jobs))
         try:
             futures = {pool.submit(launch, spec): spec.name for spec in todo}
