@@ -10,9 +10,14 @@
 # lent machine (Python 3.12, its own torch) missing packages travel as wheels in .whl/ (device README):
 # gymnasium==1.4.0 farama-notifications==0.0.6 minatar==1.0.15 mujoco==3.3.0 glfw==2.11.0 pyopengl==3.1.10
 # metaworld==3.1.1 minari==0.5.4 (2026-11-27: minari was missing, so the offline checks failed to import it).
+# RUN_DEVICE=cpu (default) trains the sweep's runs on the CPU cores (the GPU is hidden from them: their
+# config's device "auto" would otherwise pick CUDA, as it did on 2026-11-27, when the MinAtar runs sent
+# "to the cores" in fact shared the GPU with the checks); RUN_DEVICE=cuda puts them on the GPU.
 # CHECKS=0 skips the checks. Back here: `for f in OUT/runs-*.tar.xz; do tar -xJf $f -C SWEEP; done`, then `neuropath sweep SWEEP`.
 set -u
 BUDGET=${1:?seconds}; SWEEP=${2:?sweep folder}; JOBS=${3:?parallel runs}; DEV=${4:-cuda}
+RUN_DEVICE=${RUN_DEVICE:-cpu}
+case $RUN_DEVICE in cpu|cuda) ;; *) echo "RUN_DEVICE must be cpu or cuda, got $RUN_DEVICE" >&2; exit 2 ;; esac
 T0=$(date +%s)
 OUT=${OUT:-$PWD/device-out}
 R=/tmp/neuropath-device
@@ -20,11 +25,16 @@ rm -rf "$R"; mkdir -p "$R" "$OUT"
 source "$(dirname "$0")/device_setup.sh"
 machine_info > "$R/machine.txt" 2>&1
 
-# ---- the sweep on the CPU cores, stopped at the deadline (SIGTERM to the sweep: it stops its runs, which
-# checkpoint; SIGINT would not do: a background job of a script ignores it) ----
+# ---- the sweep on the CPU cores (or the GPU: RUN_DEVICE), stopped at the deadline (SIGTERM to the
+# sweep: it stops its runs, which checkpoint; SIGINT would not do: a background job of a script ignores it) ----
 mkdir -p "$R/sweep"; cp "$SWEEP/sweep.yaml" "$R/sweep/"
-$NP sweep "$R/sweep" --jobs "$JOBS" > "$R/sweep.log" 2>&1 &
+if [ "$RUN_DEVICE" = cpu ]; then
+  CUDA_VISIBLE_DEVICES="" $NP sweep "$R/sweep" --jobs "$JOBS" > "$R/sweep.log" 2>&1 &
+else
+  $NP sweep "$R/sweep" --jobs "$JOBS" > "$R/sweep.log" 2>&1 &
+fi
 SWEEP_PID=$!
+echo "sweep runs on: $RUN_DEVICE" >> "$R/machine.txt"
 
 # ---- the CUDA checks on the GPU, meanwhile ----
 mkdir -p "$R/checks"
