@@ -144,7 +144,7 @@ def run(args, seed: int) -> None:
             chunk = min(args.eval_every, args.steps - done)
             set_schedules(args.algo, model, done, done + chunk, args.steps)
             model.learn(chunk, reset_num_timesteps=False)
-            done += chunk
+            done = int(model.num_timesteps)     # PPO ends on a whole rollout: 1M steps are 1,001,472, as neuropath's
             row = evaluate(args.algo, args.env, model, env, args.eval_episodes, 10_000 + seed * 1000 + done)
             (path / "sb3").mkdir(exist_ok=True)
             model.save(str(path / "sb3" / "model.zip"))
@@ -157,6 +157,20 @@ def run(args, seed: int) -> None:
             print(f"{path.name}: step {done}: eval return {row['return_mean']:.1f}", flush=True)
 
 
+def sweep_protocol(out: Path, algo: str, env: str) -> dict[str, int]:
+    """The evaluation cadence and episode count of the neuropath runs in the sweep at ``out`` (same algo and
+    environment), so that "mean of the last 10 evaluations" means the same span for SB3 as for them."""
+    try:
+        runs = yaml.safe_load((out / "sweep.yaml").read_text())["runs"]
+    except (OSError, KeyError, TypeError, yaml.YAMLError):
+        return {}
+    for r in runs:
+        s = r.get("settings", {})
+        if s.get("env") == env and s.get("algo") == algo:
+            return {k: int(s[k]) for k in ("eval_every", "eval_episodes") if k in s}
+    return {}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--algo", choices=["ppo", "dqn"], required=True)
@@ -164,11 +178,18 @@ def main() -> None:
     p.add_argument("--steps", type=int, required=True)
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--out", required=True, help="a sweep folder (runs go to OUT/runs/)")
-    p.add_argument("--eval-every", type=int, default=None, help="default: 10240 (ppo), 25000 (dqn), as the presets")
-    p.add_argument("--eval-episodes", type=int, default=10)
+    p.add_argument("--eval-every", type=int, default=None,
+                   help="default: that of OUT's neuropath runs of this algo and env (OUT/sweep.yaml), "
+                        "else 10240 (ppo), 25000 (dqn), as the presets")
+    p.add_argument("--eval-episodes", type=int, default=None, help="default: as --eval-every's, else 10")
     p.add_argument("--hidden", nargs="+", type=int, default=[64, 64], help="ppo: hidden widths")
     args = p.parse_args()
-    args.eval_every = args.eval_every or (10240 if args.algo == "ppo" else 25000)
+    protocol = sweep_protocol(Path(args.out), args.algo, args.env)
+    given = (args.eval_every, args.eval_episodes)
+    args.eval_every = args.eval_every or protocol.get("eval_every") or (10240 if args.algo == "ppo" else 25000)
+    args.eval_episodes = args.eval_episodes or protocol.get("eval_episodes") or 10
+    print(f"evaluation every {args.eval_every} steps, {args.eval_episodes} episodes"
+          + (" (as the sweep's runs)" if protocol and None in given else ""), flush=True)
     for seed in args.seeds:
         run(args, seed)
 
