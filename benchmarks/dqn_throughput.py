@@ -8,10 +8,13 @@ game, same settings (Adam 1e-4, batch 32, Huber loss, one update every --train-e
   and ``CnnPolicy`` (Nature network); neuropath's ``envs/pixels.py`` and its Nature network.
 
 Rounds are interleaved (SB3, dense, DAPD, SB3, ...) so that a slow moment of a shared machine hits all;
-medians and ratios are printed. Evaluation is off on both sides.
+medians and ratios are printed. Evaluation is off on both sides. Also DAPD frozen at learning start
+(`dapd-frozen`: the 95% head fixed, as after the freeze) with the sparse kernels (`--sparse auto`) and without
+(`dapd-frozen-masked`: dense matmuls of W ⊙ m).
 
     python benchmarks/dqn_throughput.py                                  # MinAtar/Breakout-v1 and ALE/Breakout-v5
     python benchmarks/dqn_throughput.py --games MinAtar/Asterix-v1 --steps 20000 --rounds 5
+    python benchmarks/dqn_throughput.py --games MinAtar/Breakout-v1 --methods dense dapd-frozen dapd-frozen-masked
 """
 
 from __future__ import annotations
@@ -57,7 +60,10 @@ def time_sb3(game: str, steps: int, starts: int, train_every: int, seed: int) ->
         model = DQN("MlpPolicy", env, policy_kwargs={"features_extractor_class": _minatar_extractor(),
                                                      "net_arch": [], "normalize_images": False}, **common)
     else:
+        import ale_py
+        import gymnasium as gym
         from stable_baselines3.common.env_util import make_atari_env
+        gym.register_envs(ale_py)                          # the ALE/ ids, also when no MinAtar game ran first
         from stable_baselines3.common.vec_env import VecFrameStack
         env = VecFrameStack(make_atari_env(game, n_envs=1, seed=seed), n_stack=4)
         model = DQN("CnnPolicy", env, optimize_memory_usage=False, **common)
@@ -66,12 +72,18 @@ def time_sb3(game: str, steps: int, starts: int, train_every: int, seed: int) ->
     return steps / (time.perf_counter() - t0)
 
 
-def time_neuropath(game: str, steps: int, starts: int, train_every: int, seed: int, pathway: str) -> float:
+METHODS = ["sb3", "dense", "dapd", "dapd-frozen", "dapd-frozen-masked"]
+
+
+def time_neuropath(game: str, steps: int, starts: int, train_every: int, seed: int, method: str) -> float:
     from neuropath.training.config import Config
     from neuropath.training.dqn_loop import DQNTrainer
 
+    settings = {"pathway": method.split("-")[0]}
+    if method.startswith("dapd-frozen"):       # frozen when learning starts
+        settings.update(freeze_step=starts, sparse="off" if method.endswith("masked") else "auto")
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = Config().set({"algo": "dqn", "env": game, "pathway": pathway, "steps": steps, "seed": seed,
+        cfg = Config().set({"algo": "dqn", "env": game, "steps": steps, "seed": seed, **settings,
                             "seed_steps": starts, "train_every": train_every, "replay_size": steps,
                             "eps_decay_steps": steps // 2, "init_steps": min(1000, starts), "eval_every": 10 * steps,
                             "checkpoint_every": 10 * steps, "run_dir": str(Path(tmp) / "run"), "progress": False,
@@ -90,6 +102,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=None, help="steps per timed run (default: 10k MinAtar, 4k Atari)")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--methods", nargs="+", choices=METHODS, default=METHODS[:3])
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     print(f"{args.rounds} rounds, {args.threads} thread(s), {platform.processor() or platform.machine()}, "
@@ -98,18 +111,22 @@ def main() -> None:
         minatar = game.startswith("MinAtar/")
         steps = args.steps or (10_000 if minatar else 4_000)
         starts, every = (1000, 1) if minatar else (1000, 4)
-        res: dict[str, list[float]] = {"sb3": [], "dense": [], "dapd": []}
+        res: dict[str, list[float]] = {m: [] for m in args.methods}
         for i in range(args.rounds):
-            res["sb3"].append(time_sb3(game, steps, starts, every, i))
-            res["dense"].append(time_neuropath(game, steps, starts, every, i, "dense"))
-            res["dapd"].append(time_neuropath(game, steps, starts, every, i, "dapd"))
+            for m in args.methods:
+                res[m].append(time_sb3(game, steps, starts, every, i) if m == "sb3"
+                              else time_neuropath(game, steps, starts, every, i, m))
             print(f"  {game} round {i}: " + ", ".join(f"{k} {v[-1]:.0f}" for k, v in res.items()), flush=True)
         med = {k: statistics.median(v) for k, v in res.items()}
         print(f"{game}: {steps} steps per run (learning starts {starts}, an update every {every})")
         for k, v in med.items():
-            print(f"  {k:6s} {v:7.0f} steps/s")
-        print(f"  neuropath dense / SB3 DQN = {med['dense'] / med['sb3']:.2f}")
-        print(f"  neuropath DAPD / dense    = {med['dapd'] / med['dense']:.2f}", flush=True)
+            print(f"  {k:18s} {v:7.0f} steps/s")
+        for a, b, label in [("dense", "sb3", "neuropath dense / SB3 DQN"), ("dapd", "dense", "DAPD (warm-up) / dense"),
+                            ("dapd-frozen", "dense", "DAPD frozen, sparse kernels / dense"),
+                            ("dapd-frozen-masked", "dense", "DAPD frozen, masked dense / dense"),
+                            ("dapd-frozen", "dapd-frozen-masked", "sparse kernels / masked dense (frozen)")]:
+            if a in med and b in med:
+                print(f"  {label:40s} = {med[a] / med[b]:.2f}", flush=True)
 
 
 if __name__ == "__main__":

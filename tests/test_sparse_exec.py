@@ -195,3 +195,40 @@ def test_multi_task_layers_on_the_sparse_kernels_match_the_batched_dense_path():
     layer.set_mask(torch.rand(layer.weight.shape[1:]) < 0.1, 2)          # a new mask: the plans are rebuilt
     sparse(x)
     assert layer.executor.plans is not before
+
+
+def test_auto_runs_dqn_on_the_kernels_with_the_masked_gradients_and_leaves_ppo_dense(tmp_path):
+    """Measured (benchmarks/dqn_throughput.py, ppo_throughput.py): the kernels win for DQN's batch-32
+    head and lose for PPO's batch-1 rollouts and 64-sample minibatches, so ``auto`` follows that."""
+    from neuropath.training.dqn_loop import DQNTrainer
+    from neuropath.training.onpolicy import PPOTrainer
+
+    def linear(net):
+        return [m for m in masked_layers(net).values() if isinstance(m, MaskedLinear)]
+
+    dqn = DQNTrainer(npth.Config().set({"algo": "dqn", "env": "MinAtar/Breakout-v1", "pathway": "dapd",
+                                        "steps": 300, "run_dir": str(tmp_path / "d"), "progress": False}))
+    assert dqn.sparse and all(m.executor is not None for n in (dqn.algo.q, dqn.algo.q_target) for m in linear(n))
+    g = torch.Generator().manual_seed(0)
+    for m in linear(dqn.algo.q):                 # a 5% mask, as DAPD's first scoring would give
+        m.set_mask(torch.rand(m.weight.shape, generator=g) < 0.05)
+    obs = torch.rand(8, *dqn.algo.obs_shape, generator=g)
+    executors = [m.executor for m in linear(dqn.algo.q)]
+    grads = {}
+    for mode in ("sparse", "masked dense"):
+        for m, ex in zip(linear(dqn.algo.q), executors):
+            m.executor = ex if mode == "sparse" else None
+        dqn.algo.q.zero_grad()
+        dqn.algo.q(obs).square().sum().backward()
+        grads[mode] = [m.weight.grad.clone() for m in linear(dqn.algo.q)]
+        if mode == "sparse":
+            assert all(ex.plan is not None for ex in executors)      # the kernels ran, not a fallback
+    for m, gs, gd in zip(linear(dqn.algo.q), grads["sparse"], grads["masked dense"]):
+        assert bool((gs[~m.mask[m.active_task]] == 0).all())          # exactly zero off the pathway
+        assert torch.allclose(gs, gd, atol=1e-5, rtol=1e-4)
+
+    ppo_cfg = {"algo": "ppo", "env": "Hopper-v5", "pathway": "dapd", "steps": 300, "progress": False}
+    ppo = PPOTrainer(npth.Config().set({**ppo_cfg, "run_dir": str(tmp_path / "p")}))
+    assert not ppo.sparse and all(m.executor is None for n in ppo.algo.networks.values() for m in linear(n))
+    forced = PPOTrainer(npth.Config().set({**ppo_cfg, "sparse": "on", "run_dir": str(tmp_path / "q")}))
+    assert forced.sparse and all(m.executor is not None for n in forced.algo.networks.values() for m in linear(n))

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..pathways.multitask import average_task_grads
-from .common import Batch, MLPFactory, mlp, mlp_factory, module_device, polyak
+from .common import Batch, MLPFactory, adam, mlp, mlp_factory, module_device, polyak
 from .sac import TwinCritic
 
 
@@ -99,7 +99,7 @@ class BCQ(nn.Module):
         return {"actor": [self.actor_target], "critic": [self.critic_target]}
 
     def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {name: torch.optim.Adam(net.parameters(), lr=self.cfg.lr) for name, net in self.networks.items()}
+        return {name: adam(net.parameters(), lr=self.cfg.lr) for name, net in self.networks.items()}
 
     def make_schedulers(self, opts) -> dict:
         return {}

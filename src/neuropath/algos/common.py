@@ -1,4 +1,4 @@
-"""Pieces every algorithm shares: batches, MLPs of masked layers, Polyak averaging."""
+"""Pieces every algorithm shares: batches, MLPs of masked layers, Polyak averaging, the optimizer."""
 
 from __future__ import annotations
 
@@ -10,6 +10,16 @@ import torch
 from torch import nn
 
 from ..pathways import MaskedLinear
+
+
+def adam(params, lr: float, **kwargs) -> torch.optim.Adam:
+    """Adam with PyTorch's fused kernel where it has one (CPU, CUDA). Besides being faster, the fused
+    kernel keeps its speed when most second moments are zero, as they are for the weights outside a
+    pathway: the plain CPU implementation's ``sqrt`` of zeros is ~6× slower than of normal numbers
+    here, so a 95%-masked 1024×128 layer's Adam step cost 1.4× a dense one's (fused: 1.0×)."""
+    params = list(params)
+    fused = all(p.device.type in ("cpu", "cuda") for p in params)
+    return torch.optim.Adam(params, lr=lr, fused=True if fused else None, **kwargs)
 
 
 def module_device(module: nn.Module) -> torch.device:

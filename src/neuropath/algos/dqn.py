@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..pathways import MaskedConv2d, MaskedLinear
-from .common import module_device
+from .common import adam, module_device
 
 
 @dataclass
@@ -97,7 +97,7 @@ class DQN(nn.Module):
         return {"q": [self.q_target]}
 
     def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"q": torch.optim.Adam(self.q.parameters(), lr=self.cfg.lr)}
+        return {"q": adam(self.q.parameters(), lr=self.cfg.lr)}
 
     # ---- the loss ---------------------------------------------------------------------------------
 

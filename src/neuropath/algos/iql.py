@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import Batch, MLPFactory, mlp, mlp_factory, module_device, polyak
+from .common import Batch, MLPFactory, adam, mlp, mlp_factory, module_device, polyak
 from ..pathways.multitask import average_task_grads
 from .sac import TwinCritic
 
@@ -84,7 +84,7 @@ class IQL(nn.Module):
 
     def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         lr = self.cfg.lr
-        return {name: torch.optim.Adam(net.parameters(), lr=lr) for name, net in self.networks.items()}
+        return {name: adam(net.parameters(), lr=lr) for name, net in self.networks.items()}
 
     def make_schedulers(self, opts) -> dict[str, torch.optim.lr_scheduler.LRScheduler]:
         """The actor's learning rate decays along a cosine over the run (official code)."""

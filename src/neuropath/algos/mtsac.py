@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..pathways.multitask import average_task_grads, task_mlp
-from .common import polyak
+from .common import adam, polyak
 from .sac import SACConfig, mean_and_log_std, tanh_gaussian_sample
 
 class TaskBatch(NamedTuple):
@@ -80,8 +80,8 @@ class MTSAC(nn.Module):
 
     def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         lr = self.cfg.lr
-        return {"actor": torch.optim.Adam(self.actor.parameters(), lr=lr),
-                "critic": torch.optim.Adam(self.critic.parameters(), lr=lr),
+        return {"actor": adam(self.actor.parameters(), lr=lr),
+                "critic": adam(self.critic.parameters(), lr=lr),
                 "alpha": torch.optim.Adam([self.log_alpha], lr=lr)}
 
     # ---- losses: sums over tasks of each task's mean loss ---------------------------------------

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.distributions import Categorical, Normal
 
-from .common import mlp, module_device
+from .common import adam, mlp, module_device
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -90,7 +90,7 @@ class PPO(nn.Module):
 
     def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         """One Adam per network (Adam is per parameter, so this equals CleanRL's one optimizer)."""
-        return {n: torch.optim.Adam(net.parameters(), lr=self.cfg.lr, eps=1e-5) for n, net in self.networks.items()}
+        return {n: adam(net.parameters(), lr=self.cfg.lr, eps=1e-5) for n, net in self.networks.items()}
 
     # ---- losses ---------------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import Batch, MLPFactory, mlp, polyak
+from .common import Batch, MLPFactory, adam, mlp, polyak
 
 LOG_STD_MIN, LOG_STD_MAX = -10.0, 2.0
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
@@ -122,10 +122,9 @@ class SAC(nn.Module):
         return self.log_alpha.exp()
 
     def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        fused = {"fused": True} if self.log_alpha.device.type in ("cpu", "cuda") else {}
         lr = self.cfg.lr
-        return {"actor": torch.optim.Adam(self.actor.parameters(), lr=lr, **fused),
-                "critic": torch.optim.Adam(self.critic.parameters(), lr=lr, **fused),
+        return {"actor": adam(self.actor.parameters(), lr=lr),
+                "critic": adam(self.critic.parameters(), lr=lr),
                 "alpha": torch.optim.Adam([self.log_alpha], lr=lr)}
 
     # ---- losses: functions of a batch; the same ones train and score -------------------

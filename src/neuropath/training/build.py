@@ -3,11 +3,27 @@
 from __future__ import annotations
 
 from ..algos.sac import SAC
+from ..efficiency.sparse_exec import enable_sparse_execution, resolve_sparse
 from ..errors import UsageError
 from ..pathways import (DAPD, DST_PRESETS, DynamicSparse, Never, Pathway, Periodic, RandomStatic,
                         StaticSNIP, WarmupFreeze)
 from ..pathways.scores import DATA_SCORES
 from .config import DYNAMIC, Config
+
+
+def use_sparse_execution(cfg: Config, algo, device) -> bool:
+    """Switch ``algo``'s masked layers (target copies included) to the sparse kernels where ``--sparse``
+    resolves to them; returns whether it did. ``auto`` means where they were measured to win
+    (benchmarks/RESULTS.md): on the CPU, pathways of <= 30%, for SAC and DQN (batches of 256 and 32 over
+    wide layers) but not PPO, whose batch-1 rollouts and 64-sample minibatches over small layers leave the
+    kernels' per-call overhead larger than the multiply-adds they save (0.83-0.93x the masked dense path)."""
+    mode = cfg.run.sparse
+    if mode == "auto" and cfg.run.algo == "ppo":
+        mode = "off"
+    on = resolve_sparse(mode, device, [cfg.keep_ratio_of(n) for n in algo.networks], cfg.pathway.pathway == "dense")
+    if on:
+        enable_sparse_execution(*algo.networks.values(), *(t for ts in algo.tied.values() for t in ts))
+    return on
 
 
 def build_pathways(cfg: Config, algo: SAC, optimizers: dict) -> dict[str, Pathway]:

@@ -68,7 +68,8 @@ class RunConfig:
     """torch CPU threads (0 = torch's default)"""
     sparse: str = "auto"
     """sparse execution of masked layers: auto (on the CPU for pathways of <= 30% of the
-    weights, where it was measured faster; multi-task layers stay dense), on, or off (dense matmul times the mask)"""
+    weights with SAC, DQN and the offline algorithms, where it was measured faster; not PPO, where it was
+    slower; multi-task layers stay dense), on, or off (dense matmul times the mask)"""
     checkpoint_every: int = 50_000
     """checkpoint at the first episode end after every this many steps"""
     keep_checkpoints: int = 2

@@ -31,7 +31,7 @@ from ..envs.pixels import check_image_env, is_atari, make_image_env
 from ..errors import UsageError
 from ..pathways import density, unmasked
 from . import checkpoint, run_lock
-from .build import build_pathways, check_reachable, needs_init_data
+from .build import build_pathways, check_reachable, needs_init_data, use_sparse_execution
 from .config import Config
 from .logging import RunLogger, truncate_after
 from .loop_common import PathwayEvents, resume_trainer, rng_state, set_rng_state, write_config
@@ -61,6 +61,7 @@ class DQNTrainer(PathwayEvents):
         check_reachable(cfg, self.algo)
         self.optimizers = self.algo.make_optimizers()
         self.pathways = build_pathways(cfg, self.algo, self.optimizers)
+        self.sparse = use_sparse_execution(cfg, self.algo, self.device)
         # Atari: each frame once, a ring of --replay-size (fixed, so a resumed run with more steps fits);
         # MinAtar: whole observations, min(--replay-size, --steps).
         self.replay = FrameReplay(shape, r.replay_size) if self.atari else ImageReplay(shape, min(r.replay_size, r.steps))

@@ -24,12 +24,11 @@ from .. import __version__
 from ..algos.sac import SAC
 from ..data.replay import ReplayBuffer
 from ..efficiency.energy import EnergyMeter
-from ..efficiency.sparse_exec import enable_sparse_execution, resolve_sparse
 from ..envs.make import check_env_id, env_rng_state, make_env, set_env_rng_state
 from ..errors import UsageError
 from ..pathways import density, layer_density, unmasked
 from . import checkpoint, run_lock
-from .build import build_pathways, check_reachable, needs_init_data, uses_rlx2_extras
+from .build import build_pathways, check_reachable, needs_init_data, use_sparse_execution, uses_rlx2_extras
 from .config import Config
 from .evaluate import run_episodes, summarise
 from .logging import RunLogger, truncate_after
@@ -118,10 +117,7 @@ class Trainer:
         self.optimizers = self.algo.make_optimizers()
         check_reachable(cfg, self.algo)
         self.pathways = build_pathways(cfg, self.algo, self.optimizers)
-        self.sparse = resolve_sparse(r.sparse, self.device, [cfg.keep_ratio_of(n) for n in self.algo.networks],
-                                     cfg.pathway.pathway == "dense")
-        if self.sparse:
-            enable_sparse_execution(*self.algo.networks.values(), *(t for ts in self.algo.tied.values() for t in ts))
+        self.sparse = use_sparse_execution(cfg, self.algo, self.device)
         self.rlx2 = cfg.rlx2 if uses_rlx2_extras(cfg) else None
         self.dynamic_buffer = bool(self.rlx2 and self.rlx2.dynamic_buffer)
         self.buffer = ReplayBuffer(obs_dim, act_dim, min(r.replay_size, r.steps), self.device,

@@ -38,7 +38,7 @@ from ..envs.make import check_env_id, make_env
 from ..errors import UsageError
 from ..pathways import density, unmasked
 from . import checkpoint, run_lock
-from .build import build_pathways
+from .build import build_pathways, use_sparse_execution
 from .config import Config
 from .evaluate import run_episodes, summarise
 from .logging import RunLogger, truncate_after
@@ -72,6 +72,7 @@ class PPOTrainer(PathwayEvents):
         self.algo.to(self.device)
         self.optimizers = self.algo.make_optimizers()
         self.pathways = build_pathways(cfg, self.algo, self.optimizers)
+        self.sparse = use_sparse_execution(cfg, self.algo, self.device)
         self.envs = self._make_envs()
         self.batch = g.rollout_steps * g.num_envs
         self.iterations = math.ceil(r.steps / self.batch)
