@@ -372,3 +372,15 @@ def test_bad_scores_end_in_one_line(tmp_path, capsys, args, needle):
     assert main(["train", "--env", "Hopper-v5", *args, "--run-dir", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip()
     assert needle in err and len(err.splitlines()) == 1 and not (tmp_path / "r").exists()
+
+
+def test_a_reader_that_leaves_the_pipe_early_gets_no_traceback(tmp_path):
+    """`neuropath presets | head -1`: the reader closes the pipe before neuropath writes; the command
+    stops quietly (exit 141, as a Unix tool cut off by SIGPIPE) instead of printing a BrokenPipeError."""
+    import subprocess
+    import sys
+    proc = subprocess.Popen([sys.executable, "-m", "neuropath.cli", "presets"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.close()                      # gone before the first write (the import takes a second)
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141 and "Traceback" not in err and "BrokenPipe" not in err, err

@@ -468,9 +468,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return 2
-        return {"train": _train, "eval": _eval, "inspect": _inspect, "presets": _presets,
-                "runs": _runs, "sweep": _sweep, "report": _report, "flops": _flops, "export": _export,
-                "lottery": _lottery, "dataset": _dataset, "overlap": _overlap}[args.command](args)
+        rc = {"train": _train, "eval": _eval, "inspect": _inspect, "presets": _presets,
+              "runs": _runs, "sweep": _sweep, "report": _report, "flops": _flops, "export": _export,
+              "lottery": _lottery, "dataset": _dataset, "overlap": _overlap}[args.command](args)
+        sys.stdout.flush()          # a reader that left (`| head`) shows here, not as a traceback at exit
+        return rc
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())     # nothing more to flush at exit
+        return 141                  # 128 + SIGPIPE, what a shell reports for a Unix tool cut off this way
     except UsageError as exc:
         print(f"neuropath: error: {exc}", file=sys.stderr)
         return 2
