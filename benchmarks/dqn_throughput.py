@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import torch
+from _throughput import METHODS, method_settings, print_ratios
 from torch import nn
 
 
@@ -72,16 +73,11 @@ def time_sb3(game: str, steps: int, starts: int, train_every: int, seed: int) ->
     return steps / (time.perf_counter() - t0)
 
 
-METHODS = ["sb3", "dense", "dapd", "dapd-frozen", "dapd-frozen-masked"]
-
-
 def time_neuropath(game: str, steps: int, starts: int, train_every: int, seed: int, method: str) -> float:
     from neuropath.training.config import Config
     from neuropath.training.dqn_loop import DQNTrainer
 
-    settings = {"pathway": method.split("-")[0]}
-    if method.startswith("dapd-frozen"):       # frozen when learning starts
-        settings.update(freeze_step=starts, sparse="off" if method.endswith("masked") else "auto")
+    settings = method_settings(method, freeze_step=starts)       # a frozen variant: frozen when learning starts
     with tempfile.TemporaryDirectory() as tmp:
         cfg = Config().set({"algo": "dqn", "env": game, "steps": steps, "seed": seed, **settings,
                             "seed_steps": starts, "train_every": train_every, "replay_size": steps,
@@ -121,12 +117,7 @@ def main() -> None:
         print(f"{game}: {steps} steps per run (learning starts {starts}, an update every {every})")
         for k, v in med.items():
             print(f"  {k:18s} {v:7.0f} steps/s")
-        for a, b, label in [("dense", "sb3", "neuropath dense / SB3 DQN"), ("dapd", "dense", "DAPD (warm-up) / dense"),
-                            ("dapd-frozen", "dense", "DAPD frozen, sparse kernels / dense"),
-                            ("dapd-frozen-masked", "dense", "DAPD frozen, masked dense / dense"),
-                            ("dapd-frozen", "dapd-frozen-masked", "sparse kernels / masked dense (frozen)")]:
-            if a in med and b in med:
-                print(f"  {label:40s} = {med[a] / med[b]:.2f}", flush=True)
+        print_ratios(med, "DQN")
 
 
 if __name__ == "__main__":

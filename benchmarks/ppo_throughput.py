@@ -22,9 +22,7 @@ import time
 from pathlib import Path
 
 import torch
-
-
-METHODS = ["sb3", "dense", "dapd", "dapd-frozen", "dapd-frozen-masked"]
+from _throughput import METHODS, method_settings, print_ratios
 
 
 def time_sb3(env_id: str, steps: int, seed: int, hidden: list[int]) -> float:
@@ -46,9 +44,7 @@ def time_neuropath(env_id: str, steps: int, seed: int, method: str, hidden: list
     from neuropath.training.config import Config
     from neuropath.training.onpolicy import PPOTrainer
 
-    settings = {"pathway": method.split("-")[0]}
-    if method.startswith("dapd-frozen"):       # frozen after the first rollout (timed too, as for every method)
-        settings.update(freeze_step=2048, sparse="off" if method.endswith("masked") else "auto")
+    settings = method_settings(method, freeze_step=2048)   # a frozen variant: after the first (timed) rollout
     with tempfile.TemporaryDirectory() as tmp:
         cfg = Config().set({"algo": "ppo", "env": env_id, "steps": steps, "seed": seed,
                             "ppo_hidden": hidden, "eval_every": 10 * steps, "eval_episodes": 1,
@@ -83,13 +79,7 @@ def main() -> None:
           f"{args.threads} thread(s), {platform.processor() or platform.machine()}, torch {torch.__version__}")
     for k, v in med.items():
         print(f"  {k:18s} {v:7.0f} steps/s")
-    ratios = [("dense", "sb3", "neuropath dense / SB3 PPO", "  (target >= 1.0)"), ("dapd", "dense", "DAPD (warm-up) / dense", ""),
-              ("dapd-frozen", "dense", "DAPD frozen, sparse kernels / dense", ""),
-              ("dapd-frozen-masked", "dense", "DAPD frozen, masked dense / dense", ""),
-              ("dapd-frozen", "dapd-frozen-masked", "sparse kernels / masked dense (frozen)", "")]
-    for a, b, label, note in ratios:
-        if a in med and b in med:
-            print(f"  {label:40s} = {med[a] / med[b]:.2f}{note}")
+    print_ratios(med, "PPO", "  (target >= 1.0)")
 
 
 if __name__ == "__main__":
