@@ -28,11 +28,8 @@ machine_info > "$R/machine.txt" 2>&1
 # ---- the sweep on the CPU cores (or the GPU: RUN_DEVICE), stopped at the deadline (SIGTERM to the
 # sweep: it stops its runs, which checkpoint; SIGINT would not do: a background job of a script ignores it) ----
 mkdir -p "$R/sweep"; cp "$SWEEP/sweep.yaml" "$R/sweep/"
-if [ "$RUN_DEVICE" = cpu ]; then
-  CUDA_VISIBLE_DEVICES="" $NP sweep "$R/sweep" --jobs "$JOBS" > "$R/sweep.log" 2>&1 &
-else
-  $NP sweep "$R/sweep" --jobs "$JOBS" > "$R/sweep.log" 2>&1 &
-fi
+HIDE_GPU=(); [ "$RUN_DEVICE" = cpu ] && HIDE_GPU=(CUDA_VISIBLE_DEVICES=)
+env "${HIDE_GPU[@]}" $NP sweep "$R/sweep" --jobs "$JOBS" > "$R/sweep.log" 2>&1 &
 SWEEP_PID=$!
 echo "sweep runs on: $RUN_DEVICE" >> "$R/machine.txt"
 
