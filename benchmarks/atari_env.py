@@ -13,6 +13,7 @@ Random actions, so only the environment is timed; the ratio to put beside it is 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import time
@@ -45,7 +46,7 @@ def vector_env(env_id: str, num_envs: int, steps: int, seed: int) -> float:
     from ale_py.vector_env import AtariVectorEnv
     game = env_id.split("/", 1)[1].split("-")[0]
     game = "".join("_" + c.lower() if c.isupper() and i else c.lower() for i, c in enumerate(game))
-    env = AtariVectorEnv(game, num_envs, num_threads=min(num_envs, 2), repeat_action_probability=0.25,
+    env = AtariVectorEnv(game, num_envs, num_threads=min(num_envs, os.cpu_count() or 1), repeat_action_probability=0.25,
                          noop_max=30, frameskip=4, maxpool=True, stack_num=4, img_height=84, img_width=84,
                          reward_clipping=False, use_fire_reset=False)
     env.reset(seed=seed)
