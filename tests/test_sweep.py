@@ -258,6 +258,23 @@ def test_probability_of_improvement_against_a_reference_method():
     assert _improvement_lines({"dapd@95%": matrix["dapd@95%"]}, None, 300) == []   # no dense, no default reference
 
 
+def test_report_pairs_each_scores_dapd_with_its_static_mask():
+    from neuropath.experiments.report import _adaptation_lines, adaptation_pairs
+    rng = np.random.default_rng(1)
+    matrix = {"dapd@95%": rng.normal(1.0, 0.05, (4, 2)), "static@95%": rng.normal(0.2, 0.05, (4, 2)),
+              "dapd+grasp@95%": rng.normal(0.3, 0.05, (4, 2)), "static+grasp@95%": rng.normal(0.9, 0.05, (4, 2)),
+              "dapd+random@95%": rng.normal(0.5, 0.05, (4, 2)),        # static has no random score: no pair
+              "dapd@90%": rng.normal(1.0, 0.05, (4, 2)),               # no static at 90%: no pair
+              "dense@0%": rng.normal(1.0, 0.05, (4, 2))}
+    assert adaptation_pairs(matrix) == {"snip@95%": ("dapd@95%", "static@95%"),
+                                        "grasp@95%": ("dapd+grasp@95%", "static+grasp@95%")}
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in _adaptation_lines(matrix, 300) if line.startswith("| ") and "%" in line.split(" | ")[0]}
+    assert set(rows) == {"snip@95%", "grasp@95%"}
+    assert "| 1.00 [" in rows["snip@95%"] and rows["snip@95%"].endswith("| better |")
+    assert "| 0.00 [" in rows["grasp@95%"] and rows["grasp@95%"].endswith("| worse |")
+    assert _adaptation_lines({"dapd@95%": matrix["dapd@95%"], "dense@0%": matrix["dense@0%"]}, 300) == []
+
+
 def test_report_versus_an_unknown_method_fails_before_writing(tmp_path):
     from .conftest import TINY
     npth.Trainer(npth.Config().set({**TINY, "pathway": "dense", "steps": 100, "run_dir": str(tmp_path / "runs" / "a")})).train()

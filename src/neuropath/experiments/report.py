@@ -205,30 +205,62 @@ MIN_RUNS_FOR_VERDICT = 3
 """runs per environment on each side before the report calls a difference better or worse"""
 
 
+def _probabilities(pairs: dict[str, tuple[np.ndarray, np.ndarray]], reps: int, seed: int) -> dict[str, dict]:
+    """P(X > Y) with a 95% stratified-bootstrap CI for each named pair (X, Y) of run × environment score
+    matrices (rliable's probability of improvement)."""
+    from rliable import library as rly
+    from rliable import metrics
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        point, ci = rly.get_interval_estimates(pairs, metrics.probability_of_improvement, reps=reps,
+                                               random_state=np.random.RandomState(seed))
+    return {k: {"p": float(point[k]), "ci": (float(np.ravel(ci[k])[0]), float(np.ravel(ci[k])[1]))} for k in pairs}
+
+
 def improvement_over(matrix: dict[str, np.ndarray], versus: str, reps: int, seed: int = 0) -> dict[str, dict]:
     """P(X > reference) for every other ``method@sparsity`` X: the probability that a run of X scores higher
     than a run of the reference on the same environment, averaged over environments (rliable's probability
     of improvement, a Mann-Whitney statistic: rank-based, so the normalisation does not matter), with a 95%
     stratified-bootstrap CI. The reference is method ``versus`` at X's sparsity, or at its only sparsity
     (dense). This is the number that says whether one method beats another, and how surely: 0.5 is a tie."""
-    from rliable import library as rly
-    from rliable import metrics
-
     refs = {k.rsplit("@", 1)[1]: k for k in matrix if k.rsplit("@", 1)[0] == versus}
-    pairs = {}
+    chosen = {}
     for key in matrix:
         method, sparsity = key.rsplit("@", 1)
         ref = refs.get(sparsity) or (next(iter(refs.values())) if len(refs) == 1 else None)
         if method != versus and ref is not None:
-            pairs[key] = (matrix[key], matrix[ref])
-    if not pairs:
+            chosen[key] = ref
+    if not chosen:
         return {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        point, ci = rly.get_interval_estimates(pairs, metrics.probability_of_improvement, reps=reps,
-                                               random_state=np.random.RandomState(seed))
-    return {k: {"versus": refs.get(k.rsplit("@", 1)[1]) or next(iter(refs.values())), "p": float(point[k]),
-                "ci": (float(np.ravel(ci[k])[0]), float(np.ravel(ci[k])[1]))} for k in pairs}
+    probs = _probabilities({k: (matrix[k], matrix[ref]) for k, ref in chosen.items()}, reps, seed)
+    return {k: {"versus": chosen[k], **probs[k]} for k in chosen}
+
+
+def adaptation_pairs(matrix: dict[str, np.ndarray]) -> dict[str, tuple[str, str]]:
+    """``score@sparsity`` → (DAPD's key, static's key) for every score that both ran at the same sparsity: the two
+    differ only in adapting the mask to the agent's data (DAPD's warm-up) or fixing it once at the start
+    (static), so their comparison separates "which score" from "adapting to the data"."""
+    pairs = {}
+    for key in matrix:
+        method, sparsity = key.rsplit("@", 1)
+        if method == "dapd" or method.startswith("dapd+"):
+            score = method[len("dapd+"):] or "snip"
+            static = f"static{method[len('dapd'):]}@{sparsity}"
+            if static in matrix:
+                pairs[f"{score}@{sparsity}"] = (key, static)
+    return pairs
+
+
+def _verdict(lo: float, hi: float, n: int, n_ref: int) -> str:
+    if min(n, n_ref) < MIN_RUNS_FOR_VERDICT:     # a bootstrap of one or two runs has no spread to speak of
+        return f"too few runs (< {MIN_RUNS_FOR_VERDICT} each)"
+    return "better" if lo > 0.5 else "worse" if hi < 0.5 else "not distinguishable"
+
+
+_P_TEXT = ("the chance that a run of X scores higher than a run of the reference on the same environment, averaged "
+           "over environments (rliable), 95% stratified-bootstrap CI. 0.5 is a tie; a CI that excludes 0.5 is a "
+           "difference these seeds support.")
 
 
 def _improvement_lines(matrix: dict[str, np.ndarray], versus: str | None, reps: int) -> list[str]:
@@ -242,20 +274,32 @@ def _improvement_lines(matrix: dict[str, np.ndarray], versus: str | None, reps: 
     probs = improvement_over(matrix, versus, reps)
     if not probs:
         return []
-    lines = ["", f"## Probability of improvement over {versus}", "",
-             "P(X > reference): the chance that a run of X scores higher than a run of the reference on the same "
-             "environment, averaged over environments (rliable), 95% stratified-bootstrap CI. 0.5 is a tie; a CI "
-             "that excludes 0.5 is a difference these seeds support.", "",
+    lines = ["", f"## Probability of improvement over {versus}", "", f"P(X > reference): {_P_TEXT}", "",
              "| method @ sparsity | reference | runs per env (X, reference) | P(X > reference) [95% CI] | verdict |",
              "|---|---|---|---|---|"]
     for k, e in sorted(probs.items(), key=lambda kv: -kv[1]["p"]):
         lo, hi = e["ci"]
         n, n_ref = matrix[k].shape[0], matrix[e["versus"]].shape[0]
-        if min(n, n_ref) < MIN_RUNS_FOR_VERDICT:     # a bootstrap of one or two runs has no spread to speak of
-            verdict = f"too few runs (< {MIN_RUNS_FOR_VERDICT} each)"
-        else:
-            verdict = "better" if lo > 0.5 else "worse" if hi < 0.5 else "not distinguishable"
-        lines.append(f"| {k} | {e['versus']} | {n}, {n_ref} | {e['p']:.2f} [{lo:.2f}, {hi:.2f}] | {verdict} |")
+        lines.append(f"| {k} | {e['versus']} | {n}, {n_ref} | {e['p']:.2f} [{lo:.2f}, {hi:.2f}] | "
+                     f"{_verdict(lo, hi, n, n_ref)} |")
+    return lines
+
+
+def _adaptation_lines(matrix: dict[str, np.ndarray], reps: int, seed: int = 0) -> list[str]:
+    pairs = adaptation_pairs(matrix)
+    if not pairs:
+        return []
+    probs = _probabilities({s: (matrix[d], matrix[st]) for s, (d, st) in pairs.items()}, reps, seed)
+    lines = ["", "## Adapting the mask vs fixing it once, per score", "",
+             "The same score with DAPD's warm-up (the mask re-chosen on the agent's recent data) and as a static "
+             f"mask chosen once at the start. P(DAPD > static): {_P_TEXT}", "",
+             "| score @ sparsity | DAPD | static | runs per env | P(DAPD > static) [95% CI] | verdict |",
+             "|---|---|---|---|---|---|"]
+    for s, (d, st) in sorted(pairs.items(), key=lambda kv: -probs[kv[0]]["p"]):
+        lo, hi = probs[s]["ci"]
+        n, n_ref = matrix[d].shape[0], matrix[st].shape[0]
+        lines.append(f"| {s} | {d} | {st} | {n}, {n_ref} | {probs[s]['p']:.2f} [{lo:.2f}, {hi:.2f}] | "
+                     f"{_verdict(lo, hi, n, n_ref)} |")
     return lines
 
 
@@ -297,6 +341,7 @@ def write_report(root: Path | list[Path], out: Path | None = None, *, reps: int 
             if skipped:
                 lines.append(f"\nNot aggregated (missing some environment): {', '.join(sorted(skipped))}")
             lines += _improvement_lines(matrix, versus, reps)
+            lines += _adaptation_lines(matrix, reps)
             _plot_intervals(est, out / "iqm.png")
             _plot_profiles(matrix, out / "profiles.png")
             lines += ["", "![IQM](iqm.png) ![performance profiles](profiles.png)"]
