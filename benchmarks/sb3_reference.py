@@ -13,7 +13,10 @@ Settings, as neuropath's ``*-ppo-dense`` / ``minatar-*-dense`` presets:
 - PPO: separate 64×64 tanh actor and value networks (``--hidden``), state-independent log-std, 2048-step
   rollouts, 10 epochs, batch 64 (32 minibatches), lr 3e-4 annealed linearly, GAE λ 0.95, clip 0.2, value
   coefficient 0.5, gradient-norm clip 0.5, observation and reward normalisation (VecNormalize). Evaluation:
-  deterministic (the Gaussian's mean) on observations normalised by the training statistics.
+  deterministic (the Gaussian's mean) on observations normalised by the training statistics. Two things SB3
+  does that neuropath's defaults (CleanRL's) do not, and that no SB3 setting turns off or on here: SB3 adds
+  γ·V(final observation) where a time limit cut an episode, and leaves the value loss unclipped
+  (neuropath: `--bootstrap-truncated`, `--no-clip-value`).
 - DQN (MinAtar): Young & Tian's torso (16 3×3 filters, a 128-unit layer) as SB3's features extractor, Adam
   1e-4, batch 32, replay 100k, learning starts 5000, an update every step, target every 1000 updates, ε 1 →
   0.1 over 100k steps. Evaluation: ε = 0.05, as neuropath's DQN evaluation.

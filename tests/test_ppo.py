@@ -48,6 +48,38 @@ def test_clipped_surrogate_and_value_losses_follow_the_formulas():
         v = ppo.value(obs).squeeze(-1)
     clipped = value + (v - value).clamp(-0.2, 0.2)
     assert torch.allclose(ppo.value_loss(b), 0.5 * torch.max((v - ret) ** 2, (clipped - ret) ** 2).mean(), atol=1e-6)
+    ppo.cfg.clip_value = False                                          # SB3's default: no value clipping
+    assert torch.allclose(ppo.value_loss(b), 0.5 * ((v - ret) ** 2).mean(), atol=1e-6)
+    assert not torch.allclose(ppo.value_loss(b), 0.5 * torch.max((v - ret) ** 2, (clipped - ret) ** 2).mean())
+
+
+def test_a_time_limit_cut_is_bootstrapped_with_the_final_observations_value_and_a_termination_is_not(tmp_path):
+    from neuropath.training.config import Config
+    from neuropath.training.onpolicy import PPOTrainer
+    assert main(["train", "--algo", "ppo", "--env", "Pendulum-v1", "--steps", "512", "--rollout-steps", "128",
+                 "--minibatches", "2", "--epochs", "1", "--eval-every", "512", "--eval-episodes", "1",
+                 "--ppo-hidden", "8", "--bootstrap-truncated", "--no-clip-value", "--no-progress", "--threads", "1",
+                 "--run-dir", str(tmp_path / "cli")]) == 0
+    saved = (tmp_path / "cli" / "config.yaml").read_text()
+    assert "bootstrap_truncated: true" in saved and "clip_value: false" in saved
+    # Pendulum-v1 never terminates and is cut at 200 steps: the bonus is γ·V(final obs) there, 0 before
+    cfg = Config().set({"algo": "ppo", "env": "Pendulum-v1", "steps": 256, "num_envs": 2, "ppo_hidden": "8",
+                        "bootstrap_truncated": True, "progress": False, "run_dir": str(tmp_path / "unit")})
+    trainer = PPOTrainer(cfg)
+    trainer._observe(trainer.envs.reset(seed=0)[0])
+    for t in range(200):
+        obs, _, terminated, truncated, info = trainer.envs.step(np.zeros((2, 1), np.float32))
+        trainer._observe(obs)
+        bonus = trainer._truncation_bonus(terminated, truncated, info)
+        assert t == 199 or not bonus.any()
+    assert truncated.all() and not terminated.any()
+    final = torch.as_tensor(trainer.normalise(np.stack(info["final_obs"])), dtype=torch.float32)
+    with torch.no_grad():
+        expected = cfg.sac.gamma * trainer.algo.value(final).squeeze(-1).numpy()
+    assert np.allclose(bonus, expected, atol=1e-6) and (bonus != 0).all()
+    assert not np.allclose(np.stack(info["final_obs"]), obs)          # the final observation, not the reset one
+    # an episode that terminated (also at the time limit) ends its return: no bonus
+    assert not trainer._truncation_bonus(np.array([True, False]), np.array([True, False]), info).any()
 
 
 def test_dapd_ppo_rescoring_after_rollouts_freezes_and_never_moves_masked_weights(tmp_path):

@@ -4,9 +4,9 @@ One page, in data-flow order: config, networks, losses (functions of a rollout m
 losses train the networks and score them for pathways), the update, acting. Defaults: separate 64×64
 tanh actor and value networks with orthogonal initialisation, a state-independent log-std (Gaussian
 actions) or a categorical head (discrete actions), 2048-step rollouts, 10 epochs of 32 minibatches,
-Adam 3e-4 (ε 1e-5) annealed linearly to 0, GAE λ 0.95, γ 0.99, clip 0.2 (also on the value), value
-coefficient 0.5, entropy coefficient 0, gradient-norm clip 0.5 over both networks, advantages
-normalised per minibatch. Observation and reward normalisation live in the loop (training/onpolicy.py).
+Adam 3e-4 (ε 1e-5) annealed linearly to 0, GAE λ 0.95, γ 0.99, clip 0.2 (also on the value, as CleanRL;
+SB3 leaves it unclipped: ``clip_value``), value coefficient 0.5, entropy coefficient 0, gradient-norm clip
+0.5 over both networks, advantages normalised per minibatch. Observation and reward normalisation live in the loop (training/onpolicy.py).
 Layers are `MaskedLinear`, so pathways plug in from outside as for SAC.
 """
 
@@ -34,6 +34,7 @@ class PPOConfig:
     gamma: float = 0.99
     gae_lambda: float = 0.95
     clip: float = 0.2
+    clip_value: bool = True     # CleanRL; SB3 leaves the value unclipped
     ent_coef: float = 0.0
     vf_coef: float = 0.5
     max_grad_norm: float = 0.5
@@ -104,8 +105,11 @@ class PPO(nn.Module):
         return surrogate - self.cfg.ent_coef * entropy.mean()
 
     def value_loss(self, b: RolloutBatch) -> torch.Tensor:
-        """0.5 · max((V − R)², (V_clipped − R)²), V clipped to ±clip around the acting value."""
+        """0.5 · max((V − R)², (V_clipped − R)²), V clipped to ±clip around the acting value; 0.5 · (V − R)²
+        without ``clip_value``."""
         v = self.value(b.obs).squeeze(-1)
+        if not self.cfg.clip_value:
+            return 0.5 * (v - b.ret).pow(2).mean()
         clipped = b.value + (v - b.value).clamp(-self.cfg.clip, self.cfg.clip)
         return 0.5 * torch.max((v - b.ret).pow(2), (clipped - b.ret).pow(2)).mean()
 

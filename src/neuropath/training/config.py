@@ -212,7 +212,11 @@ class PPOSettings:
     gae_lambda: float = 0.95
     """ppo: GAE λ"""
     clip: float = 0.2
-    """ppo: clip range of the probability ratio (and of the value)"""
+    """ppo: clip range of the probability ratio (and of the value, unless --no-clip-value)"""
+    clip_value: bool = True
+    """ppo: clip the value update to ±clip around the acting value (CleanRL; SB3's default is off)"""
+    bootstrap_truncated: bool = False
+    """ppo: at a time-limit truncation add γ·V(final observation) to the reward (SB3); off: a truncation ends the return like a termination (CleanRL)"""
     ent_coef: float = 0.0
     """ppo: entropy bonus coefficient"""
     vf_coef: float = 0.5

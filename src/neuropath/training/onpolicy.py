@@ -67,7 +67,7 @@ class PPOTrainer(PathwayEvents):
         act_dim = int(space.n) if self.discrete else space.shape[0]
         self.algo = PPO(obs_dim, act_dim, PPOConfig(hidden=g.ppo_hidden, lr=g.ppo_lr, anneal_lr=g.anneal_lr,
                                                     gamma=cfg.sac.gamma, gae_lambda=g.gae_lambda, clip=g.clip,
-                                                    ent_coef=g.ent_coef, vf_coef=g.vf_coef,
+                                                    clip_value=g.clip_value, ent_coef=g.ent_coef, vf_coef=g.vf_coef,
                                                     max_grad_norm=g.max_grad_norm), discrete=self.discrete)
         self.algo.to(self.device)
         self.optimizers = self.algo.make_optimizers()
@@ -209,6 +209,8 @@ class PPOTrainer(PathwayEvents):
             done = terminated | truncated
             self.next_obs = self._observe(raw_obs)
             rewards[t] = self._scale_rewards(np.asarray(reward, np.float64), done)
+            if self.cfg.ppo.bootstrap_truncated:
+                rewards[t] += self._truncation_bonus(terminated, truncated, info)
             self.next_done = done.astype(np.float32)
             for i in np.flatnonzero(info.get("_episode", np.zeros(N, bool))):
                 self.logger.episode(self.step + i + 1, float(info["episode"]["r"][i]), int(info["episode"]["l"][i]))
@@ -221,6 +223,20 @@ class PPOTrainer(PathwayEvents):
                     self.next_eval += r.eval_every
         return {"obs": obs, "action": actions, "logprob": logprobs, "reward": torch.from_numpy(rewards).to(dev),
                 "done": torch.from_numpy(dones).to(dev), "value": values}
+
+    @torch.no_grad()
+    def _truncation_bonus(self, terminated: np.ndarray, truncated: np.ndarray, info: dict) -> np.ndarray:
+        """γ·V(final observation) where an episode was cut by its time limit (not where it terminated), else
+        0: the return a time limit cuts off goes on in the value (Pardo et al. 2018; SB3 adds it to the scaled
+        reward the same way). With same-step autoreset the final observation is ``info["final_obs"]``;
+        it is normalised with the current statistics, without updating them."""
+        bonus = np.zeros(len(truncated), np.float32)
+        cut = np.flatnonzero(truncated & ~terminated)
+        if len(cut):
+            final = np.stack([info["final_obs"][i] for i in cut])
+            value = self.algo.value(self._obs_tensor(self.normalise(final))).squeeze(-1)
+            bonus[cut] = self.cfg.sac.gamma * value.cpu().numpy()
+        return bonus
 
     @torch.no_grad()
     def _advantages(self, ro: dict[str, torch.Tensor]) -> RolloutBatch:
