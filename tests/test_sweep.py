@@ -281,3 +281,14 @@ def test_report_versus_an_unknown_method_fails_before_writing(tmp_path):
     line = _one_line_error(["report", str(tmp_path / "runs"), "--versus", "dapd+snap", "--out", str(tmp_path / "rep")],
                            tmp_path)
     assert "--versus dapd+snap" in line and "the methods are dense" in line and not (tmp_path / "rep").exists()
+
+
+def test_a_yes_no_setting_becomes_a_flag_without_a_value(tmp_path):
+    from neuropath.cli import build_parser
+    from neuropath.experiments.sweep import RunSpec, command
+    spec = RunSpec("HalfCheetah-v5__dense__keep1__s0", {"env": "HalfCheetah-v5", "pathway": "dense", "seed": 0,
+                   "steps": 100, "algo": "ppo", "bootstrap_truncated": "true", "clip_value": "false"})
+    cmd = command(tmp_path, spec, "new")
+    assert "--bootstrap-truncated" in cmd and "--no-clip-value" in cmd and "true" not in cmd and "false" not in cmd
+    args = build_parser().parse_args(cmd[cmd.index("train"):])      # argparse accepts what the sweep runs
+    assert args.bootstrap_truncated is True and args.clip_value is False

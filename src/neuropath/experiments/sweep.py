@@ -203,10 +203,24 @@ def command(sweep_dir: Path, spec: RunSpec, state: str | None = None) -> list[st
         while (aside := run_dir.with_name(f"{spec.name}.incomplete-{n}")).exists():
             n += 1
         shutil.move(str(run_dir), str(aside))
+    return base + _flags(spec.settings) + ["--run-dir", str(run_dir), "--threads", "1", "--no-progress"]
+
+
+def _flags(settings: dict) -> list[str]:
+    """Command-line flags of a run's settings; a yes/no setting is ``--key`` or ``--no-key`` (argparse's
+    BooleanOptionalAction takes no value)."""
+    from ..training.config import Config
+
+    bools = {name for name, (_, f, _) in Config.fields().items() if str(f.type) == "bool"}
     flags = []
-    for key, value in spec.settings.items():
-        flags += ["--" + key.replace("_", "-"), str(value)]
-    return base + flags + ["--run-dir", str(run_dir), "--threads", "1", "--no-progress"]
+    for key, value in settings.items():
+        flag = "--" + key.replace("_", "-")
+        if key in bools:
+            flags.append(flag if str(value).lower() in ("1", "true", "yes", "on") else "--no-" + flag[2:])
+        else:
+            flags += [flag, str(value)]
+    return flags
+
 
 
 # ---- executing: local processes or Ray tasks -----------------------------------------------
