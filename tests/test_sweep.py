@@ -268,7 +268,8 @@ def test_report_pairs_each_scores_dapd_with_its_static_mask():
               "dense@0%": rng.normal(1.0, 0.05, (4, 2))}
     assert adaptation_pairs(matrix) == {"snip@95%": ("dapd@95%", "static@95%"),
                                         "grasp@95%": ("dapd+grasp@95%", "static+grasp@95%")}
-    rows = {line.split(" | ")[0].lstrip("| "): line for line in _adaptation_lines(matrix, 300) if line.startswith("| ") and "%" in line.split(" | ")[0]}
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in _adaptation_lines(matrix, 300)
+            if line.startswith("| ") and "%" in line.split(" | ")[0]}
     assert set(rows) == {"snip@95%", "grasp@95%"}
     assert "| 1.00 [" in rows["snip@95%"] and rows["snip@95%"].endswith("| better |")
     assert "| 0.00 [" in rows["grasp@95%"] and rows["grasp@95%"].endswith("| worse |")

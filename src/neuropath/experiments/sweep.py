@@ -209,18 +209,18 @@ def command(sweep_dir: Path, spec: RunSpec, state: str | None = None) -> list[st
 def _flags(settings: dict) -> list[str]:
     """Command-line flags of a run's settings; a yes/no setting is ``--key`` or ``--no-key`` (argparse's
     BooleanOptionalAction takes no value)."""
-    from ..training.config import Config
+    from ..training.config import Config, _coerce
 
-    bools = {name for name, (_, f, _) in Config.fields().items() if str(f.type) == "bool"}
+    fields = Config.fields()
     flags = []
     for key, value in settings.items():
         flag = "--" + key.replace("_", "-")
-        if key in bools:
-            flags.append(flag if str(value).lower() in ("1", "true", "yes", "on") else "--no-" + flag[2:])
+        field = fields[key][1] if key in fields else None
+        if field is not None and str(field.type) == "bool":       # the config's own yes/no parsing
+            flags.append(flag if _coerce(key, field, value) else "--no-" + flag[2:])
         else:
             flags += [flag, str(value)]
     return flags
-
 
 
 # ---- executing: local processes or Ray tasks -----------------------------------------------
