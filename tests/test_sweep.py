@@ -281,7 +281,13 @@ def test_report_versus_an_unknown_method_fails_before_writing(tmp_path):
     npth.Trainer(npth.Config().set({**TINY, "pathway": "dense", "steps": 100, "run_dir": str(tmp_path / "runs" / "a")})).train()
     line = _one_line_error(["report", str(tmp_path / "runs"), "--versus", "dapd+snap", "--out", str(tmp_path / "rep")],
                            tmp_path)
-    assert "--versus dapd+snap" in line and "the methods are dense" in line and not (tmp_path / "rep").exists()
+    assert "--versus dapd+snap" in line and "finished runs are dense" in line and not (tmp_path / "rep").exists()
+    # a sweep where nothing has finished yet says so instead of listing no methods
+    cfg = tmp_path / "runs" / "a" / "config.yaml"
+    cfg.write_text(cfg.read_text().replace("steps: 100\n", "steps: 100000\n"))
+    line = _one_line_error(["report", str(tmp_path / "runs"), "--versus", "dapd", "--out", str(tmp_path / "rep")],
+                           tmp_path)
+    assert line.endswith("no run has finished yet") and not (tmp_path / "rep").exists()
 
 
 def test_a_yes_no_setting_becomes_a_flag_without_a_value(tmp_path):

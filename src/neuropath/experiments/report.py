@@ -317,7 +317,8 @@ def write_report(root: Path | list[Path], out: Path | None = None, *, reps: int 
     groups = group_runs(runs)
     methods = sorted({method for _, method, _ in groups})
     if versus is not None and versus not in methods:      # checked before anything is written
-        raise UsageError(f"--versus {versus}: no finished runs of that method; the methods are {', '.join(methods)}")
+        have = f"the methods with finished runs are {', '.join(methods)}" if methods else "no run has finished yet"
+        raise UsageError(f"--versus {versus}: no finished runs of that method; {have}")
     out = out or roots[0] / "report"
     out.mkdir(parents=True, exist_ok=True)
     lines = [f"# neuropath report: {', '.join(map(str, roots))}", ""]
