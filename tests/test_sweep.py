@@ -198,6 +198,27 @@ def test_report_groups_runs_by_method_and_score():
     assert method_label({"pathway": "dapd"}) == "dapd"                              # runs from before --score
 
 
+def test_runs_that_differ_in_a_setting_are_reported_as_variants_not_pooled_as_seeds():
+    from pathlib import Path
+    from neuropath.experiments.report import RunResult, run_settings, split_variants
+
+    def run(seed, threads=1, **sections):
+        cfg = {"run": {"env": "HalfCheetah-v5", "algo": "ppo", "seed": seed, "run_dir": f"/x/{seed}",
+                       "threads": threads}, "pathway": {"pathway": "dense"}, **sections}
+        return RunResult(Path(f"/x/{seed}"), "HalfCheetah-v5 (ppo)", "dense", "0%", 0.0, seed, np.arange(3),
+                         np.zeros(3), 3, settings=run_settings(cfg))
+
+    old = run(0)                                             # a config.yaml from before the PPO flags existed
+    plain = run(1, ppo={"bootstrap_truncated": False})       # the default written out: the same method
+    flagged = [run(s, ppo={"bootstrap_truncated": True, "clip_value": False}) for s in (2, 3)]
+    other_threads = run(4, threads=2)                        # how it ran, not what it learned
+    split_variants([old, plain, *flagged, other_threads])
+    assert old.method == plain.method == other_threads.method == "dense"
+    assert {r.method for r in flagged} == {"dense[bootstrap_truncated=true,clip_value=false]"}
+    lone = run(5, ppo={"bootstrap_truncated": True})        # alone in its group: nothing to tell apart
+    assert split_variants([lone])[0].method == "dense"
+
+
 def test_changing_an_existing_runs_settings_is_refused(tmp_path):
     out = tmp_path / "sw"
     grid = Grid(["Hopper-v5"], ["dense"], [0.05], [0], 100)

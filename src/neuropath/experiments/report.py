@@ -13,7 +13,8 @@ Writes into ``<folder>/report/``:
   where the runs recorded them (`efficiency/energy.py` says which is which).
 
 Runs are grouped by what their ``config.yaml`` says (environment, method, actor and critic
-keep ratios), not by folder names, so a folder of hand-started runs reports the same way.
+keep ratios), not by folder names, so a folder of hand-started runs reports the same way; runs of
+a group that differ in any other setting (but the seed) are reported as separate variants.
 Only runs that reached their step budget count; the others are listed as unfinished.
 """
 
@@ -23,7 +24,7 @@ import csv
 import math
 import warnings
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
@@ -31,6 +32,7 @@ import numpy as np
 import yaml
 
 from ..errors import UsageError
+from ..training.config import Config
 from ..training.logging import read_csv
 
 LAST_EVALS = 10
@@ -50,6 +52,7 @@ class RunResult:
     cpu_seconds: float | None = None    # cumulative CPU time of the run (newer runs)
     energy_j: float | None = None       # measured joules (NVML/RAPL), where available
     energy_mode: str = "none"
+    settings: dict = field(default_factory=dict)   # what the run learned with (see `run_settings`)
 
     @property
     def score(self) -> float:
@@ -71,6 +74,49 @@ def method_label(pathway: dict) -> str:
     if actor == critic:
         return method if actor == "snip" else f"{method}+{actor}"
     return f"{method}+a:{actor}/c:{critic}"
+
+
+RUN_MECHANICS = frozenset({"seed", "run_dir", "device", "threads", "sparse", "checkpoint_every", "keep_checkpoints",
+                           "log_every", "progress"})
+"""settings that change how a run is executed or kept, not what it learns: never a reason to tell runs apart"""
+
+
+def run_settings(cfg: dict) -> dict:
+    """A run's settings as one flat dict, today's defaults filling what its config.yaml predates (a setting
+    added later keeps the behaviour older runs had), less `RUN_MECHANICS`."""
+    flat = {k: v for section in Config().to_dict().values() for k, v in section.items()}
+    for section in cfg.values():
+        if isinstance(section, dict):
+            flat.update(section)
+    return {k: v for k, v in flat.items() if k not in RUN_MECHANICS}
+
+
+def _setting_text(value) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(map(str, value)) + "]"
+    return str(value)
+
+
+def split_variants(runs: list[RunResult]) -> list[RunResult]:
+    """Runs of one environment, method and sparsity that differ in a setting (two sweeps reported together, one
+    with ``--set bootstrap_truncated=true``) are not seeds of one method: each variant's label gains the settings
+    in which it differs from today's defaults (``dense[bootstrap_truncated=true,clip_value=false]``); the
+    variant on the defaults keeps the plain label, so dense stays the normaliser and the reference."""
+    defaults = {k: _setting_text(v) for k, v in run_settings({}).items()}
+    members: dict[tuple, list[RunResult]] = defaultdict(list)
+    for run in runs:
+        members[run.group].append(run)
+    for group in members.values():
+        names = sorted(set().union(*(r.settings for r in group)))
+        differ = [k for k in names if len({_setting_text(r.settings.get(k)) for r in group}) > 1]
+        for run in group:
+            shown = [f"{k}={_setting_text(run.settings.get(k))}" for k in differ
+                     if _setting_text(run.settings.get(k)) != defaults.get(k)]
+            if shown:
+                run.method = f"{run.method}[{','.join(shown)}]"
+    return runs
 
 
 def _sparsity(pathway: dict) -> tuple[str, float]:
@@ -116,7 +162,7 @@ def load_runs(root: Path) -> tuple[list[RunResult], list[str]]:
                               np.array([int(x["step"]) for x in rows]),
                               np.array([float(x["return_mean"]) for x in rows]), int(r["steps"]),
                               _number(last.get("cpu_seconds")), _number(last.get("energy_j")),
-                              last.get("energy_mode") or "none"))
+                              last.get("energy_mode") or "none", run_settings(cfg)))
     if not done and not unfinished:
         raise UsageError(f"no neuropath runs under {str(root)!r}")
     return done, unfinished
@@ -314,7 +360,7 @@ def write_report(root: Path | list[Path], out: Path | None = None, *, reps: int 
         done, left = load_runs(r)
         runs += done
         unfinished += left if len(roots) == 1 else [f"{r.name}/{x}" for x in left]
-    groups = group_runs(runs)
+    groups = group_runs(split_variants(runs))
     methods = sorted({method for _, method, _ in groups})
     if versus is not None and versus not in methods:      # checked before anything is written
         have = f"the methods with finished runs are {', '.join(methods)}" if methods else "no run has finished yet"
