@@ -21,6 +21,7 @@ Only runs that reached their step budget count; the others are listed as unfinis
 from __future__ import annotations
 
 import csv
+import functools
 import math
 import warnings
 from collections import defaultdict
@@ -81,10 +82,16 @@ RUN_MECHANICS = frozenset({"seed", "run_dir", "device", "threads", "sparse", "ch
 """settings that change how a run is executed or kept, not what it learns: never a reason to tell runs apart"""
 
 
+@functools.cache
+def _default_settings() -> dict:
+    """Today's defaults of every setting, flat (built once, not per run loaded)."""
+    return {k: v for section in Config().to_dict().values() for k, v in section.items() if k not in RUN_MECHANICS}
+
+
 def run_settings(cfg: dict) -> dict:
     """A run's settings as one flat dict, today's defaults filling what its config.yaml predates (a setting
     added later keeps the behaviour older runs had), less `RUN_MECHANICS`."""
-    flat = {k: v for section in Config().to_dict().values() for k, v in section.items()}
+    flat = dict(_default_settings())
     for section in cfg.values():
         if isinstance(section, dict):
             flat.update(section)
@@ -104,7 +111,7 @@ def split_variants(runs: list[RunResult]) -> list[RunResult]:
     with ``--set bootstrap_truncated=true``) are not seeds of one method: each variant's label gains the settings
     in which it differs from today's defaults (``dense[bootstrap_truncated=true,clip_value=false]``); the
     variant on the defaults keeps the plain label, so dense stays the normaliser and the reference."""
-    defaults = {k: _setting_text(v) for k, v in run_settings({}).items()}
+    defaults = {k: _setting_text(v) for k, v in _default_settings().items()}
     members: dict[tuple, list[RunResult]] = defaultdict(list)
     for run in runs:
         members[run.group].append(run)
