@@ -1,0 +1,50 @@
+"""Keep the numbers of a sweep's finished runs in the repository: each run's ``config.yaml`` and
+``metrics.csv`` (a few KB), which is all `neuropath report` reads for returns, IQM and curves.
+
+Why: a sweep of 72 half-hour runs outlives several sessions, and a session can start on a fresh machine
+where the run folders (checkpoints, replay buffers, TensorBoard logs: tens of MB each) are gone; the
+score ablation's seed-0 folders were lost that way. The records keep what a finished run measured, not
+the run: no checkpoint, so `neuropath report` on them gives no FLOP or energy columns.
+
+    python benchmarks/run_records.py ~/neuropath-bench/scores benchmarks/records/scores
+    neuropath report benchmarks/records/scores --versus dapd        # the same tables as on the sweep
+
+A record that exists is left alone unless its run's metrics differ (then it is replaced and said so).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+from neuropath.experiments.sweep import merge_into, status
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("sweep", type=Path, help="a sweep folder (holds sweep.yaml and runs/)")
+    ap.add_argument("dest", type=Path, help="where the records go, one folder per run")
+    args = ap.parse_args()
+    kept = changed = 0
+    for spec in merge_into(args.sweep, None, write=False):
+        run = args.sweep / "runs" / spec.name
+        if status(run, int(spec.settings["steps"])) != "finished":
+            continue
+        out = args.dest / spec.name
+        same = all((out / f).is_file() and (out / f).read_bytes() == (run / f).read_bytes()
+                   for f in ("config.yaml", "metrics.csv"))
+        if same:
+            continue
+        if out.exists():
+            changed += 1
+            print(f"replaced {out} (its run's numbers changed)")
+        out.mkdir(parents=True, exist_ok=True)
+        for f in ("config.yaml", "metrics.csv"):
+            shutil.copyfile(run / f, out / f)
+        kept += 1
+    print(f"{kept} record(s) written ({changed} replaced) to {args.dest}")
+
+
+if __name__ == "__main__":
+    main()
