@@ -88,7 +88,7 @@ def test_resumed_run_continues_the_same_curve(tmp_path, extra):
 
 
 @pytest.mark.parametrize("pathway,expected", [("dense", 1.0), ("static", 0.1), ("random", 0.1)])
-def test_baseline_pathways(tmp_path, pathway, expected):
+def test_baseline_pathways(tmp_path, pathway, expected, capsys):
     t = npth.Trainer(npth.Config().set({**TINY, "steps": 300, "pathway": pathway, "keep_ratio": 0.1,
                                         "run_dir": str(tmp_path / pathway)}))
     t.train()
@@ -97,6 +97,10 @@ def test_baseline_pathways(tmp_path, pathway, expected):
     events = read_jsonl(tmp_path / pathway / "pathway.jsonl")
     assert not [e for e in events if e["event"] == "update"]          # static masks never change
     assert t.phase() == {"dense": "dense"}.get(pathway, "static")
+    capsys.readouterr()
+    assert main(["inspect", str(tmp_path / pathway), "--no-plot"]) == 0
+    header = capsys.readouterr().out.splitlines()[1]
+    assert ("score snip" in header) == (pathway == "static")           # only a scoring pathway names its score
 
 
 def test_time_limit_truncation_keeps_bootstrapping_and_the_true_final_obs(tmp_path):

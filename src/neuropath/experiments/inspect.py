@@ -13,6 +13,7 @@ import numpy as np
 
 from ..training import checkpoint
 from ..training.logging import read_csv, read_jsonl
+from ..training.config import SCORING_PATHWAYS
 from ..training.online import load_run_config
 
 
@@ -65,8 +66,10 @@ def inspect_run(run_dir: Path, plot: Path | None = None, *, list_updates: bool =
     p = cfg.pathway
 
     out = [f"run      {run_dir}",
-           f"env      {cfg.run.env}   pathway {p.pathway}   keep ratio {p.keep_ratio}   "
-           f"score {score_summary(cfg)}   K={p.moving_average}   L={p.window}"
+           f"env      {cfg.run.env}   pathway {p.pathway}   keep ratio {p.keep_ratio}"
+           # score, K and L mean nothing to a pathway that does not score (dense, random, SET, RigL, RLx2)
+           + (f"   score {score_summary(cfg)}   K={p.moving_average}   L={p.window}"
+              if p.pathway in SCORING_PATHWAYS else "")
            + (f"   scope {p.scope}" if p.scope != "global" else "")
            + (f"   actor scored by {cfg.offline.npf_actor_loss}" if cfg.offline.npf_actor_loss != "own" else ""),
            f"step     {state['counters']['step']} of {cfg.run.steps} (checkpoint {ckpt.name})"]
