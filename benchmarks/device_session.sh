@@ -64,13 +64,13 @@ for sw in "${SWEEPS[@]}"; do
   $NP sweep "$sw" --dry-run > "$sw/state.txt" 2>&1
   while read -r state name; do
     run=$sw/runs/$name; [ -d "$run" ] || continue
-    if [ "$state" = finished ]; then rm -rf "$run/checkpoints"; key=0000000
+    if [ "$state" = finished ]; then rm -rf "$run/checkpoints"; key=0000000; latest=none
     else
       latest=$(cat "$run/checkpoints/latest" 2>/dev/null) || { echo "$name: no checkpoint, left behind" >> "$R/checks/check.log"; continue; }
       for c in "$run"/checkpoints/ckpt-*; do [ "$(basename "$c")" = "$latest" ] || rm -rf "$c"; done
       key=$(printf %07d $(( 9999999 - 10#$(echo "$latest" | tr -cd 0-9) )))
     fi
-    echo "$name $state, checkpoint ${latest:-none}" >> "$R/checks/check.log"; latest=
+    echo "$name $state, checkpoint $latest" >> "$R/checks/check.log"
     (cd "$sw" && tar -cf - --exclude=.lock "runs/$name" "logs/$name.log" | xz -1 > "$R/packs/$key-$name.tar.xz") &
   done < "$sw/state.txt"
 done

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from ..training import checkpoint
-from ..training.logging import read_csv, read_jsonl
 from ..training.config import SCORING_PATHWAYS
+from ..training.logging import read_csv, read_jsonl
 from ..training.online import load_run_config
 
 
