@@ -242,20 +242,36 @@ def test_sweep_on_a_local_ray_instance_and_an_unreachable_cluster(tmp_path, caps
     assert len(read_csv(out / "runs" / name / "metrics.csv")) == 5             # the finished run is intact
 
 
-def test_report_normalises_by_dense_and_falls_back_to_min_max_where_scores_can_be_negative():
+def test_report_normalises_by_dense_then_by_a_random_policy_where_scores_can_be_negative():
     from types import SimpleNamespace as R
 
     from neuropath.experiments.report import normalisers
     groups = {("Hopper-v5", "dense", "0%"): [R(score=2000.0), R(score=3000.0)],
               ("Hopper-v5", "dapd", "95%"): [R(score=2500.0)],
+              ("HalfCheetah-v5", "dense", "0%"): [R(score=5000.0), R(score=7000.0)],
+              ("HalfCheetah-v5", "static", "95%"): [R(score=-100.0)],
               ("ALE/Pong-v5 (dqn)", "dense", "0%"): [R(score=-21.0), R(score=-19.0)],
               ("ALE/Pong-v5 (dqn)", "dapd", "95%"): [R(score=-15.0)],
               ("MinAtar/Breakout-v1 (dqn)", "dense", "0%"): [R(score=0.0)]}
-    norm, how = normalisers(groups)
-    assert norm["Hopper-v5"](2500.0) == 1.0                   # dense's mean is 1
+    zeros = {"HalfCheetah-v5": -300.0, "ALE/Pong-v5": -20.0, "MinAtar/Breakout-v1": None}
+    asked = []
+    norm, how = normalisers(groups, lambda env: asked.append(env) or zeros[env])
+    assert norm["Hopper-v5"](2500.0) == 1.0                   # dense's mean is 1; no random reference needed
+    assert sorted(asked) == ["ALE/Pong-v5", "HalfCheetah-v5", "MinAtar/Breakout-v1"]
+    assert norm["HalfCheetah-v5"](-300.0) == 0.0 and norm["HalfCheetah-v5"](6000.0) == 1.0
+    assert norm["HalfCheetah-v5"](-100.0) > 0                 # above random, though below zero
+    # dense (-20) does not beat random (-20): min-max over the runs, never a division by ~0
     assert norm["ALE/Pong-v5 (dqn)"](-21.0) == 0.0 and norm["ALE/Pong-v5 (dqn)"](-15.0) == 1.0
-    assert norm["MinAtar/Breakout-v1 (dqn)"](0.0) == 0.0      # no division by a zero dense score
-    assert "dense" in how and "min-max" in how
+    assert norm["MinAtar/Breakout-v1 (dqn)"](0.0) == 0.0      # no reference, no division by a zero dense score
+    assert "dense" in how and "random" in how and "min-max" in how
+
+
+def test_a_random_policys_return_is_measured_on_the_real_environment_and_seeded():
+    from neuropath.experiments.random_reference import random_policy_return
+    first = random_policy_return.__wrapped__("HalfCheetah-v5", episodes=2)      # uncached: two real measurements
+    assert first == random_policy_return.__wrapped__("HalfCheetah-v5", episodes=2)
+    assert -1000 < first < 0               # control cost of random torques, no forward progress
+    assert random_policy_return.__wrapped__("HalfCheetah-v5", episodes=2, seed=1) != first
 
 
 def test_probability_of_improvement_against_a_reference_method():

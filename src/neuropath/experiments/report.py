@@ -3,7 +3,8 @@
 Writes into ``<folder>/report/``:
 
 - ``report.md``: the paper-style table (score = mean of a run's last 10 evaluations, mean ±
-  std over seeds, and the normalised score: % of dense where dense scores above 0), the IQM and mean of dense-normalised scores with 95%
+  std over seeds, and the normalised score: % of dense; where scores can be negative, 0 = a uniform-random
+  policy and 100 = dense, see `normalisers`), the IQM and mean of the normalised scores with 95%
   stratified-bootstrap confidence intervals (rliable), and links to the plots;
 - ``scores.csv``: one row per finished run, the numbers everything else is computed from;
 - ``curves.png`` (learning curves per environment), ``sparsity.png`` (final return against
@@ -25,6 +26,7 @@ import functools
 import math
 import warnings
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -35,6 +37,7 @@ import yaml
 from ..errors import UsageError
 from ..training.config import Config
 from ..training.logging import read_csv
+from .random_reference import RANDOM_EPISODES, random_policy_return
 
 LAST_EVALS = 10
 
@@ -198,25 +201,43 @@ class Norm(NamedTuple):
         return (score - self.offset) / self.scale
 
 
-def normalisers(groups: dict) -> tuple[dict[str, Norm], str]:
+def normalisers(groups: dict, zero_of: Callable[[str], float | None] | None = None) -> tuple[dict[str, Norm], str]:
     """Per environment: divided by the mean dense score (1 = dense); with no dense runs, by the best
-    group's mean. Where that divisor is not positive (Pong's −21, an agent that has not scored yet),
-    min-max over the environment's runs instead: 0 = the worst run, 1 = the best."""
+    group's mean. Where scores can be negative (HalfCheetah, Pong) or that divisor is not positive,
+    ``(score - random) / (dense - random)`` with ``random`` = a uniform-random policy's return on the
+    environment (`random_reference`; ``zero_of(env_id)``, None where it cannot be measured); where dense
+    does not beat random either, min-max over the environment's runs: 0 = the worst run, 1 = the best."""
+    zero_of = zero_of or _random_zero
     out, hows = {}, set()
     for env in {k[0] for k in groups}:
         scores = [r.score for k, runs in groups.items() if k[0] == env for r in runs]
         dense = [r.score for k, runs in groups.items() if k[0] == env and k[1] == "dense" for r in runs]
         best = max(float(np.mean([r.score for r in runs])) for k, runs in groups.items() if k[0] == env)
         divisor = float(np.mean(dense)) if dense else best
+        ref = "dense" if dense else "the best method (no dense runs)"
         if divisor > 0 and min(scores) >= 0:
             out[env] = Norm(0.0, divisor)
             hows.add("dense's mean score in the same environment" if dense else
                      "the best method's mean score (no dense runs)")
+            continue
+        zero = zero_of(env.split(" (")[0])       # "ALE/Pong-v5 (dqn)" -> the environment id
+        if zero is not None and divisor > zero:
+            out[env] = Norm(zero, divisor - zero)
+            hows.add(f"(score − random) / ({ref} − random) where scores can be < 0, random = a uniform-random "
+                     f"policy's mean return over {RANDOM_EPISODES} episodes")
         else:
             lo, hi = min(scores), max(scores)
             out[env] = Norm(lo, hi - lo if hi > lo else 1.0)
-            hows.add("min-max over the environment's runs (where scores can be ≤ 0)")
+            hows.add(f"min-max over the environment's runs (where {ref} does not beat a random policy)")
     return out, "; ".join(sorted(hows))
+
+
+def _random_zero(env_id: str) -> float | None:
+    """A uniform-random policy's return, or None where the environment cannot be built here."""
+    try:
+        return random_policy_return(env_id)
+    except Exception:  # noqa: BLE001 - an environment missing here falls back to min-max, said in the report
+        return None
 
 
 def score_matrix(groups: dict, norm: dict[str, float]) -> tuple[dict[str, np.ndarray], list[str]]:
