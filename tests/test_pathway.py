@@ -94,3 +94,15 @@ def test_member_scope_gives_each_q_network_of_a_twin_critic_its_share():
     assert kept("q2") == 0 and kept("q1") == int(0.1 * (per_q["q1"] + per_q["q2"]))
     StaticSNIP(0.1, scope="member").init(critic, loss)
     assert kept("q1") == int(0.1 * per_q["q1"]) and kept("q2") == int(0.1 * per_q["q2"])
+
+
+def test_reachable_inputs_follows_kept_paths_only():
+    """Input 0 reaches the output through hidden unit 0; input 1 only through hidden unit 1, which has no
+    outgoing weight; input 2 has no weight at all. Only input 0 keeps a path."""
+    from neuropath.pathways.masks import reachable_inputs
+    first = torch.tensor([[1., 0., 0.],      # hidden 0 <- input 0
+                          [0., 1., 0.]])     # hidden 1 <- input 1
+    last = torch.tensor([[1., 0.]])          # output <- hidden 0 only
+    assert reachable_inputs([first, last]).tolist() == [True, False, False]
+    assert reachable_inputs([first, torch.ones(1, 2)]).tolist() == [True, True, False]
+    assert reachable_inputs([torch.ones(2, 3), torch.zeros(1, 2)]).tolist() == [False, False, False]

@@ -12,6 +12,7 @@ import torch
 import neuropath as npth
 from neuropath.cli import main
 from neuropath.training.logging import read_csv, read_jsonl
+from neuropath.training import checkpoint
 
 from .conftest import TINY, HeldRun
 
@@ -205,6 +206,11 @@ def test_eval_inspect_and_policy_api(tmp_path, capsys):
     assert main(["inspect", str(run)]) == 0
     text = capsys.readouterr().out
     assert "actor:" in text and "critic:" in text and "mask updates" in text
+    algo = checkpoint.load_state(checkpoint.latest(run))["algo"]     # inputs kept, counted by path products
+    paths = {net: (algo[f"{net}.4.mask"][0].double() @ algo[f"{net}.2.mask"][0].double()
+                   @ algo[f"{net}.0.mask"][0].double()).sum(0) for net in ("actor.net", "critic.q1", "critic.q2")}
+    assert f"inputs with a path to the output: {int((paths['actor.net'] > 0).sum())}/11" in text
+    assert f"q2 {int((paths['critic.q2'] > 0).sum())}/14" in text                    # Hopper: 11 obs + 3 actions
     assert (run / "pathway.png").stat().st_size > 10_000
 
     policy = npth.load_policy(run)

@@ -10,7 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from ..pathways.masks import reachable_inputs
 from ..training import checkpoint
 from ..training.config import SCORING_PATHWAYS
 from ..training.logging import read_csv, read_jsonl
@@ -38,6 +40,40 @@ def layer_table(state: dict, prefix: str) -> list[tuple[str, tuple[int, int], in
         m = mask[0]
         rows.append((layer, tuple(m.shape), int(m.sum()) if masked else m.numel(), m.numel(), masked))
     return rows
+
+
+def _ranges(indices: list[int]) -> str:
+    """``[0, 1, 2, 5, 7, 8]`` → ``"0–2, 5, 7–8"``."""
+    parts, start = [], None
+    for i, x in enumerate(indices):
+        start = x if start is None else start
+        if i + 1 == len(indices) or indices[i + 1] != x + 1:
+            parts.append(str(x) if start == x else f"{start}–{x}")
+            start = None
+    return ", ".join(parts)
+
+
+def input_reach(state: dict, prefix: str) -> list[str]:
+    """Per member of the network (the twin critic's q1 and q2; one for an MLP) made of chained linear layers:
+    how many of its inputs keep a path to the output, and which are cut off. Empty for convolutions or
+    layers that do not chain (their inputs are not one vector)."""
+    algo = state["algo"]
+    members: dict[str, list] = {}
+    for key, mask in algo.items():
+        if key.startswith(prefix) and key.endswith(".mask"):
+            layer = key[len(prefix):-len(".mask")]
+            extra = algo.get(key[:-len("mask")] + "_extra_state", {})
+            m = mask[0] if extra.get("use_mask", True) else torch.ones_like(mask[0])
+            members.setdefault(layer.rpartition(".")[0], []).append(m)
+    parts = []
+    for member, chain in members.items():
+        if any(m.dim() != 2 for m in chain) or any(a.shape[0] != b.shape[1] for a, b in zip(chain, chain[1:])):
+            return []
+        reach = reachable_inputs(chain)
+        cut = [i for i, r in enumerate(reach.tolist()) if not r]
+        parts.append(f"{member + ' ' if len(members) > 1 else ''}{int(reach.sum())}/{reach.numel()}"
+                     + (f" (cut off: {_ranges(cut)})" if cut else ""))
+    return parts
 
 
 def is_target(name: str) -> bool:
@@ -94,6 +130,12 @@ def inspect_run(run_dir: Path, plot: Path | None = None, *, list_updates: bool =
         if cut:
             out.append(f"  warning: {', '.join(cut)} keep{'s' if len(cut) == 1 else ''} no weight: what follows sees "
                        "only biases (a disconnected pathway); --scope member or layer ranks the parts apart")
+        reach = input_reach(state, f"{net}.")
+        if reach:
+            out.append(f"  inputs with a path to the output: {', '.join(reach)}")
+            if any("cut off" in r for r in reach):
+                out.append("  (a cut-off input is ignored: a Q network that cuts off an action input gives the actor "
+                           "no gradient for that action)")
         updates = [e for e in events if e["net"] == net and e["event"] == "update"]
         if updates:
             changed = np.array([e["changed"] for e in updates])

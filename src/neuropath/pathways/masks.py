@@ -26,6 +26,18 @@ def layer_members(net: nn.Module) -> dict[str, str]:
     return {layer: next((m for m in names if layer.startswith(m + ".")), "") for layer in masked_layers(net)}
 
 
+def reachable_inputs(chain: list[torch.Tensor]) -> torch.Tensor:
+    """Which inputs of a stack of masked linear layers keep at least one path of kept weights to an output.
+
+    ``chain``: the layers' ``(out, in)`` masks, input layer first. Why it matters: a top-k over a whole
+    network can keep enough weights in every layer and still cut an input off — a Q network blind to an
+    action dimension gives the actor no gradient for that action — and layer densities do not show it."""
+    reach = chain[-1].bool().any(0)
+    for mask in reversed(chain[:-1]):
+        reach = mask.bool()[reach].any(0)
+    return reach
+
+
 def weight_count(net: nn.Module) -> int:
     """Number of maskable weights (biases excluded)."""
     return sum(m.weight.numel() for m in masked_layers(net).values())
