@@ -3,8 +3,8 @@ DAPD mask update replaces, and which inputs the final pathway cuts off.
 
     python benchmarks/score_pathways.py ~/neuropath-bench/scores
 
-Reads every finished run's ``pathway.jsonl`` (the mask events the trainer logs), ``metrics.csv`` and last
-checkpoint (its masks). Churn of one update = entries that changed / (2 × active weights): 0 keeps the pathway, 1 replaces all of it
+Reads every finished run (as `neuropath report` finds and scores them): its ``pathway.jsonl`` (the mask events
+the trainer logs) and last checkpoint (its masks). Churn of one update = entries that changed / (2 × active weights): 0 keeps the pathway, 1 replaces all of it
 (a changed entry is one weight in or one weight out, so a swap counts twice). Why print it: a score decides
 not only which weights a pathway holds but how often it moves them, and weights moved out lose what they
 learnt; this puts each score's churn beside its return averaged over runs.
@@ -16,16 +16,16 @@ Needs the run folders (records keep only config and metrics).
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-import yaml
 
+from neuropath.experiments.report import load_runs
 from neuropath.pathways.masks import reachable_inputs
 from neuropath.training import checkpoint
+from neuropath.training.logging import read_jsonl
 
 
 def churn(events: list[dict], net: str) -> tuple[float, int]:
@@ -53,12 +53,6 @@ def cut_inputs(run: Path) -> tuple[int, int, int, int]:
     return obs - int(reach("actor.net").sum()), obs, act - int(actions_seen.sum()), act
 
 
-def final_score(metrics: Path, last: int = 10) -> float:
-    with metrics.open() as f:
-        rows = list(csv.DictReader(f))
-    return float(np.mean([float(r["return_mean"]) for r in rows[-last:]]))
-
-
 def _pct(scores: list[tuple[float, int]], env: str, dense: dict[tuple[str, int], float]) -> str:
     pct = [100 * score / dense[(env, seed)] for score, seed in scores if dense.get((env, seed), 0) > 0]
     return f"{np.mean(pct):.0f}%" if pct else "–"
@@ -72,24 +66,16 @@ def main() -> None:
     churns: dict[tuple[str, str], list[tuple[float, float, int]]] = defaultdict(list)
     cuts: dict[tuple[str, str], list[tuple[int, int, int, int]]] = defaultdict(list)
     scores: dict[tuple[str, str], list[tuple[float, int]]] = defaultdict(list)
-    for run in sorted((args.sweep / "runs").iterdir()):
-        cfg = yaml.safe_load((run / "config.yaml").read_text()) if (run / "config.yaml").is_file() else None
-        if not cfg or not (run / "metrics.csv").is_file():
+    runs, _ = load_runs(args.sweep / "runs")          # finished runs, scored as the report scores them
+    for r in runs:
+        if r.method == "dense":
+            dense[(r.env, r.seed)] = r.score
             continue
-        env, seed = cfg["run"]["env"], int(cfg["run"]["seed"])
-        steps = [int(r["step"]) for r in csv.DictReader((run / "metrics.csv").open())]
-        if not steps or steps[-1] < int(cfg["run"]["steps"]):
-            continue  # unfinished
-        score = final_score(run / "metrics.csv")
-        pathway = cfg["pathway"]
-        if pathway["pathway"] == "dense":
-            dense[(env, seed)] = score
-            continue
-        key = (env, f"{pathway['pathway']}+{pathway['score']}")
-        scores[key].append((score, seed))
-        cuts[key].append(cut_inputs(run))
-        if pathway["pathway"] == "dapd":
-            events = [json.loads(line) for line in (run / "pathway.jsonl").read_text().splitlines() if line.strip()]
+        key = (r.env, r.method if "+" in r.method else f"{r.method}+snip")
+        scores[key].append((r.score, r.seed))
+        cuts[key].append(cut_inputs(r.path))
+        if r.method.startswith("dapd"):
+            events = read_jsonl(r.path / "pathway.jsonl")
             (actor, n), (critic, _) = churn(events, "actor"), churn(events, "critic")
             churns[key].append((actor, critic, n))
 
