@@ -27,19 +27,20 @@ def score_summary(cfg) -> str:
     return p.score + (f" ({', '.join(own)})" if own else "")
 
 
+def _layer_masks(state: dict, prefix: str):
+    """(layer, mask, masked) for each masked layer under ``prefix``, in module order; a layer running dense
+    (``use_mask`` off) reads as masked=False."""
+    algo = state["algo"]
+    for key, mask in algo.items():
+        if key.startswith(prefix) and key.endswith(".mask"):
+            extra = algo.get(key[:-len("mask")] + "_extra_state", {})
+            yield key[len(prefix):-len(".mask")], mask[0], bool(extra.get("use_mask", True))
+
+
 def layer_table(state: dict, prefix: str) -> list[tuple[str, tuple[int, int], int, int, bool]]:
     """(layer, shape, active, total, masked) for each masked layer under ``prefix``."""
-    algo = state["algo"]
-    rows = []
-    for key, mask in algo.items():
-        if not (key.startswith(prefix) and key.endswith(".mask")):
-            continue
-        layer = key[len(prefix):-len(".mask")]
-        extra = algo.get(key[:-len("mask")] + "_extra_state", {})
-        masked = bool(extra.get("use_mask", True))
-        m = mask[0]
-        rows.append((layer, tuple(m.shape), int(m.sum()) if masked else m.numel(), m.numel(), masked))
-    return rows
+    return [(layer, tuple(m.shape), int(m.sum()) if masked else m.numel(), m.numel(), masked)
+            for layer, m, masked in _layer_masks(state, prefix)]
 
 
 def _ranges(indices: list[int]) -> str:
@@ -57,14 +58,9 @@ def input_reach(state: dict, prefix: str) -> list[str]:
     """Per member of the network (the twin critic's q1 and q2; one for an MLP) made of chained linear layers:
     how many of its inputs keep a path to the output, and which are cut off. Empty for convolutions or
     layers that do not chain (their inputs are not one vector)."""
-    algo = state["algo"]
     members: dict[str, list] = {}
-    for key, mask in algo.items():
-        if key.startswith(prefix) and key.endswith(".mask"):
-            layer = key[len(prefix):-len(".mask")]
-            extra = algo.get(key[:-len("mask")] + "_extra_state", {})
-            m = mask[0] if extra.get("use_mask", True) else torch.ones_like(mask[0])
-            members.setdefault(layer.rpartition(".")[0], []).append(m)
+    for layer, m, masked in _layer_masks(state, prefix):
+        members.setdefault(layer.rpartition(".")[0], []).append(m if masked else torch.ones_like(m))
     parts = []
     for member, chain in members.items():
         if any(m.dim() != 2 for m in chain) or any(a.shape[0] != b.shape[1] for a, b in zip(chain, chain[1:])):
