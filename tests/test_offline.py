@@ -65,6 +65,20 @@ def test_npf_scores_once_from_the_dataset_and_keeps_the_masks_fixed(dataset, tmp
     events = [json.loads(x) for x in (run / "pathway.jsonl").read_text().splitlines()]
     assert [(e["net"], e["event"]) for e in events] == [(n, "init") for n in nets]
     state = checkpoint.load_state(checkpoint.latest(run))["algo"]
+    for e in events:       # inputs cut off = those with no kept path: a zero column sum of the masks' product
+        chains: dict[str, list[torch.Tensor]] = {}
+        for key, mask in state.items():
+            if key.startswith(e["net"] + ".") and key.endswith(".mask"):
+                layer = key[len(e["net"]) + 1:-len(".mask")]
+                chains.setdefault(layer.rpartition(".")[0], []).append(mask[0].double())
+        cut = {}
+        for member, chain in chains.items():
+            paths = chain[0]
+            for m in chain[1:]:
+                paths = m @ paths
+            if idx := [i for i, v in enumerate(paths.sum(0).tolist()) if v == 0]:
+                cut[member] = idx
+        assert e.get("cut_off", {}) == cut
     assert torch.equal(state["critic.q1.0.mask"], state["critic_target.q1.0.mask"])   # targets run the pathway
     if algo == "bcq":
         assert torch.equal(state["actor.net.0.mask"], state["actor_target.net.0.mask"])

@@ -106,3 +106,23 @@ def test_reachable_inputs_follows_kept_paths_only():
     assert reachable_inputs([first, last]).tolist() == [True, False, False]
     assert reachable_inputs([first, torch.ones(1, 2)]).tolist() == [True, True, False]
     assert reachable_inputs([torch.ones(2, 3), torch.zeros(1, 2)]).tolist() == [False, False, False]
+
+
+def test_cut_off_inputs_per_member_of_a_live_network():
+    """The twin critic's members are checked apart (an input kept by q1 but not by q2 is cut off in q2); a
+    dense layer counts as all kept; a network that is not one chain per member reports nothing."""
+    from neuropath.algos.sac import TwinCritic
+    from neuropath.pathways.masks import cut_off_inputs, ranges
+    from neuropath.pathways.layers import MaskedConv2d
+    critic = TwinCritic(3, 1, [2])
+    first = torch.tensor([[1, 0, 0, 0], [0, 1, 0, 0]], dtype=torch.bool)
+    critic.q1[0].set_mask(first)
+    critic.q1[2].set_mask(torch.tensor([[1, 0]], dtype=torch.bool))      # only hidden 0 reaches the output
+    critic.q2[0].set_mask(first)
+    critic.q2[2].set_mask(torch.zeros(1, 2, dtype=torch.bool))
+    critic.q2[2].use_mask = False                      # runs dense: its stored (empty) mask does not count
+    assert cut_off_inputs(critic) == {"q1": [1, 2, 3], "q2": [2, 3]}
+    conv = nn.Sequential(MaskedConv2d(1, 2, 3), nn.Flatten(), MaskedLinear(2, 1))
+    conv[0].set_mask(torch.zeros_like(conv[0].weight, dtype=torch.bool))
+    assert cut_off_inputs(conv) == {}
+    assert ranges([0, 1, 2, 5, 7, 8]) == "0–2, 5, 7–8" and ranges([4]) == "4"

@@ -104,6 +104,33 @@ def test_baseline_pathways(tmp_path, pathway, expected, capsys):
     assert ("score snip" in header) == (pathway == "static")           # only a scoring pathway names its score
 
 
+def test_a_fixed_pathway_that_cuts_inputs_off_is_logged_and_warned(tmp_path, capsys):
+    """At keep 0.02 of 32×32 networks a static mask leaves inputs with no path to the output: the freeze events
+    list exactly the inputs whose count of kept paths (a product of the masks) is zero, and stderr warns."""
+    run = tmp_path / "cut"
+    t = npth.Trainer(npth.Config().set({**TINY, "steps": 100, "pathway": "static", "keep_ratio": 0.02,
+                                        "eval_every": 100, "run_dir": str(run)}))
+    t.train()
+    err = capsys.readouterr().err
+    freezes = {e["net"]: e for e in read_jsonl(run / "pathway.jsonl") if e["event"] == "freeze"}
+
+    def cut(net, prefix):
+        m = {n: getattr(net, prefix)[int(n)].mask[0].double() for n in ("0", "2", "4")}
+        return [i for i, v in enumerate((m["4"] @ m["2"] @ m["0"]).sum(0).tolist()) if v == 0]
+
+    expected = {"actor": {"net": cut(t.algo.actor, "net")},
+                "critic": {q: cut(t.algo.critic, q) for q in ("q1", "q2")}}
+    for name, members in expected.items():
+        members = {k: v for k, v in members.items() if v}
+        assert members, "the test needs a pathway that cuts inputs off"
+        assert freezes[name]["cut_off"] == members
+        assert f"the {name}'s fixed pathway leaves inputs with no path" in err
+    blind = sorted(set(expected["critic"]["q1"]) & set(expected["critic"]["q2"]) - set(range(11)))
+    assert ("both Q networks are blind to action" in err) == bool(blind)
+    if blind:
+        assert f"action{'s' if len(blind) > 1 else ''} {blind[0] - 11}" in err
+
+
 def test_time_limit_truncation_keeps_bootstrapping_and_the_true_final_obs(tmp_path):
     # Pendulum-v1 never terminates; its 200-step time limit truncates.
     t = npth.Trainer(npth.Config().set({**TINY, "env": "Pendulum-v1", "steps": 450, "pathway": "dense",

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..pathways.masks import reachable_inputs
+from ..pathways.masks import member_reach, ranges
 from ..training import checkpoint
 from ..training.config import SCORING_PATHWAYS
 from ..training.logging import read_csv, read_jsonl
@@ -43,33 +43,15 @@ def layer_table(state: dict, prefix: str) -> list[tuple[str, tuple[int, int], in
             for layer, m, masked in _layer_masks(state, prefix)]
 
 
-def _ranges(indices: list[int]) -> str:
-    """``[0, 1, 2, 5, 7, 8]`` → ``"0–2, 5, 7–8"``."""
-    parts, start = [], None
-    for i, x in enumerate(indices):
-        start = x if start is None else start
-        if i + 1 == len(indices) or indices[i + 1] != x + 1:
-            parts.append(str(x) if start == x else f"{start}–{x}")
-            start = None
-    return ", ".join(parts)
-
-
 def input_reach(state: dict, prefix: str) -> list[str]:
     """Per member of the network (the twin critic's q1 and q2; one for an MLP) made of chained linear layers:
     how many of its inputs keep a path to the output, and which are cut off. Empty for convolutions or
     layers that do not chain (their inputs are not one vector)."""
-    members: dict[str, list] = {}
-    for layer, m, masked in _layer_masks(state, prefix):
-        members.setdefault(layer.rpartition(".")[0], []).append(m if masked else torch.ones_like(m))
-    parts = []
-    for member, chain in members.items():
-        if any(m.dim() != 2 for m in chain) or any(a.shape[0] != b.shape[1] for a, b in zip(chain, chain[1:])):
-            return []
-        reach = reachable_inputs(chain)
-        cut = [i for i, r in enumerate(reach.tolist()) if not r]
-        parts.append(f"{member + ' ' if len(members) > 1 else ''}{int(reach.sum())}/{reach.numel()}"
-                     + (f" (cut off: {_ranges(cut)})" if cut else ""))
-    return parts
+    reach = member_reach((layer, m if masked else torch.ones_like(m))
+                         for layer, m, masked in _layer_masks(state, prefix)) or {}
+    return [f"{member + ' ' if len(reach) > 1 else ''}{int(r.sum())}/{r.numel()}"
+            + (f" (cut off: {ranges(cut)})" if (cut := (~r).nonzero().flatten().tolist()) else "")
+            for member, r in reach.items()]
 
 
 def is_target(name: str) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import torch
 from torch import nn
@@ -36,6 +36,40 @@ def reachable_inputs(chain: list[torch.Tensor]) -> torch.Tensor:
     for mask in reversed(chain[:-1]):
         reach = mask.bool()[reach].any(0)
     return reach
+
+
+def member_reach(layers: Iterable[tuple[str, torch.Tensor]]) -> dict[str, torch.Tensor] | None:
+    """`reachable_inputs` per member network: ``layers`` are ``(qualified name, (out, in) mask)`` in module
+    order, a member is the layers' parent module (SAC's ``actor.net``, the twin critic's ``q1`` and ``q2``).
+    None where the layers are not one chain of linear layers per member (convolutions, heads that branch):
+    their inputs are not one vector."""
+    members: dict[str, list[torch.Tensor]] = {}
+    for name, mask in layers:
+        members.setdefault(name.rpartition(".")[0], []).append(mask)
+    for chain in members.values():
+        if any(m.dim() != 2 for m in chain) or any(a.shape[0] != b.shape[1] for a, b in zip(chain, chain[1:])):
+            return None
+    return {member: reachable_inputs(chain) for member, chain in members.items()}
+
+
+def cut_off_inputs(net: nn.Module, task: int = 0) -> dict[str, list[int]]:
+    """The inputs ``task``'s pathway leaves without a path to the output, per member of ``net`` that has any
+    (empty when none, or when ``net`` is not made of chains of linear layers)."""
+    layers = [(name, m.mask[task] if m.use_mask else torch.ones_like(m.weight))
+              for name, m in masked_layers(net).items()]
+    reach = member_reach(layers) or {}
+    return {member: cut for member, r in reach.items() if (cut := (~r).nonzero().flatten().tolist())}
+
+
+def ranges(indices: list[int]) -> str:
+    """``[0, 1, 2, 5, 7, 8]`` → ``"0–2, 5, 7–8"`` (sorted indices, for messages)."""
+    parts, start = [], None
+    for i, x in enumerate(indices):
+        start = x if start is None else start
+        if i + 1 == len(indices) or indices[i + 1] != x + 1:
+            parts.append(str(x) if start == x else f"{start}–{x}")
+            start = None
+    return ", ".join(parts)
 
 
 def weight_count(net: nn.Module) -> int:

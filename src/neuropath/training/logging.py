@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..pathways.masks import cut_off_inputs, ranges
 from .checkpoint import write_text_atomic
 
 EVAL_FIELDS = ["step", "return_mean", "return_std", "return_min", "return_max", "length_mean",
@@ -55,6 +56,18 @@ def truncate_after(run_dir: Path, step: int) -> None:
             if ok:
                 kept.append(line)
         write_text_atomic(path, "".join(kept))
+
+
+def cut_off_warning(name: str, net, cut: dict[str, list[int]]) -> str:
+    """The warning for a fixed pathway that leaves inputs of ``net`` with no path of kept weights to the output.
+
+    Why warn: a top-k over a whole network can do that while keeping every layer non-empty, and the network
+    is then blind to those inputs for the rest of the run (the score ablation's static SNIP masks of
+    HalfCheetah cut off half the observations and most actions, and never learnt)."""
+    members = getattr(net, "pathway_members", ())
+    where = "; ".join(f"{member + ' ' if member in members else ''}inputs {ranges(idx)}" for member, idx in cut.items())
+    return (f"warning: the {name}'s fixed pathway leaves inputs with no path to the output ({where}); "
+            "the network cannot react to them (`neuropath inspect` shows the pathway)")
 
 
 class RunLogger:
@@ -105,6 +118,23 @@ class RunLogger:
         if event.get("event") == "freeze":
             self.tb.add_scalar(f"pathway/{event['net']}/frozen_at", event.get("frozen_at", event["step"]),
                                event["step"])
+
+    def freeze(self, step: int, name: str, pw) -> dict[str, list[int]]:
+        """Pathway ``pw`` of network ``name`` froze: the event, with the inputs its final pathway cuts off
+        (`cut_off_warning`) listed there and in one warning line; returns them per member network."""
+        cut = cut_off_inputs(pw.net)
+        self.pathway_event({"step": step, "net": name, "event": "freeze", "frozen_at": pw.schedule.frozen_at,
+                            "reason": pw.schedule.freeze_reason, **({"cut_off": cut} if cut else {})})
+        if cut:
+            self.warn(cut_off_warning(name, pw.net, cut))
+        return cut
+
+    def warn(self, message: str) -> None:
+        """One line on stderr, above the progress bar if there is one."""
+        if self.bar is not None:
+            self.bar.write(message, file=sys.stderr)
+        else:
+            print(message, file=sys.stderr)
 
     def tick(self) -> None:
         """One environment step on the progress bar (tqdm throttles the redraws itself)."""

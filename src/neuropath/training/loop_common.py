@@ -62,8 +62,7 @@ class PathwayEvents:
                 "density": round(result.density, 6), "frozen": self.pathways[name].frozen}
 
     def _log_freeze(self, name: str, pw) -> None:
-        self.logger.pathway_event({"step": self.step, "net": name, "event": "freeze",
-                                   "frozen_at": pw.schedule.frozen_at, "reason": pw.schedule.freeze_reason})
+        self.logger.freeze(self.step, name, pw)
 
     def phase(self) -> str:
         if not self.pathways:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
+from tqdm import tqdm
 
 from .. import __version__
 from ..algos.common import Batch
@@ -34,11 +36,12 @@ from ..efficiency.sparse_exec import enable_sparse_execution, resolve_sparse
 from ..envs.make import make_env
 from ..errors import UsageError
 from ..pathways import density
-from ..pathways.masks import copy_masks
+from ..pathways.masks import copy_masks, cut_off_inputs
 from ..pathways.methods import RandomStatic, StaticSNIP
 from . import checkpoint, run_lock
 from .checkpoint import write_text_atomic
 from .config import Config
+from .logging import cut_off_warning
 from .evaluate import run_episodes, summarise
 from .loop_common import resume_trainer
 from .online import load_run_config, resolve_device, start_run
@@ -237,8 +240,11 @@ class OfflineTrainer:
                                     synflow_rounds=p.synflow_rounds).init(net, lambda n=name, bs=batches: sum(losses[n](b) for b in bs))
             else:
                 result = RandomStatic(self.cfg.keep_ratio_of(name), seed=self.cfg.run.seed).init(net, None)
+            cut = cut_off_inputs(net)
             events.append({"step": 0, "net": name, "event": "init", "changed": result.changed,
-                           "density": round(density(net), 6), "frozen": True})
+                           "density": round(density(net), 6), "frozen": True, **({"cut_off": cut} if cut else {})})
+            if cut:
+                tqdm.write(cut_off_warning(name, net, cut), file=sys.stderr)
         for name, targets in self.algo.tied.items():
             for target in targets:
                 copy_masks(self.algo.networks[name], target)

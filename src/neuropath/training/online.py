@@ -27,6 +27,7 @@ from ..efficiency.energy import EnergyMeter
 from ..envs.make import check_env_id, env_rng_state, make_env, set_env_rng_state
 from ..errors import UsageError
 from ..pathways import density, layer_density, unmasked
+from ..pathways.masks import ranges
 from . import checkpoint, run_lock
 from .build import build_pathways, check_reachable, needs_init_data, use_sparse_execution, uses_rlx2_extras
 from .config import Config
@@ -292,8 +293,7 @@ class Trainer:
                     result = pw.init(closure)
                     self.logger.pathway_event(self._event("init", name, result))
                     if pw.frozen:
-                        self.logger.pathway_event({"step": 0, "net": name, "event": "freeze",
-                                                   "reason": pw.schedule.freeze_reason})
+                        self._log_freeze(name, pw)
         self.initialised = True
 
     def _collect_init_data(self, n: int) -> ReplayBuffer:
@@ -334,8 +334,16 @@ class Trainer:
             self.logger.pathway_event(self._event("update", name, result))
 
     def _log_freeze(self, name: str, pw) -> None:
-        self.logger.pathway_event({"step": self.step, "net": name, "event": "freeze",
-                                   "frozen_at": pw.schedule.frozen_at, "reason": pw.schedule.freeze_reason})
+        cut = self.logger.freeze(self.step, name, pw)
+        if name == "critic" and len(cut) == 2:
+            # SAC's actor learns through min(Q1, Q2): an action both Q networks are blind to gets no gradient
+            n_obs = self.algo.obs_dim
+            blind = sorted(i - n_obs for i in set.intersection(*(set(idx) for idx in cut.values())) if i >= n_obs)
+            if blind:
+                what, it = ("actions", "them") if len(blind) > 1 else ("action", "it")
+                self.logger.warn(f"warning: both Q networks are blind to {what} {ranges(blind)}, so the actor gets "
+                                 f"no gradient for {it}; in the score ablation such runs never learnt, while DAPD "
+                                 "and --score synflow kept every action connected")
 
     def _event(self, kind: str, name: str, result) -> dict[str, Any]:
         net = self.algo.networks[name]
