@@ -41,8 +41,8 @@ from ..pathways.methods import RandomStatic, StaticSNIP
 from . import checkpoint, run_lock
 from .checkpoint import write_text_atomic
 from .config import Config
-from .logging import cut_off_warning
 from .evaluate import run_episodes, summarise
+from .logging import cut_off_warning
 from .loop_common import resume_trainer
 from .online import load_run_config, resolve_device, start_run
 
