@@ -7,18 +7,23 @@ one row per seed, cells "score (% of dense)") and applies the report's own norma
 statistics to all three seeds, so that a verdict over 3 seeds does not wait for the reruns. Once every run is
 a record, `neuropath report benchmarks/records/scores --versus dapd` supersedes it.
 
-    python benchmarks/score_ablation_iqm.py [benchmarks/RESULTS.md]
+    python benchmarks/score_ablation_iqm.py                                      # the tables as they are
+    python benchmarks/score_ablation_iqm.py --records benchmarks/records/scores  # records where they exist
+
+With ``--records``, every (environment, method, seed) that has a finished record takes the record's score
+instead of the table's: seed 0's reruns replace session 13's numbers one by one (on another CPU a sparse run
+is another sample: docs/decisions.md, "Same seed, same machine").
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
 from pathlib import Path
 
 import numpy as np
 
 from neuropath.experiments.report import (Norm, _probabilities, _random_zero, improvement_over,
-                                          interval_estimates)
+                                          interval_estimates, load_runs)
 
 SECTION = "## The score ablation"
 ENVS = ("HalfCheetah-v5", "Hopper-v5")
@@ -58,8 +63,27 @@ def normalise(scores: dict[str, dict[str, list[float]]]) -> dict[str, np.ndarray
             for m in scores[ENVS[0]]}
 
 
-def main(path: str = "benchmarks/RESULTS.md") -> None:
-    matrix = normalise(per_seed_scores(Path(path).read_text()))
+def with_records(scores: dict[str, dict[str, list[float]]], records: Path) -> int:
+    """Replace table scores by the records' (same environment, method, seed); returns how many were replaced."""
+    runs, _ = load_runs(records)
+    n = 0
+    for run in runs:
+        per_seed = scores.get(run.env, {}).get(run.method)
+        if per_seed is not None and run.seed < len(per_seed):
+            n += abs(per_seed[run.seed] - run.score) >= 1     # the tables round to whole returns
+            per_seed[run.seed] = run.score
+    return n
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("results", nargs="?", default="benchmarks/RESULTS.md")
+    ap.add_argument("--records", type=Path, help="a folder of finished runs whose scores replace the tables'")
+    args = ap.parse_args()
+    scores = per_seed_scores(Path(args.results).read_text())
+    if args.records:
+        print(f"{with_records(scores, args.records)} table scores differ from their records and were replaced")
+    matrix = normalise(scores)
     n = next(iter(matrix.values())).shape[0]
     est = interval_estimates(matrix, REPS)
     imp = improvement_over(matrix, "dapd", REPS)
@@ -77,4 +101,4 @@ def main(path: str = "benchmarks/RESULTS.md") -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    main()
