@@ -28,10 +28,12 @@ def _method_key(method: str) -> tuple[int, str]:
 def _cell(score: float | None, dense: float | None) -> str:
     if score is None:
         return "–"
-    text = f"{score:.0f}".replace("-", "−")
+    # one decimal below 1 in size, so that −0.2 does not print as "−0"; no sign on a percentage that rounds to 0
+    text = f"{score:.1f}" if abs(score) < 1 else f"{score:.0f}"
     if dense and dense > 0:
-        text += f" ({100 * score / dense:.0f}%)".replace("-", "−")
-    return text
+        pct = round(100 * score / dense)
+        text += f" ({pct if pct else 0}%)"
+    return text.replace("-", "−")
 
 
 def tables(rows: list[dict]) -> list[str]:
