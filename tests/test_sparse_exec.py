@@ -138,7 +138,10 @@ def test_static_pathway_run_has_the_same_curve_sparse_or_not(tmp_path):
         assert trainer.sparse == (mode == "on")
         runs[mode] = [float(r["return_mean"]) for r in read_csv(tmp_path / mode / "metrics.csv")]
         weights[mode] = checkpoint.load_state(checkpoint.latest(tmp_path / mode))["algo"]
-    assert runs["on"][0] == pytest.approx(runs["off"][0], rel=1e-4)     # before any update
+    # Before any update the two actors agree to float rounding (the kernel tests above check 1e-5);
+    # a 1000-step MuJoCo episode amplifies that rounding, by how much depends on the CPU's vector
+    # width (0.2% on an AVX-512 Xeon), so the first return is checked to 1%, not bit for bit.
+    assert runs["on"][0] == pytest.approx(runs["off"][0], rel=1e-2)
     assert runs["on"] == pytest.approx(runs["off"], rel=0.1)
     for k, w in weights["off"].items():
         if k.endswith("mask"):
