@@ -1,18 +1,18 @@
 """IQM and probabilities of improvement for the score ablation, from its per-seed tables in RESULTS.md.
 
-Why this exists: `neuropath report` needs run folders or records, and 18 seed-0 runs of the ablation exist only
-as the numbers recorded by the session that ran them (their folders were lost with that machine). This script
-reads the per-seed tables of benchmarks/RESULTS.md ("The score ablation" section: one table per environment,
-one row per seed, cells "score (% of dense)") and applies the report's own normalisation and rliable
-statistics to all three seeds, so that a verdict over 3 seeds does not wait for the reruns. Once every run is
-a record, `neuropath report benchmarks/records/scores --versus dapd` supersedes it.
+Why this exists: `neuropath report` gives P(X > reference) for the leading methods only and has no notion of
+"the same score's static mask". This script reads the per-seed tables of benchmarks/RESULTS.md ("The score
+ablation" section: one table per environment, one row per seed, cells "score (% of dense)"), applies the
+report's own normalisation and rliable statistics, and prints P(X > dapd) for every method and P(DAPD > static)
+per score. It was first written to give a verdict before 18 lost seed-0 runs were rerun (their numbers then
+existed only in the tables); since 2026-11-29 every cell of the tables is a record.
 
     python benchmarks/score_ablation_iqm.py                                      # the tables as they are
-    python benchmarks/score_ablation_iqm.py --records benchmarks/records/scores  # records where they exist
+    python benchmarks/score_ablation_iqm.py --records benchmarks/records/scores  # records' unrounded scores
 
-With ``--records``, every (environment, method, seed) that has a finished record takes the record's score
-instead of the table's: seed 0's reruns replace session 13's numbers one by one (on another CPU a sparse run
-is another sample: docs/decisions.md, "Same seed, same machine").
+With ``--records``, every (environment, method, seed) of the tables that has a finished record takes the
+record's score instead of the table's (seeds the tables do not have are ignored: the verdict is over seeds
+0-2; on another CPU a sparse run is another sample: docs/decisions.md, "Same seed, same machine").
 """
 
 from __future__ import annotations
