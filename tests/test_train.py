@@ -54,7 +54,11 @@ RLX2_TINY = {"pathway": "rlx2", "update_every": 100, "nstep_delay": 150, "buffer
              "buffer_check_every": 200, "buffer_check_size": 64, "buffer_threshold": 0.0}
 
 
-@pytest.mark.parametrize("extra", [{}, RLX2_TINY], ids=["dapd", "rlx2"])
+AUTHORS_OWN_AGE = {"moving_average": 1, "score_temperature": "init", "adam_on_change": "keep",
+                   "score_batches": "shared", "entry_rule": "own-age"}
+
+
+@pytest.mark.parametrize("extra", [{}, RLX2_TINY, AUTHORS_OWN_AGE], ids=["dapd", "rlx2", "authors-own-age"])
 def test_resumed_run_continues_the_same_curve(tmp_path, extra):
     """Killed between checkpoints and resumed: the same evaluations, weights and mask events
     (RLx2: with its n-step target, shrinking buffer and drop/grow steps across the cut)."""
@@ -84,8 +88,10 @@ def test_resumed_run_continues_the_same_curve(tmp_path, extra):
     ev_b = [(e["step"], e["net"], e.get("changed"), e.get("dropped"))
             for e in read_jsonl(tmp_path / "cut" / "pathway.jsonl")]
     assert ev_a == ev_b
-    if extra:
+    if extra is RLX2_TINY:
         assert any(e[3] for e in ev_a)                      # the buffer did shrink
+    if extra is AUTHORS_OWN_AGE:                            # the young entries were carried across the cut
+        assert any(e.get("young") for e in read_jsonl(tmp_path / "cut" / "pathway.jsonl"))
 
 
 @pytest.mark.parametrize("pathway,expected", [("dense", 1.0), ("static", 0.1), ("random", 0.1)])
@@ -195,6 +201,9 @@ def _one_line_error(args, tmp_path):
     (["--pathway", "set", "--distribution", "normal"], "--distribution"),
     (["--pathway", "set", "--critic-keep", "1.2"], "--critic-keep"),
     (["--pathway", "rlx2", "--drop-fraction", "2"], "--drop-fraction"),
+    (["--entry-rule", "oldest"], "--entry-rule must be one of global, own-age"),
+    (["--boundary-order", "random"], "--boundary-order"),
+    (["--score-temperature", "0.1"], "--score-temperature"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, needle):
     line = _one_line_error(["train", "--env", "Hopper-v5", *args, "--run-dir", str(tmp_path / "r")], tmp_path)

@@ -129,9 +129,15 @@ class SAC(nn.Module):
 
     # ---- losses: functions of a batch; the same ones train and score -------------------
 
-    def critic_loss(self, b: Batch) -> torch.Tensor:
+    def _alpha(self, temperature: float | None) -> torch.Tensor:
+        """The learned α, or a fixed ``temperature`` (scoring as the authors' rebuilt agent does)."""
+        if temperature is None:
+            return self.alpha.detach()
+        return torch.tensor(temperature, dtype=self.log_alpha.dtype, device=self.log_alpha.device)
+
+    def critic_loss(self, b: Batch, temperature: float | None = None) -> torch.Tensor:
         with torch.no_grad():
-            alpha = self.alpha.detach()
+            alpha = self._alpha(temperature)
             next_action, next_logp = self.actor.sample(b.next_obs)
             tq1, tq2 = self.critic_target(b.next_obs, next_action)
             v = torch.min(tq1, tq2) - alpha * next_logp
@@ -146,9 +152,11 @@ class SAC(nn.Module):
         q1, q2 = self.critic(b.obs, b.action)
         return F.mse_loss(q1, target) + F.mse_loss(q2, target)
 
-    def actor_loss(self, b: Batch, *, critic_grad: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    def actor_loss(self, b: Batch, *, critic_grad: bool = False,
+                   temperature: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Policy loss E[α log π − min Q]; returns (loss, log π). The critic's weights get no
-        gradient unless ``critic_grad`` (scoring the critic with the actor loss, as the authors)."""
+        gradient unless ``critic_grad`` (scoring the critic with the actor loss, as the authors);
+        α is the learned one unless ``temperature`` is given."""
         action, logp = self.actor.sample(b.obs)
         if critic_grad:
             q1, q2 = self.critic(b.obs, action)
@@ -161,17 +169,20 @@ class SAC(nn.Module):
             finally:
                 for p in params:
                     p.requires_grad_(True)
-        return (self.alpha.detach() * logp - torch.min(q1, q2)).mean(), logp
+        return (self._alpha(temperature) * logp - torch.min(q1, q2)).mean(), logp
 
-    def losses(self, *, training: bool = False) -> dict[str, Callable[[Batch], torch.Tensor]]:
+    def losses(self, *, training: bool = False,
+               temperature: float | None = None) -> dict[str, Callable[[Batch], torch.Tensor]]:
         """Scoring losses keyed like `networks`. DAPD's (default): the critic is scored with
         its TD loss plus the actor loss that flows through it, the actor with its policy
-        loss, both at the current temperature. ``training=True``: each network's own
-        training loss (RigL/RLx2 grow on the gradient of the loss being minimised)."""
+        loss, both at the current temperature, or at ``temperature`` (the authors score at the
+        initial α). ``training=True``: each network's own training loss (RigL/RLx2 grow on the
+        gradient of the loss being minimised)."""
         if training:
             return {"actor": lambda b: self.actor_loss(b)[0], "critic": self.critic_loss}
-        return {"actor": lambda b: self.actor_loss(b)[0],
-                "critic": lambda b: self.critic_loss(b) + self.actor_loss(b, critic_grad=True)[0]}
+        t = temperature
+        return {"actor": lambda b: self.actor_loss(b, temperature=t)[0],
+                "critic": lambda b: self.critic_loss(b, t) + self.actor_loss(b, critic_grad=True, temperature=t)[0]}
 
     # ---- one gradient update -----------------------------------------------------------
 

@@ -83,6 +83,13 @@ class ReplayBuffer:
         idx = (self.ptr - back) % self.capacity
         return self._split(self.storage.index_select(0, idx))
 
+    def recent_spread(self, count: int, window: int) -> Batch:
+        """``count`` rows evenly spaced over the ``window`` most recent transitions, drawn without
+        randomness (a probe batch must not move the run's random streams)."""
+        n = min(window, self.size)
+        back = torch.linspace(1, n, min(count, n), device=self.device).round().long()
+        return self._split(self.storage.index_select(0, (self.ptr - back) % self.capacity))
+
     def sample_nstep(self, batch_size: int, n: int, gamma: float) -> Batch:
         """n-step minibatch: reward = Σ_{k<m} γ^k r_{t+k} over the m ≤ n steps before the
         episode ends (termination, time limit) or the stored data does; bootstrap from

@@ -35,7 +35,7 @@ import numpy as np
 import yaml
 
 from ..errors import UsageError
-from ..training.config import Config
+from ..training.config import VARIANTS, Config, fill_legacy
 from ..training.logging import read_csv
 from .random_reference import RANDOM_EPISODES, random_policy_return
 
@@ -67,9 +67,19 @@ class RunResult:
         return self.env, self.method, self.sparsity
 
 
-def method_label(pathway: dict) -> str:
+def method_label(pathway: dict, settings: dict | None = None) -> str:
     """The method a run is grouped under: its pathway method, with its score where that is not SNIP
-    (``dapd+grasp``; per-network scores as ``dapd+a:grasp/c:snip``)."""
+    (``dapd+grasp``; per-network scores as ``dapd+a:grasp/c:snip``) and the named DAPD variants its
+    ``settings`` (`run_settings`) hold (``dapd@authors``, ``dapd@own-age``, ``dapd@authors@own-age``)."""
+    label = _score_label(pathway)
+    if pathway["pathway"] == "dapd" and settings:
+        for name, values in VARIANTS.items():
+            if all(_setting_text(settings.get(k)) == _setting_text(v) for k, v in values.items()):
+                label += f"@{name}"
+    return label
+
+
+def _score_label(pathway: dict) -> str:
     method = pathway["pathway"]
     if method not in ("dapd", "static", "npf"):
         return method
@@ -95,7 +105,7 @@ def run_settings(cfg: dict) -> dict:
     """A run's settings as one flat dict, today's defaults filling what its config.yaml predates (a setting
     added later keeps the behaviour older runs had), less `RUN_MECHANICS`."""
     flat = dict(_default_settings())
-    for section in cfg.values():
+    for section in fill_legacy(dict(cfg)).values():
         if isinstance(section, dict):
             flat.update(section)
     return {k: v for k, v in flat.items() if k not in RUN_MECHANICS}
@@ -168,11 +178,12 @@ def load_runs(root: Path) -> tuple[list[RunResult], list[str]]:
         last = rows[-1]
         algo = r.get("algo") or "auto"
         env = r["env"] if algo in ("auto", "sac") else f"{r['env']} ({algo})"   # compared within an algorithm
-        done.append(RunResult(run, env, method_label(p), label, value, int(r["seed"]),
+        settings = run_settings(cfg)
+        done.append(RunResult(run, env, method_label(p, settings), label, value, int(r["seed"]),
                               np.array([int(x["step"]) for x in rows]),
                               np.array([float(x["return_mean"]) for x in rows]), int(r["steps"]),
                               _number(last.get("cpu_seconds")), _number(last.get("energy_j")),
-                              last.get("energy_mode") or "none", run_settings(cfg)))
+                              last.get("energy_mode") or "none", settings))
     if not done and not unfinished:
         raise UsageError(f"no neuropath runs under {str(root)!r}")
     return done, unfinished

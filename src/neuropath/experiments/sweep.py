@@ -33,7 +33,7 @@ import yaml
 
 from ..envs.make import check_env_id
 from ..errors import UsageError
-from ..training.config import PATHWAYS, Config
+from ..training.config import PATHWAYS, VARIANTS, Config
 from ..training.logging import read_csv
 from ..training.run_lock import in_use
 
@@ -72,6 +72,7 @@ class Grid:
                 raise UsageError(f"{name} needs at least one value")
         for m in self.methods:
             split_method(m)
+            method_variants(m)
         for e in self.envs:
             check_env_id(e)
         for k in self.keep:
@@ -116,15 +117,31 @@ class Grid:
                         out.append(RunSpec(name, {"env": env, "pathway": pathway, "keep_ratio": keep,
                                                   "seed": seed, "steps": self.steps,
                                                   **({"score": score} if score else {}),
+                                                  **method_variants(method),
                                                   **self._scoped(env, method)}))
         return out
 
 
+def method_variants(method: str) -> dict[str, object]:
+    """The settings of the named variants after ``@`` in a grid method (``dapd@authors``: DAPD as the
+    authors' code runs it; ``dapd@own-age``; ``dapd@authors@own-age``), in order, later ones winning."""
+    base, *names = method.split("@")
+    if names and base.partition("+")[0] != "dapd":
+        raise UsageError(f"method {method!r}: only dapd takes a variant (@{', @'.join(VARIANTS)})")
+    out: dict[str, object] = {}
+    for name in names:
+        if name not in VARIANTS:
+            raise UsageError(f"method {method!r}: unknown variant {name!r}; known: {', '.join(VARIANTS)}")
+        out.update(VARIANTS[name])
+    return out
+
+
 def split_method(method: str) -> tuple[str, str | None]:
     """A grid method: a pathway method (``dapd``), or one that scores with its score after a ``+``
-    (``dapd+grasp``, ``static+synflow``: the score ablation)."""
+    (``dapd+grasp``, ``static+synflow``: the score ablation), either with named variants after ``@``
+    (`method_variants`)."""
     from ..pathways.scores import SCORES
-    base, plus, score = method.partition("+")
+    base, plus, score = method.split("@")[0].partition("+")
     if base not in PATHWAYS:
         raise UsageError(f"unknown method {base!r} in the sweep grid; allowed: {', '.join(PATHWAYS)} "
                          f"(dapd and static also as METHOD+SCORE, e.g. dapd+grasp)")

@@ -35,7 +35,7 @@ def build_pathways(cfg: Config, algo: SAC, optimizers: dict) -> dict[str, Pathwa
     for i, (name, net) in enumerate(algo.networks.items()):
         seed = cfg.run.seed * 1000 + i
         keep = cfg.keep_ratio_of(name)
-        prune, reset = p.prune, True
+        prune, reset = p.prune, p.adam_on_change == "zero"
         if p.pathway == "dapd":
             method = DAPD(keep, p.moving_average, p.scope, cfg.score_of(name), seed=seed,
                           synflow_rounds=p.synflow_rounds)
@@ -49,7 +49,7 @@ def build_pathways(cfg: Config, algo: SAC, optimizers: dict) -> dict[str, Pathwa
             method, schedule, reset = dynamic_sparse(cfg, keep, seed)
             prune = "zero"           # sparse training: inactive weights are zero, new ones start there
         out[name] = Pathway(net, method, schedule, optimizers.get(name), tied=algo.tied.get(name, ()),
-                            prune=prune, reset_optimizer=reset)
+                            prune=prune, reset_optimizer=reset, entry_rule=p.entry_rule)
     return out
 
 

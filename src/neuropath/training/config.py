@@ -80,6 +80,33 @@ class RunConfig:
     """show a progress bar"""
 
 
+# The settings that tell our DAPD from the authors' (docs/decisions.md), with their allowed values.
+CHOICES = {"boundary_order": ("eval-first", "mask-first"), "score_temperature": ("current", "init"),
+           "adam_on_change": ("zero", "keep"), "entry_rule": ("global", "own-age"),
+           "score_batches": ("separate", "shared")}
+
+# Named sets of those settings: a sweep method ``dapd@authors`` runs DAPD with them, and a report labels
+# runs that have them so (``dapd@authors``, ``dapd@own-age``); presets <env>-dapd-authors are the first.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "authors": {"moving_average": 1, "score_temperature": "init", "adam_on_change": "keep",
+                "score_batches": "shared", "boundary_order": "eval-first"},
+    "own-age": {"entry_rule": "own-age"},
+}
+
+# Settings whose default changed: the value a run written before the setting existed ran with, so that
+# resuming or reporting an old run keeps what it did (`fill_legacy`).
+LEGACY_DEFAULTS = {"pathway": {"boundary_order": "mask-first"}}
+
+
+def fill_legacy(data: dict[str, Any]) -> dict[str, Any]:
+    """A run's stored config (sections of settings) with `LEGACY_DEFAULTS` filled in where it lacks them."""
+    for section, values in LEGACY_DEFAULTS.items():
+        if isinstance(data.get(section), dict):
+            for key, value in values.items():
+                data[section].setdefault(key, value)
+    return data
+
+
 SCORING_PATHWAYS = ("dapd", "static", "npf")
 """the pathway methods that rank weights by a score (--score); the others draw or grow their masks"""
 
@@ -114,6 +141,21 @@ class PathwayConfig:
     """multi-task: freeze (and merge) once the mean eval success rate reaches this"""
     prune: str = "keep"
     """keep: inactive weights keep their values; zero: they are set to zero"""
+    boundary_order: str = "eval-first"
+    """where an evaluation and a mask update fall on one step: eval-first (evaluate, test the freeze, then
+    update the mask: the authors' order) or mask-first (neuropath before 0.3: the evaluation sees the new mask)"""
+    score_temperature: str = "current"
+    """SAC: the temperature α in the scoring losses: current (the learned α) or init (--init-temperature,
+    as the authors' rebuilt scoring agent has)"""
+    adam_on_change: str = "zero"
+    """Adam moments of the entries whose mask changed: zero (reset them) or keep (the authors)"""
+    entry_rule: str = "global"
+    """Adam's bias correction of an entry that joins the pathway with zero moments: global (the tensor's step
+    count, as torch and both codes: a newcomer's first steps are 3-6x lr) or own-age (from the entry's own age
+    since its moments started at zero, as a fresh Adam would: steps of ~lr)"""
+    score_batches: str = "separate"
+    """DAPD: one scoring batch per network (separate) or one batch shared by actor and critic (shared, the
+    authors)"""
     scope: str = "global"
     """top-k over the whole network (global, the paper), per layer (layer) or per member network (member: the twin
     critic's Q1 and Q2, BCQ's VAE encoder and decoder each keep their share)"""
@@ -369,6 +411,9 @@ class Config:
             raise UsageError("--buffer-drop must be in (0, 1) and --buffer-threshold >= 0")
         if p.prune not in ("keep", "zero"):
             raise UsageError(f"--prune must be keep or zero, got {p.prune!r}")
+        for name, allowed in CHOICES.items():
+            if getattr(p, name) not in allowed:
+                raise UsageError(f"--{_flag(name)} must be one of {', '.join(allowed)}, got {getattr(p, name)!r}")
         from ..pathways.topk import SCOPES
         if p.scope not in SCOPES:
             raise UsageError(f"--scope must be one of {', '.join(SCOPES)}, got {p.scope!r}")

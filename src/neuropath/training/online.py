@@ -30,9 +30,10 @@ from ..pathways import density, layer_density, unmasked
 from ..pathways.masks import ranges
 from . import checkpoint, run_lock
 from .build import build_pathways, check_reachable, needs_init_data, use_sparse_execution, uses_rlx2_extras
-from .config import Config
+from .config import Config, fill_legacy
 from .evaluate import run_episodes, summarise
 from .logging import RunLogger, truncate_after
+from .swap_probe import SwapProbe
 
 Callback = Callable[[int, dict[str, Any]], bool]
 EVAL_SEED_OFFSET = 1_000_003
@@ -124,6 +125,7 @@ class Trainer:
         self.buffer = ReplayBuffer(obs_dim, act_dim, min(r.replay_size, r.steps), self.device,
                                    store_mean=self.dynamic_buffer)
         self.rng = np.random.default_rng(r.seed)
+        self.probe = SwapProbe(self.algo)
 
         self.step = 0
         self.episodes = 0
@@ -199,6 +201,7 @@ class Trainer:
     def _loop(self, callback: Callback | None) -> dict[str, Any]:
         r, algo, buf = self.cfg.run, self.algo, self.buffer
         batch_size = self.cfg.sac.batch_size
+        eval_first = self.cfg.pathway.boundary_order == "eval-first"
         metrics: dict[str, torch.Tensor] = {}
         t_last, s_last = time.perf_counter(), self.step
         sps = 0.0
@@ -221,11 +224,19 @@ class Trainer:
 
             if self.step >= r.seed_steps and len(buf) >= batch_size:
                 metrics = algo.update(self._sample(batch_size), self.optimizers)
+            # At a step where both fall, the authors evaluate (and test the freeze) before the mask
+            # changes: an evaluation then never sees a pathway swapped in a moment ago (eval-first).
+            evaluate = self.step % r.eval_every == 0 or self.step == r.steps   # and always at the end
+            if evaluate and eval_first:
+                self.evaluate()
             self._maybe_update_masks(episode_end=done)
+            if self.probe.pending:
+                for event in self.probe.due(self.step):
+                    self.logger.pathway_event(event)
             if self.dynamic_buffer and self.step % self.rlx2.buffer_check_every == 0:
                 self._adjust_buffer()
 
-            if self.step % r.eval_every == 0 or self.step == r.steps:    # and always at the end
+            if evaluate and not eval_first:
                 self.evaluate()
             if self.step % r.log_every == 0:
                 now = time.perf_counter()
@@ -286,7 +297,7 @@ class Trainer:
             sample: Callable[[], Any] | None = None
             if needs_init_data(self.cfg):
                 init_buf = self._collect_init_data(max(p.init_steps, 1))
-                sample = lambda: init_buf.sample(p.score_batch)  # noqa: E731
+                sample = self._batches(lambda: init_buf.sample(p.score_batch))
             with unmasked(self.algo):
                 for name, pw in self.pathways.items():
                     closure = (lambda n=name: losses[n](sample())) if sample else None
@@ -319,19 +330,41 @@ class Trainer:
         if not due:
             return
         p = self.cfg.pathway
+        recent = self._batches(lambda: self.buffer.sample_recent(p.score_batch, p.window))
         for name in due:
             pw = self.pathways[name]
+            self.probe.before(name, self.buffer.recent_spread(self.probe.rows, p.window))
             if getattr(pw.method, "data", "recent") == "replay":
                 # Sparse training: the network's own loss on a replay minibatch, every other
                 # network as it trains (masked); the grow gradient is dense by construction.
                 losses = self.algo.losses(training=True)
                 result = pw.update(self.step, lambda n=name: losses[n](self.buffer.sample(p.score_batch)))
             else:
-                losses = self.algo.losses()
+                losses = self.algo.losses(temperature=self._score_temperature())
                 with unmasked(self.algo):   # DAPD: score the dense networks on recent data
-                    result = pw.update(
-                        self.step, lambda n=name: losses[n](self.buffer.sample_recent(p.score_batch, p.window)))
-            self.logger.pathway_event(self._event("update", name, result))
+                    result = pw.update(self.step, lambda n=name: losses[n](recent()))
+            event = self._event("update", name, result)
+            event["shift"] = round(self.probe.after(name, self.step), 6)
+            if pw.entry_ages is not None:
+                event["young"] = pw.entry_ages.young()
+            self.logger.pathway_event(event)
+
+    def _score_temperature(self) -> float | None:
+        """α in the scoring losses: None (the learned one) or the initial one (the authors)."""
+        return self.cfg.sac.init_temperature if self.cfg.pathway.score_temperature == "init" else None
+
+    def _batches(self, draw: Callable[[], Any]) -> Callable[[], Any]:
+        """The scoring batches of one mask update: a new one for each network (separate), or the first
+        one drawn for all of them (shared, the authors: one batch scores actor and critic)."""
+        if self.cfg.pathway.score_batches == "separate":
+            return draw
+        drawn: list[Any] = []
+
+        def shared() -> Any:
+            if not drawn:
+                drawn.append(draw())
+            return drawn[0]
+        return shared
 
     def _log_freeze(self, name: str, pw) -> None:
         cut = self.logger.freeze(self.step, name, pw)
@@ -443,6 +476,7 @@ class Trainer:
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
                     "env": env_rng_state(self.env)},
             "replay": self.buffer.state_dict(),
+            "swap_probe": self.probe.state_dict(),
         }
 
     def save_checkpoint(self, *, reset_pending: bool = True) -> Path:
@@ -466,6 +500,7 @@ class Trainer:
         self.last_eval, self._last_eval_row = c["last_eval"], c["last_eval_row"]
         self.next_checkpoint = c["next_checkpoint"]
         self._spent = dict(c.get("spent", self._spent))
+        self.probe.load_state_dict(state.get("swap_probe", {}))
         self._saved_step = self.step
         rng = state["rng"]
         random.setstate(rng["python"])
@@ -492,6 +527,7 @@ def load_run_config(run_dir: Path) -> Config:
     try:
         data = yaml.safe_load(path.read_text())
         data.pop("neuropath", None)
+        fill_legacy(data)
         offline = data.get("offline") or {}
         if offline.get("dataset") is None and offline.get("algo") == "iql":
             offline["algo"] = "sac"      # runs before 0.2 stored the offline default "iql" for every run
