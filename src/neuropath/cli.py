@@ -100,8 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("root", nargs="+", help="a sweep folder, or any folder of runs (several: compared in one report)")
     rp.add_argument("--out", help="where to write (default: ROOT/report)")
     rp.add_argument("--reps", type=int, default=2000, help="bootstrap resamples for the CIs (default: 2000)")
-    rp.add_argument("--versus", metavar="METHOD", help="the method whose probability of improvement the others are "
-                    "measured against, e.g. dapd for a score ablation (default: dense)")
+    rp.add_argument("--versus", metavar="METHOD", nargs="+", help="the method(s) whose probability of improvement "
+                    "the others are measured against, e.g. dapd for a score ablation, or dense rigl rlx2 (default: dense)")
+    rp.add_argument("--at", metavar="START:END", nargs="+", default=[], help="also score the runs on their "
+                    "evaluations in these step windows, e.g. 250000:300000 (a claim about the middle of the curves)")
 
     f = sub.add_parser("flops", help="parameters and FLOPs of a run: forward, per update, whole run, dense vs pathway",
                        epilog=EPILOG)
@@ -362,7 +364,7 @@ def _sweep(args: argparse.Namespace) -> int:
     results = sweep.run_sweep(out, specs, jobs=args.jobs, ray_address=args.ray)
     failed = sorted(n for n, rc in results.items() if rc != 0)
     if args.report:
-        _report(argparse.Namespace(root=[str(out)], out=None, reps=2000, versus=None))
+        _report(argparse.Namespace(root=[str(out)], out=None, reps=2000, versus=None, at=[]))
     if failed:
         print(f"{len(failed)} run(s) failed: {', '.join(failed)}; fix and re-run `neuropath sweep {out}` "
               "(finished runs are kept)", file=sys.stderr)
@@ -376,8 +378,17 @@ def _report(args: argparse.Namespace) -> int:
 
     if args.reps < 100:
         raise UsageError(f"--reps must be >= 100, got {args.reps}")
+    windows = []
+    for text in getattr(args, "at", []) or []:
+        start, colon, end = text.partition(":")
+        try:
+            windows.append((int(float(start)), int(float(end))))
+        except ValueError:
+            raise UsageError(f"--at expects START:END in steps, e.g. 250000:300000; got {text!r}") from None
+        if not colon:
+            raise UsageError(f"--at expects START:END in steps, e.g. 250000:300000; got {text!r}")
     out = write_report([Path(r) for r in args.root], Path(args.out) if args.out else None, reps=args.reps,
-                       versus=args.versus)
+                       versus=args.versus, at=windows)
     print((out / "report.md").read_text(), end="")
     print(f"report: {out / 'report.md'}")
     return 0

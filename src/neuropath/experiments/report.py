@@ -22,7 +22,9 @@ Only runs that reached their step budget count; the others are listed as unfinis
 from __future__ import annotations
 
 import csv
+import dataclasses
 import functools
+import json
 import math
 import warnings
 from collections import defaultdict
@@ -36,7 +38,7 @@ import yaml
 
 from ..errors import UsageError
 from ..training.config import VARIANTS, Config, fill_legacy
-from ..training.logging import read_csv
+from ..training.logging import read_csv, read_jsonl
 from .random_reference import RANDOM_EPISODES, random_policy_return
 
 LAST_EVALS = 10
@@ -57,6 +59,7 @@ class RunResult:
     energy_j: float | None = None       # measured joules (NVML/RAPL), where available
     energy_mode: str = "none"
     settings: dict = field(default_factory=dict)   # what the run learned with (see `run_settings`)
+    freezes: list = field(default_factory=list)    # (step, reason) of each network's freeze (pathway.jsonl)
 
     @property
     def score(self) -> float:
@@ -183,10 +186,28 @@ def load_runs(root: Path) -> tuple[list[RunResult], list[str]]:
                               np.array([int(x["step"]) for x in rows]),
                               np.array([float(x["return_mean"]) for x in rows]), int(r["steps"]),
                               _number(last.get("cpu_seconds")), _number(last.get("energy_j")),
-                              last.get("energy_mode") or "none", settings))
+                              last.get("energy_mode") or "none", settings, freeze_events(run)))
     if not done and not unfinished:
         raise UsageError(f"no neuropath runs under {str(root)!r}")
     return done, unfinished
+
+
+def freeze_events(run: Path) -> list[tuple[int, str]]:
+    """When and why each network of a run froze: ``(step, reason)``, one per distinct freeze, from the run's
+    ``pathway.jsonl`` or, in a record (benchmarks/run_records.py), its ``freeze.jsonl``."""
+    path = next((run / f for f in ("freeze.jsonl", "pathway.jsonl") if (run / f).is_file()), None)
+    if path is None:
+        return []
+    out: list[tuple[int, str]] = []
+    try:
+        for event in read_jsonl(path):
+            if event.get("event") == "freeze":
+                item = (int(event.get("frozen_at", event["step"])), str(event.get("reason", "")))
+                if item not in out:
+                    out.append(item)
+    except Exception:  # noqa: BLE001 - a cut last line (a killed run) leaves the freezes read so far
+        pass
+    return out
 
 
 def _number(text: str | None) -> float | None:
@@ -389,10 +410,12 @@ def _adaptation_lines(matrix: dict[str, np.ndarray], reps: int, seed: int = 0) -
 
 
 def write_report(root: Path | list[Path], out: Path | None = None, *, reps: int = 2000,
-                 versus: str | None = None) -> Path:
+                 versus: str | list[str] | None = None, at: list[tuple[int, int]] = ()) -> Path:
     """The report of every finished run under ``root`` (a folder, or several: runs of several sweeps, or
     single run directories, compared in one table); written to ``out`` (default: the first root's report/).
-    ``versus``: the method the others' probability of improvement is measured against (default: dense)."""
+    ``versus``: the method(s) the others' probability of improvement is measured against (default: dense);
+    ``at``: step windows ``(start, end)`` scored again on their own (a claim about the middle of the curves)."""
+    versus_list = [versus] if isinstance(versus, str) else list(versus or [])
     roots = [root] if isinstance(root, Path) else list(root)
     runs, unfinished = [], []
     for r in roots:
@@ -401,9 +424,13 @@ def write_report(root: Path | list[Path], out: Path | None = None, *, reps: int 
         unfinished += left if len(roots) == 1 else [f"{r.name}/{x}" for x in left]
     groups = group_runs(split_variants(runs))
     methods = sorted({method for _, method, _ in groups})
-    if versus is not None and versus not in methods:      # checked before anything is written
-        have = f"the methods with finished runs are {', '.join(methods)}" if methods else "no run has finished yet"
-        raise UsageError(f"--versus {versus}: no finished runs of that method; {have}")
+    for ref in versus_list:                                # checked before anything is written
+        if ref not in methods:
+            have = f"the methods with finished runs are {', '.join(methods)}" if methods else "no run has finished yet"
+            raise UsageError(f"--versus {ref}: no finished runs of that method; {have}")
+    for start, end in at:
+        if not 0 <= start <= end:
+            raise UsageError(f"--at {start}:{end}: a window needs 0 <= START <= END")
     out = out or roots[0] / "report"
     out.mkdir(parents=True, exist_ok=True)
     lines = [f"# neuropath report: {', '.join(map(str, roots))}", ""]
@@ -426,11 +453,16 @@ def write_report(root: Path | list[Path], out: Path | None = None, *, reps: int 
                              f"[{e['mean_ci'][0]:.3f}, {e['mean_ci'][1]:.3f}] |")
             if skipped:
                 lines.append(f"\nNot aggregated (missing some environment): {', '.join(sorted(skipped))}")
-            lines += _improvement_lines(matrix, versus, reps)
+            for ref in versus_list or [None]:
+                lines += _improvement_lines(matrix, ref, reps)
             lines += _adaptation_lines(matrix, reps)
             _plot_intervals(est, out / "iqm.png")
             _plot_profiles(matrix, out / "profiles.png")
             lines += ["", "![IQM](iqm.png) ![performance profiles](profiles.png)"]
+        lines += _freeze_lines(groups)
+        for start, end in at:
+            lines += _window_lines(window_runs([r for g in groups.values() for r in g], start, end), start, end,
+                                   versus_list, reps)
         lines += _energy(groups, norm, out / "energy.png")
         _plot_curves(groups, out / "curves.png")
         _plot_sparsity(groups, out / "sparsity.png")
@@ -462,6 +494,55 @@ def _table(groups: dict, norm: dict[str, Norm]) -> list[str]:
     return lines
 
 
+def _freeze_lines(groups: dict) -> list[str]:
+    """When and why each run's pathway froze (methods with a warm-up; static masks are fixed from the start)."""
+    rows = []
+    for (env, method, sp), runs in groups.items():
+        if not any(r.settings.get("pathway") == "dapd" for r in runs):
+            continue
+        cells = []
+        for r in runs:
+            step, reason = r.freezes[0] if r.freezes else (None, "")
+            cells.append(f"s{r.seed}: never" if step is None else f"s{r.seed}: {step:,} ({reason})")
+        rows.append(f"| {env} | {method} | {sp} | {'; '.join(cells)} |")
+    if not rows:
+        return []
+    return ["", "## Freezes", "", "Where each DAPD run's pathway froze and why (▼ on the learning curves).", "",
+            "| env | method | sparsity | per seed |", "|---|---|---|---|", *rows]
+
+
+def window_runs(runs: list[RunResult], start: int, end: int) -> list[RunResult]:
+    """The runs as if each ended at ``end``, scored on its evaluations in [start, end] (the last
+    `LAST_EVALS` of them): claims about a point of the curve ("DAPD ahead of dense at 250k-300k steps")
+    judged with the same statistics as the final scores. Runs without an evaluation there are left out."""
+    out = []
+    for r in runs:
+        keep = (r.steps >= start) & (r.steps <= end)
+        if keep.any() and r.steps[-1] >= end:
+            out.append(dataclasses.replace(r, steps=r.steps[keep], returns=r.returns[keep]))
+    return out
+
+
+def _window_lines(runs: list[RunResult], start: int, end: int, versus: list[str], reps: int) -> list[str]:
+    groups = group_runs(runs)
+    if not groups:
+        return ["", f"## At steps {start:,}–{end:,}", "", "No run has evaluations there."]
+    norm, _ = normalisers(groups)
+    lines = ["", f"## At steps {start:,}–{end:,}", "",
+             f"The same runs scored on their evaluations from {start:,} to {end:,} steps (the last {LAST_EVALS} "
+             "of them), normalised as above.", ""]
+    lines += _table(groups, norm)[2:]
+    matrix, _ = score_matrix(groups, norm)
+    if matrix:
+        est = interval_estimates(matrix, reps)
+        lines += ["", "| method @ sparsity | IQM [95% CI] |", "|---|---|"]
+        lines += [f"| {k} | {e['iqm']:.3f} [{e['iqm_ci'][0]:.3f}, {e['iqm_ci'][1]:.3f}] |"
+                  for k, e in sorted(est.items(), key=lambda kv: -kv[1]["iqm"])]
+        for ref in versus or [None]:
+            lines += _improvement_lines(matrix, ref, reps)
+    return lines
+
+
 def _write_scores(path: Path, groups: dict) -> None:
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
@@ -475,6 +556,12 @@ def _write_scores(path: Path, groups: dict) -> None:
 
 def _run_flops(run: RunResult) -> float | None:
     from ..efficiency.counted_flops import count_run
+    record = run.path / "flops.json"                # a record keeps the count its run's checkpoint gave
+    if record.is_file():
+        try:
+            return float(json.loads(record.read_text())["training_flops"])
+        except Exception:  # noqa: BLE001 - an unreadable count is no count
+            return None
     try:  # the same per-algorithm count as `neuropath flops`
         return count_run(run.path)[2]
     except Exception:  # noqa: BLE001 - a run without a readable checkpoint has no FLOP count
@@ -538,7 +625,7 @@ _SCORE_COLORS = {"grad": "C5", "grasp": "C6", "synflow": "C7", "magnitude": "C8"
 def _color(key: str) -> str:
     """One colour per method in every plot ("rigl@95%" and "rigl" alike), so figures can be read together;
     a score ablation's ``dapd+grasp`` and ``static+grasp`` share the score's colour (their line styles differ)."""
-    method = key.split("@")[0]
+    method = key.rsplit("@", 1)[0] if key.endswith("%") else key     # "dapd@authors@95%" -> "dapd@authors"
     score = method.partition("+")[2]
     if score in _SCORE_COLORS:
         return _SCORE_COLORS[score]
@@ -567,6 +654,10 @@ def _plot_curves(groups: dict, path: Path) -> None:
                     ls=_style(method, sorted(k[2] for k in groups if k[:2] == (env, method)).index(sp)))
             ax.fill_between(steps, rets.mean(0) - rets.std(0), rets.mean(0) + rets.std(0),
                             color=_color(method), alpha=0.15)
+            frozen = [step for r in runs for step, _ in r.freezes[:1] if 0 < step <= steps[-1]]
+            if frozen:   # where each run's pathway froze, on the mean curve
+                ax.plot(frozen, np.interp(frozen, steps, rets.mean(0)), "v", color=_color(method), ms=6,
+                        markeredgecolor="black", markeredgewidth=0.5)
         ax.set_title(env)
         ax.set_xlabel("environment steps")
         ax.set_ylabel("evaluation return")
