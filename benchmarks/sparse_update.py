@@ -9,7 +9,9 @@ side in one process, interleaved rounds, medians, ms per update:
 
 - ``dense``: the dense network, no masks (what a dense SAC run pays);
 - ``masked``: the pathway as ``W ⊙ m`` in dense matmuls (``--sparse off``);
-- ``sparse``: the pathway through the CSR/SDDMM kernels (``--sparse on``/``auto``).
+- ``layers``: the pathway through the CSR/SDDMM kernels layer by layer (one autograd node per layer);
+- ``sparse``: the same kernels, one autograd node per network (`MaskedMLP`: feature-major activations
+  from input to output, bias and ReLU fused; ``--sparse on``/``auto``).
 
 With ``--run``, masks and weights come from that run's latest checkpoint (a frozen DAPD run: the
 masks training really ends with); without it, every layer gets a random mask of the given density
@@ -77,13 +79,15 @@ def update_table(args) -> None:
     masked = make_sac(args.run, args.keep, 0)
     sparse = make_sac(args.run, args.keep, 0)
     enable_sparse_execution(sparse.actor, sparse.critic, sparse.critic_target)
+    layers = make_sac(args.run, args.keep, 0)       # the kernels layer by layer, no network-level fusion
+    enable_sparse_execution(layers.actor, layers.critic, layers.critic_target, fuse=False)
     dense = dense_copy(masked)
     print(f"actor density {density(masked.actor):.4f}, critic density {density(masked.critic):.4f}"
           f" ({'masks of ' + args.run if args.run else 'random masks'})")
     b = batch(1)
     for threads in args.threads:
         torch.set_num_threads(threads)
-        agents = {"dense": dense, "masked": masked, "sparse": sparse}
+        agents = {"dense": dense, "masked": masked, "layers": layers, "sparse": sparse}
         opts = {k: a.make_optimizers() for k, a in agents.items()}
         times = {k: [] for k in agents}
         for _ in range(args.rounds):
@@ -94,7 +98,8 @@ def update_table(args) -> None:
         for k in agents:
             print(f"  {k:7s} {med[k]:7.2f}   ({', '.join(f'{x:.2f}' for x in times[k])})")
         print(f"  sparse vs dense: {med['dense'] / med['sparse']:.2f}x   sparse vs masked: "
-              f"{med['masked'] / med['sparse']:.2f}x   masked vs dense: {med['dense'] / med['masked']:.2f}x")
+              f"{med['masked'] / med['sparse']:.2f}x   masked vs dense: {med['dense'] / med['masked']:.2f}x   "
+              f"fused vs layer by layer: {med['layers'] / med['sparse']:.2f}x")
 
 
 def layer_table(args) -> None:

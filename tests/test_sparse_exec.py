@@ -120,8 +120,8 @@ def test_sac_updates_on_the_pathway_track_the_masked_updates():
                 torch.testing.assert_close(q, p, rtol=0, atol=2e-5, msg=name)
     for (name, p), q in zip(masked.named_parameters(), sparse.parameters()):
         assert float((p - q).detach().norm() / p.detach().norm()) < 2e-3, name
-    for layer in masked_layers(sparse.critic).values():
-        assert layer.executor.plan is not None          # really ran sparse
+    for q in (sparse.critic.q1, sparse.critic.q2):      # really ran sparse, one network-level node each
+        assert q.executor.plans is not None
 
 
 def test_static_pathway_run_has_the_same_curve_sparse_or_not(tmp_path):
@@ -235,3 +235,41 @@ def test_auto_runs_dqn_on_the_kernels_with_the_masked_gradients_and_leaves_ppo_d
     assert not ppo.sparse and all(m.executor is None for n in ppo.algo.networks.values() for m in linear(n))
     forced = PPOTrainer(npth.Config().set({**ppo_cfg, "sparse": "on", "run_dir": str(tmp_path / "q")}))
     assert forced.sparse and all(m.executor is not None for n in forced.algo.networks.values() for m in linear(n))
+
+
+@pytest.mark.parametrize("batch", [1, 7, 256])
+def test_a_whole_mlp_on_the_kernels_matches_the_masked_layers(batch):
+    """One autograd node per network (`MaskedMLP`'s executor): outputs, input gradients and the weight and
+    bias gradients of every layer equal the masked dense layers' (empty rows and columns included), and
+    the gradient of a weight outside the mask is exactly zero."""
+    from neuropath.algos.common import mlp
+    from neuropath.efficiency.sparse_exec import MLPSparseExecutor
+    torch.manual_seed(batch)
+    ref = mlp(17, [64, 64], 3)
+    for i, layer in enumerate(masked_layers(ref).values()):
+        layer.set_mask(_mask_with_empty_rows_and_cols(*layer.weight.shape, 0.1, i))
+    net = mlp(17, [64, 64], 3)
+    net.load_state_dict(ref.state_dict())
+    enable_sparse_execution(net)
+    assert isinstance(net.executor, MLPSparseExecutor)
+    x = torch.randn(batch, 17)
+    xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    g = torch.randn(batch, 3)
+    ya, yb = ref(xa), net(xb)
+    assert yb.grad_fn is not None and type(yb.grad_fn).__name__ == "SparseMLPFunctionBackward"
+    assert torch.allclose(ya, yb, atol=1e-5)
+    ya.backward(g)
+    yb.backward(g)
+    assert torch.allclose(xa.grad, xb.grad, atol=1e-5)
+    for (name, p), q in zip(ref.named_parameters(), net.parameters()):
+        assert torch.allclose(p.grad, q.grad, atol=1e-4), name
+    for layer in masked_layers(net).values():
+        assert torch.all(layer.weight.grad[~layer.mask[0]] == 0)
+    with torch.no_grad():                                  # forward only: no autograd node
+        assert torch.allclose(net(x), ref(x), atol=1e-5)
+    with unmasked(net), unmasked(ref):                     # scoring: every stored weight, the dense path
+        y = net(x)
+        assert type(y.grad_fn).__name__ != "SparseMLPFunctionBackward" and torch.equal(y, ref(x))
+        assert not torch.allclose(y, yb.detach())          # the dense network is another function
+    masked_layers(net)["2"].set_mask(torch.ones(64, 64, dtype=torch.bool))   # too dense: layer by layer
+    assert type(net(xb).grad_fn).__name__ != "SparseMLPFunctionBackward"

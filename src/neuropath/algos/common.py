@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ..pathways import MaskedLinear
+from ..pathways.layers import MaskedMLP
 
 
 def adam(params, lr: float, **kwargs) -> torch.optim.Adam:
@@ -52,7 +53,7 @@ def random_batch(n: int, obs_dim: int, act_dim: int, generator: torch.Generator,
 
 
 def mlp(in_dim: int, hidden: Sequence[int], out_dim: int, *, init: str = "xavier_normal",
-        activation: type[nn.Module] = nn.ReLU, out_gain: float = 1.0) -> nn.Sequential:
+        activation: type[nn.Module] = nn.ReLU, out_gain: float = 1.0) -> MaskedMLP:
     """MLP of `MaskedLinear` layers. ``init="xavier_normal"``: the authors' SAC; ``"orthogonal"``: the
     PPO implementations' (CleanRL, SB3): orthogonal weights with gain √2 in hidden layers and
     ``out_gain`` in the output layer, zero biases."""
@@ -69,7 +70,7 @@ def mlp(in_dim: int, hidden: Sequence[int], out_dim: int, *, init: str = "xavier
         layers.append(layer)
         if not last:
             layers.append(activation())
-    return nn.Sequential(*layers)
+    return MaskedMLP(*layers)
 
 
 MLPFactory = Callable[[int, Sequence[int], int], nn.Module]

@@ -15,9 +15,10 @@ import torch
 from torch import nn
 
 from ..pathways import MaskedLinear, TaskLinear
+from ..pathways.layers import MaskedMLP
 from ..pathways.masks import masked_layers
 from ..pathways.multitask import task_layers
-from .kernels import SparsePlan, sparse_linear, supported
+from .kernels import SparsePlan, sparse_linear, sparse_mlp, supported
 
 # Below this fraction of active weights a layer runs sparse; above it the dense matmul is
 # faster on this CPU (benchmarks/sparse_update.py measures both sides; see docs/decisions.md).
@@ -70,10 +71,50 @@ class TaskSparseExecutor:
                             for t, plan in enumerate(self.plans)])
 
 
-def enable_sparse_execution(*nets: nn.Module, max_density: float = MAX_DENSITY) -> int:
-    """Give every masked layer (and multi-task layer) of ``nets`` a sparse executor; returns how many."""
+class MLPSparseExecutor:
+    """A whole `MaskedMLP` (masked linear layers with ReLU between them) in one autograd node of the kernels
+    (`kernels.sparse_mlp`); declines (the layers then run one by one, each on its own executor) where any
+    layer is unmasked, inside `unmasked()`, on another task's pathway, too dense, or for inputs the
+    kernels do not take."""
+
+    def __init__(self, mlp: MaskedMLP, max_density: float = MAX_DENSITY) -> None:
+        children = list(mlp)
+        self.layers = children[0::2]
+        ok = all(isinstance(m, MaskedLinear) for m in self.layers) and \
+            all(isinstance(a, nn.ReLU) for a in children[1::2]) and len(children) % 2 == 1
+        self.fusable = ok
+        self.max_density = max_density
+        self.key: tuple | None = None
+        self.plans: list[SparsePlan] | None = None
+
+    def __call__(self, mlp: MaskedMLP, x: torch.Tensor) -> torch.Tensor | None:
+        if not self.fusable or x.dim() != 2 or not supported(x, self.layers[0].weight):
+            return None
+        layers = self.layers
+        if any(not m.use_mask or m.force_dense or m.tasks != 1 for m in layers):
+            return None
+        key = tuple(m.mask_version for m in layers)
+        if key != self.key:
+            masks = [m.mask[0] for m in layers]
+            dense = any(float(mask.float().mean()) > self.max_density for mask in masks)
+            self.plans = None if dense else [SparsePlan.from_mask(mask) for mask in masks]
+            self.key = key
+        if self.plans is None:
+            return None
+        params = [p for m in layers for p in (m.weight, m.bias)]
+        if any(p is None for p in params):
+            return None
+        return sparse_mlp(x, self.plans, params)
+
+
+def enable_sparse_execution(*nets: nn.Module, max_density: float = MAX_DENSITY, fuse: bool = True) -> int:
+    """Give every masked layer (and multi-task layer) of ``nets`` a sparse executor, and every `MaskedMLP`
+    a network-level one (``fuse``); returns how many layers."""
     count = 0
     for net in nets:
+        for module in net.modules():
+            if isinstance(module, MaskedMLP) and fuse:
+                module.executor = MLPSparseExecutor(module, max_density)
         for layer in masked_layers(net).values():
             layer.executor = SparseExecutor(max_density)
             count += 1
@@ -87,6 +128,9 @@ def disable_sparse_execution(*nets: nn.Module) -> None:
     for net in nets:
         for layer in [*masked_layers(net).values(), *task_layers(net).values()]:
             layer.executor = None
+        for module in net.modules():
+            if isinstance(module, MaskedMLP):
+                module.executor = None
 
 
 def resolve_sparse(mode: str, device: torch.device, keeps: list[float], dense_method: bool) -> bool:

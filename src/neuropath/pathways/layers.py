@@ -134,3 +134,22 @@ class MaskedConv2d(_Masked, nn.Conv2d):
 
 
 MASKED_LAYERS = (MaskedLinear, MaskedConv2d)
+
+
+class MaskedMLP(nn.Sequential):
+    """A chain of masked linear layers with activations between them, as ``nn.Sequential`` (same children,
+    same state-dict keys), which can hand a whole forward pass to one ``executor`` ``(mlp, x) -> y | None``.
+
+    Why: a per-layer executor pays its overhead (an autograd node, transposes to and from the kernels'
+    layout, an activation over a strided view) once per layer and call; a network-level one keeps the
+    activations in the kernels' layout from the input to the output and fuses bias and ReLU into them
+    (`neuropath.efficiency.sparse_exec`). None, or a None result, runs the layers one by one."""
+
+    executor = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.executor is not None:
+            y = self.executor(self, x)
+            if y is not None:
+                return y
+        return super().forward(x)
