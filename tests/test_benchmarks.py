@@ -1,0 +1,29 @@
+"""Smoke runs of the benchmark scripts at tiny settings: a script whose code rots fails here, not in a
+long measurement (their numbers are benchmarks, not tests)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _run(script: str, *args: str) -> str:
+    proc = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return proc.stdout
+
+
+@pytest.mark.parametrize("sparse", [[], ["--sparse"]], ids=["masked", "sparse"])
+def test_entry_rule_cost(sparse):
+    out = _run("entry_rule_cost.py", "--hidden", "32", "32", "--keep", "0.1", "--swaps", "2", "--rounds", "1",
+               "--updates", "2", *sparse)
+    young = {line.split()[0]: int(line.rsplit(" ", 1)[1]) for line in out.splitlines() if "young entries" in line}
+    assert young["global"] == 0 and young["own-age"] > 0 and "own-age / global:" in out
+
+
+def test_sparse_update():
+    out = _run("sparse_update.py", "--threads", "1", "--rounds", "1", "--updates", "2", "--densities", "0.05")
+    assert "fused vs layer by layer" in out and "0.05" in out.splitlines()[-1]
