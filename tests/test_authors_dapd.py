@@ -273,3 +273,18 @@ def test_own_age_compiled_cpu_path_and_torch_path_agree():
     fix.correct()
     assert not torch.equal(by_torch, before)
     assert torch.allclose(p.detach(), by_torch, atol=1e-7, rtol=0)
+
+
+def test_inspect_summarises_what_the_swaps_did(tmp_path):
+    from neuropath.experiments.inspect import inspect_run
+    t = _trainer(tmp_path, "probe", steps=1200, eval_every=600, mask_every=200)
+    t.train()
+    events = read_jsonl(tmp_path / "probe" / "pathway.jsonl")
+    shifts = [e["shift"] for e in events if e["event"] == "update"]
+    assert len(shifts) == 12 and all(s >= 0 for s in shifts) and max(shifts) > 0
+    later = [e for e in events if e["event"] == "swap-later"]
+    assert {e["net"] for e in later} == {"actor", "critic"}
+    assert all(e["step"] - e["swap_step"] >= 1000 for e in later)
+    text = inspect_run(tmp_path / "probe")
+    assert "a swap moved the deterministic actions by a median" in text and "1000 steps on" in text
+    assert "a swap moved the Q values by a median" in text

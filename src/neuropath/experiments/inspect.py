@@ -120,6 +120,7 @@ def inspect_run(run_dir: Path, plot: Path | None = None, *, list_updates: bool =
             out.append(f"  {len(updates)} mask updates from step {updates[0]['step']} to {updates[-1]['step']}; "
                        f"entries changed per update: median {np.median(changed):.0f}, "
                        f"first {changed[0]}, last {changed[-1]}, max {changed.max()}")
+            out += _swap_lines(net, updates, [e for e in events if e["net"] == net and e["event"] == "swap-later"])
         freezes = [e for e in events if e["net"] == net and e["event"] == "freeze"]
         if freezes:
             f = freezes[0]
@@ -135,6 +136,20 @@ def inspect_run(run_dir: Path, plot: Path | None = None, *, list_updates: bool =
         out.append("")
         out.append(f"plot: {plot}")
     return "\n".join(out)
+
+
+def _swap_lines(net: str, updates: list[dict], later: list[dict]) -> list[str]:
+    """What the swaps did to the network's outputs (SAC runs log it since 0.3: `training/swap_probe.py`)."""
+    shifts = [e["shift"] for e in updates if "shift" in e]
+    if not shifts:
+        return []
+    what = "deterministic actions" if net == "actor" else "Q values" if net == "critic" else "outputs"
+    line = (f"  a swap moved the {what} by a median {np.median(shifts):.1%} of their size on a fixed recent batch "
+            f"(max {max(shifts):.1%})")
+    if later:
+        line += (f"; 1000 steps on they were {np.median([e['shift'] for e in later]):.1%} from the pre-swap outputs "
+                 f"and {np.median([e['drift'] for e in later]):.1%} from the post-swap ones (training included)")
+    return [line]
 
 
 def _legend(ax) -> None:
