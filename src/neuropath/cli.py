@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from .errors import UsageError
+from .errors import RunFault, UsageError
 
 EPILOG = "Docs: README.md. Every setting is also a key of a --preset YAML file."
 
@@ -490,6 +490,16 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"neuropath: error: {exc}", file=sys.stderr)
         return 2
+    except RunFault as exc:
+        print(f"neuropath: stopped: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, RuntimeError) as exc:
+        from .training.checkpoint import is_disk_full
+        if not is_disk_full(exc):
+            raise
+        where = f" writing {exc.filename}" if getattr(exc, "filename", None) else ""
+        print(f"neuropath: stopped: the disk is full{where}; free space and resume (--resume)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         if args is not None and args.command == "sweep":
             print(f"\nneuropath: interrupted; runs saved checkpoints: `neuropath sweep {args.out}` "

@@ -93,8 +93,8 @@ def _score_label(pathway: dict) -> str:
     return f"{method}+a:{actor}/c:{critic}"
 
 
-RUN_MECHANICS = frozenset({"seed", "run_dir", "device", "threads", "sparse", "checkpoint_every", "keep_checkpoints",
-                           "log_every", "progress"})
+RUN_MECHANICS = frozenset({"seed", "run_dir", "device", "threads", "sparse", "checkpoint_every", "checkpoint_minutes",
+                           "keep_checkpoints", "log_every", "progress"})
 """settings that change how a run is executed or kept, not what it learns: never a reason to tell runs apart"""
 
 

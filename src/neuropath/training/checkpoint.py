@@ -9,6 +9,7 @@ checkpoint intact. State dicts only, never pickled modules.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -19,7 +20,7 @@ from typing import Any
 
 import torch
 
-from ..errors import UsageError
+from ..errors import RunFault, UsageError
 
 FORMAT_VERSION = 1
 
@@ -28,26 +29,81 @@ def checkpoint_root(run_dir: Path) -> Path:
     return Path(run_dir) / "checkpoints"
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def remove_partial(run_dir: Path) -> int:
+    """Delete what a checkpoint write killed midway left (``checkpoints/.tmp-*``: with a 1M replay buffer,
+    GBs). Call it only while holding the run (`run_lock`), when no other process can be writing one.
+    Returns how many were removed."""
+    root = checkpoint_root(run_dir)
+    if not root.is_dir():
+        return 0
+    stale = list(root.glob(".tmp-*"))
+    for path in stale:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return len(stale)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` is a write that failed for want of space (torch's zip writer says it in its own words)."""
+    text = str(exc)
+    return (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)) or \
+        "No space left" in text or ("enforce fail" in text and "inline_container" in text)
+
+
 def save(run_dir: Path, step: int, state: dict[str, Any], *, replay=None, meta: dict | None = None,
          keep: int = 2) -> Path:
+    """Write checkpoint ``step``. A full disk ends in one `RunFault` line that says where, with the previous
+    checkpoint intact and ``latest`` still pointing at it."""
     root = checkpoint_root(run_dir)
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"ckpt-{step:09d}"
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-ckpt-", dir=root))
+    tmp = None
     try:
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-ckpt-", dir=root))
+        os.chmod(tmp, 0o777 & ~_umask())               # mkdtemp makes 0700; a checkpoint is an ordinary folder
         torch.save(state, tmp / "state.pt")
         if replay is not None:
             replay.save(tmp / "replay.npy")
         info = {"format": FORMAT_VERSION, "step": step, "time": time.time(),
                 "torch": torch.__version__, **(meta or {})}
         (tmp / "meta.json").write_text(json.dumps(info, indent=2))
+        for f in tmp.iterdir():                        # on disk before the rename makes them the checkpoint
+            _fsync(f)
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException as exc:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if is_disk_full(exc):
+            pointer = root / "latest"
+            kept = f"; the last good checkpoint is {root / pointer.read_text().strip()}" if pointer.is_file() else ""
+            raise RunFault(f"the disk is full: checkpoint {final} could not be written (free space on the "
+                           f"disk of {root}){kept}") from None
         raise
-    _write_atomic(root / "latest", final.name)
+    try:
+        _write_atomic(root / "latest", final.name)
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise RunFault(f"the disk is full: {root / 'latest'} could not be switched to {final.name} "
+                           "(that checkpoint itself was written)") from None
+        raise
     for old in sorted(p for p in root.glob("ckpt-*") if p != final)[:-max(keep - 1, 0) or None]:
         shutil.rmtree(old, ignore_errors=True)
     return final
@@ -101,10 +157,20 @@ def read_meta(path: Path) -> dict:
 
 
 def _write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` by ``text`` at once: a temporary file, given an ordinary file's mode (``mkstemp``
+    makes 0600), synced to disk, then renamed over ``path``, so that a power cut leaves the old file or the
+    new one, never an empty one."""
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def write_text_atomic(path: Path, text: str) -> None:

@@ -72,6 +72,9 @@ class RunConfig:
     slower; multi-task layers stay dense), on, or off (dense matmul times the mask)"""
     checkpoint_every: int = 50_000
     """checkpoint at the first episode end after every this many steps"""
+    checkpoint_minutes: float = 10.0
+    """SAC: also checkpoint at the first episode end after this many minutes of wall time (0 = off), so that a
+    kill never costs more"""
     keep_checkpoints: int = 2
     """how many recent checkpoints to keep on disk"""
     log_every: int = 1000
@@ -368,6 +371,11 @@ class Config:
 
     def validate(self) -> "Config":
         r, p, s = self.run, self.pathway, self.sac
+        self._check_finite()
+        if r.seed < 0:
+            raise UsageError(f"--seed must be >= 0, got {r.seed}")
+        if r.checkpoint_minutes < 0:
+            raise UsageError(f"--checkpoint-minutes must be >= 0 (0 = off), got {r.checkpoint_minutes}")
         _positive("steps", r.steps)
         _positive("eval_every", r.eval_every)
         _positive("eval_episodes", r.eval_episodes)
@@ -499,6 +507,22 @@ class Config:
             raise UsageError("gamma and tau must be in (0, 1]; lr and init temperature > 0")
         return self
 
+
+    def _check_finite(self) -> None:
+        """Every number must be a finite one: a NaN or infinite setting would train silently to NaN."""
+        for section in self.SECTIONS:
+            for f in dataclasses.fields(getattr(self, section)):
+                value = getattr(getattr(self, section), f.name)
+                if isinstance(value, float) and not math.isfinite(value):
+                    raise UsageError(f"--{_flag(f.name)} must be a finite number, got {value}")
+        value = str(self.pathway.freeze_return).strip().lower()
+        if value not in ("auto", "none"):
+            try:
+                number = float(value)
+            except ValueError:
+                return                      # not a number: `validate` names the allowed words
+            if not math.isfinite(number):
+                raise UsageError(f"--freeze-return must be a finite number, auto or none, got {value}")
 
     def _validate_ppo(self) -> None:
         g, p = self.ppo, self.pathway

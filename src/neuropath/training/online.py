@@ -25,7 +25,7 @@ from ..algos.sac import SAC
 from ..data.replay import ReplayBuffer
 from ..efficiency.energy import EnergyMeter
 from ..envs.make import check_env_id, env_rng_state, make_env, set_env_rng_state
-from ..errors import UsageError
+from ..errors import RunFault, UsageError
 from ..pathways import density, layer_density, unmasked
 from ..pathways.masks import ranges
 from . import checkpoint, run_lock
@@ -132,6 +132,7 @@ class Trainer:
         self.initialised = False
         self.last_eval: float | None = None
         self.next_checkpoint = r.checkpoint_every
+        self._last_checkpoint_time = time.monotonic()
         self.obs: np.ndarray | None = None
         self.ep_return, self.ep_len = 0.0, 0
         self.logger: RunLogger | None = None
@@ -242,12 +243,13 @@ class Trainer:
                 now = time.perf_counter()
                 sps = (self.step - s_last) / max(now - t_last, 1e-9)
                 t_last, s_last = now, self.step
+                check_finite_losses(metrics, self.step, self.run_dir)
                 self._log_scalars(metrics, sps)
                 self.logger.progress(self.step, self._postfix(sps))
             if done:
                 self.logger.episode(self.step, self.ep_return, self.ep_len)
                 self.episodes += 1
-                if self.step >= self.next_checkpoint or self.step >= r.steps:
+                if self.step >= self.next_checkpoint or self.step >= r.steps or self._checkpoint_by_time():
                     self.save_checkpoint()
                 self.obs = self._reset()
             if callback is not None and callback(self.step, {"done": done}) is False:
@@ -419,7 +421,14 @@ class Trainer:
         folder = self.run_dir / "snapshots"
         folder.mkdir(exist_ok=True)
         space = self.env.unwrapped.action_space
-        save_actor(self.algo.actor, space.low, space.high, self.cfg.run.env, folder / f"policy-{self.step:09d}.pt")
+        path = folder / f"policy-{self.step:09d}.pt"
+        try:
+            save_actor(self.algo.actor, space.low, space.high, self.cfg.run.env, path)
+        except (OSError, RuntimeError) as exc:
+            if checkpoint.is_disk_full(exc):
+                path.with_name(f".tmp-{path.name}").unlink(missing_ok=True)
+                raise RunFault(f"the disk is full: {path} could not be written; {_last_good(self.run_dir)}") from None
+            raise
 
     def _update_spent(self) -> None:
         if self.meter is None:
@@ -479,8 +488,17 @@ class Trainer:
             "swap_probe": self.probe.state_dict(),
         }
 
+    def _checkpoint_by_time(self) -> bool:
+        """Also checkpoint every ``checkpoint_minutes`` of wall time, so that a kill costs no more than that."""
+        minutes = self.cfg.run.checkpoint_minutes
+        return minutes > 0 and time.monotonic() - self._last_checkpoint_time >= 60 * minutes
+
     def save_checkpoint(self, *, reset_pending: bool = True) -> Path:
         r = self.cfg.run
+        check_finite_weights(self.algo, self.step, self.run_dir)
+        if self.logger is not None:        # the rows up to this step are on disk before the checkpoint is
+            self.logger.flush()
+        self._last_checkpoint_time = time.monotonic()
         while self.next_checkpoint <= self.step:
             self.next_checkpoint += r.checkpoint_every
         meta = {"neuropath": __version__, "env": r.env, "pathway": self.cfg.pathway.pathway,
@@ -515,6 +533,29 @@ class Trainer:
         # budget mid-episode and is extended starts a new episode there.
         self.obs = None
         self.ep_return, self.ep_len = 0.0, 0
+
+
+def _last_good(run_dir: Path) -> str:
+    pointer = Path(run_dir) / "checkpoints" / "latest"
+    return f"the last good checkpoint, {pointer.read_text().strip()}, is kept" if pointer.is_file() else \
+        "no checkpoint was written"
+
+
+def check_finite_losses(metrics: dict[str, torch.Tensor], step: int, run_dir: Path) -> None:
+    """Stop a diverged run in one line (`RunFault`) when a logged loss is NaN or infinite."""
+    bad = sorted(k for k, v in metrics.items() if not bool(torch.isfinite(v).all()))
+    if bad:
+        raise RunFault(f"training diverged at step {step}: {', '.join(bad)} not finite; {_last_good(run_dir)}")
+
+
+def check_finite_weights(module: torch.nn.Module, step: int, run_dir: Path) -> None:
+    """Never write a checkpoint of non-finite weights: stop in one line instead, ``latest`` left on the last
+    good one."""
+    bad = [n for n, p in module.named_parameters() if not bool(torch.isfinite(p).all())]
+    if bad:
+        more = f" (+{len(bad) - 3} more)" if len(bad) > 3 else ""
+        raise RunFault(f"training diverged at step {step}: non-finite weights in {', '.join(bad[:3])}{more}; "
+                       f"{_last_good(run_dir)}")
 
 
 def load_run_config(run_dir: Path) -> Config:

@@ -101,6 +101,8 @@ def locked(train: F) -> F:
     @functools.wraps(train)
     def wrapper(self, *args, **kwargs):
         hold(self.run_dir)
+        from .checkpoint import remove_partial      # held: a half-written checkpoint is a killed writer's
+        remove_partial(self.run_dir)
         try:
             return train(self, *args, **kwargs)
         finally:
