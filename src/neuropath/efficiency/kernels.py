@@ -28,10 +28,12 @@ from numba import njit
 
 
 # ---- kernels (feature-major: x^T [in, B], y^T [out, B]) ----------------------------------
+# They read the dense weight through a plan's flat indices (no gathered copy), fuse the bias and (in an MLP)
+# the ReLU, and write the weight gradient straight into a dense gradient buffer, zero elsewhere.
 
 @njit(cache=True, nogil=True)
-def _spmm(indptr, indices, values, xT, bias, yT):  # pragma: no cover - compiled
-    """yT[o, :] = bias[o] + Σ_k values[k] · xT[indices[k], :] over row o's entries."""
+def _spmm(indptr, indices, flat, w, bias, xT, yT, relu):  # pragma: no cover - compiled
+    """yT[o, :] = relu?(bias[o] + Σ_k w[flat[k]] · xT[indices[k], :]) over row o's entries."""
     n_out, batch = yT.shape
     for o in range(n_out):
         row = yT[o]
@@ -39,40 +41,52 @@ def _spmm(indptr, indices, values, xT, bias, yT):  # pragma: no cover - compiled
         for t in range(batch):
             row[t] = b
         for k in range(indptr[o], indptr[o + 1]):
-            v = values[k]
+            v = w[flat[k]]
             src = xT[indices[k]]
             for t in range(batch):
                 row[t] += v * src[t]
+        if relu:             # x·(x > 0): vectorises, where numba's max() and a branch ran scalar (3× slower)
+            for t in range(batch):
+                x = row[t]
+                row[t] = x * (x > 0.0)
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def _sddmm(indptr, indices, flat, gyT, xT, gw, gb):  # pragma: no cover - compiled
+    """gw[flat[k]] = <gyT[o, :], xT[indices[k], :]> at the mask's entries (gw zero elsewhere), gb = Σ_t gyT."""
+    n_out, batch = gyT.shape
+    for o in range(n_out):
+        g = gyT[o]
+        acc_b = np.float32(0.0)
+        for t in range(batch):
+            acc_b += g[t]
+        gb[o] = acc_b
+        for k in range(indptr[o], indptr[o + 1]):
+            x = xT[indices[k]]
+            acc = np.float32(0.0)
+            for t in range(batch):
+                acc += g[t] * x[t]
+            gw[flat[k]] = acc
 
 
 @njit(cache=True, nogil=True)
-def _spmm_t(col_ptr, col_rows, col_perm, values, gyT, gxT):  # pragma: no cover - compiled
-    """gxT[j, :] = Σ values[k] · gyT[row(k), :] over column j's entries (the input gradient)."""
+def _spmm_t(col_ptr, col_rows, col_perm, flat, w, gyT, gxT, actT, relu):  # pragma: no cover
+    """gxT[j, :] = Σ w · gyT[row, :] over column j's entries, times (actT[j, :] > 0) when the input came
+    through a ReLU (the gradient of the previous layer's pre-activation)."""
     n_in, batch = gxT.shape
     for j in range(n_in):
         row = gxT[j]
         for t in range(batch):
             row[t] = 0.0
         for p in range(col_ptr[j], col_ptr[j + 1]):
-            v = values[col_perm[p]]
+            v = w[flat[col_perm[p]]]
             src = gyT[col_rows[p]]
             for t in range(batch):
                 row[t] += v * src[t]
-
-
-@njit(cache=True, nogil=True, fastmath=True)
-def _sddmm(indptr, indices, gyT, xT, out):  # pragma: no cover - compiled
-    """out[k] = <gyT[o, :], xT[indices[k], :]> for every entry k of row o (the weight gradient
-    at the mask's entries only). fastmath lets the dot product vectorise (reassociation)."""
-    n_out, batch = gyT.shape
-    for o in range(n_out):
-        g = gyT[o]
-        for k in range(indptr[o], indptr[o + 1]):
-            x = xT[indices[k]]
-            acc = np.float32(0.0)
+        if relu:
+            a = actT[j]
             for t in range(batch):
-                acc += g[t] * x[t]
-            out[k] = acc
+                row[t] *= a[t] > 0.0
 
 
 # ---- the sparsity structure of one mask ----------------------------------------------------
@@ -123,31 +137,31 @@ class SparseLinearFunction(torch.autograd.Function):
                 plan: SparsePlan) -> torch.Tensor:
         n_out = plan.shape[0]
         xT = _feature_major(x)
-        values = weight.detach().reshape(-1)[plan.flat]
         b = bias.detach() if bias is not None else torch.zeros(n_out)
         yT = torch.empty(n_out, xT.shape[1], dtype=x.dtype)
-        _spmm(plan.indptr, plan.indices, values.numpy(), xT.numpy(), b.numpy(), yT.numpy())
-        ctx.save_for_backward(xT, values)
+        _spmm(plan.indptr, plan.indices, plan.flat_np, _np(weight), _np(b), xT.numpy(), yT.numpy(), False)
+        ctx.save_for_backward(xT, weight)
         ctx.plan, ctx.has_bias = plan, bias is not None
         return yT.t()
 
     @staticmethod
     def backward(ctx, gy: torch.Tensor):
-        xT, values = ctx.saved_tensors
+        xT, weight = ctx.saved_tensors
         plan: SparsePlan = ctx.plan
         gyT = _feature_major(gy)
         gx = gw = gb = None
         if ctx.needs_input_grad[0]:
             gxT = torch.empty(plan.shape[1], gyT.shape[1], dtype=gy.dtype)
-            _spmm_t(plan.col_ptr, plan.col_rows, plan.col_perm, values.numpy(), gyT.numpy(), gxT.numpy())
+            _spmm_t(plan.col_ptr, plan.col_rows, plan.col_perm, plan.flat_np, _np(weight), gyT.numpy(),
+                    gxT.numpy(), xT.numpy(), False)
             gx = gxT.t()
-        if ctx.needs_input_grad[1]:
-            vals = torch.empty(plan.nnz, dtype=gy.dtype)
-            _sddmm(plan.indptr, plan.indices, gyT.numpy(), xT.numpy(), vals.numpy())
+        if ctx.needs_input_grad[1] or (ctx.has_bias and ctx.needs_input_grad[2]):
             gw = torch.zeros(plan.shape, dtype=gy.dtype)
-            gw.view(-1).index_copy_(0, plan.flat, vals)
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            gb = gyT.sum(1)
+            gb = torch.empty(plan.shape[0], dtype=gy.dtype)
+            _sddmm(plan.indptr, plan.indices, plan.flat_np, gyT.numpy(), xT.numpy(), gw.view(-1).numpy(),
+                   gb.numpy())
+            gw = gw if ctx.needs_input_grad[1] else None
+            gb = gb if ctx.has_bias and ctx.needs_input_grad[2] else None
         return gx, gw, gb, None
 
 
@@ -163,70 +177,10 @@ def supported(x: torch.Tensor, weight: torch.Tensor) -> bool:
 
 
 # ---- a whole MLP in the kernels' layout (`SparseMLPFunction`) --------------------------------
-# The layer kernels above take a gathered copy of the values; these read the dense weight through the
-# plan's flat indices (no gather, no copy), fuse the bias and the ReLU, and write the weight gradient
-# straight into a dense gradient buffer. Sums run in the same order as `_spmm`/`_spmm_t`/`_sddmm`.
-
-@njit(cache=True, nogil=True)
-def _mlp_layer_forward(indptr, indices, flat, w, bias, xT, yT, relu):  # pragma: no cover - compiled
-    """yT[o, :] = relu?(bias[o] + Σ_k w[flat[k]] · xT[indices[k], :]) over row o's entries."""
-    n_out, batch = yT.shape
-    for o in range(n_out):
-        row = yT[o]
-        b = bias[o]
-        for t in range(batch):
-            row[t] = b
-        for k in range(indptr[o], indptr[o + 1]):
-            v = w[flat[k]]
-            src = xT[indices[k]]
-            for t in range(batch):
-                row[t] += v * src[t]
-        if relu:             # x·(x > 0): vectorises, where numba's max() and a branch ran scalar (3× slower)
-            for t in range(batch):
-                x = row[t]
-                row[t] = x * (x > 0.0)
-
-
-@njit(cache=True, nogil=True, fastmath=True)
-def _mlp_layer_grads(indptr, indices, flat, gyT, xT, gw, gb):  # pragma: no cover - compiled
-    """gw[flat[k]] = <gyT[o, :], xT[indices[k], :]> at the mask's entries (gw zero elsewhere), gb = Σ_t gyT."""
-    n_out, batch = gyT.shape
-    for o in range(n_out):
-        g = gyT[o]
-        acc_b = np.float32(0.0)
-        for t in range(batch):
-            acc_b += g[t]
-        gb[o] = acc_b
-        for k in range(indptr[o], indptr[o + 1]):
-            x = xT[indices[k]]
-            acc = np.float32(0.0)
-            for t in range(batch):
-                acc += g[t] * x[t]
-            gw[flat[k]] = acc
-
-
-@njit(cache=True, nogil=True)
-def _mlp_layer_input_grad(col_ptr, col_rows, col_perm, flat, w, gyT, gxT, actT, relu):  # pragma: no cover
-    """gxT[j, :] = Σ w · gyT[row, :] over column j's entries, times (actT[j, :] > 0) when the input came
-    through a ReLU (the gradient of the previous layer's pre-activation)."""
-    n_in, batch = gxT.shape
-    for j in range(n_in):
-        row = gxT[j]
-        for t in range(batch):
-            row[t] = 0.0
-        for p in range(col_ptr[j], col_ptr[j + 1]):
-            v = w[flat[col_perm[p]]]
-            src = gyT[col_rows[p]]
-            for t in range(batch):
-                row[t] += v * src[t]
-        if relu:
-            a = actT[j]
-            for t in range(batch):
-                row[t] *= a[t] > 0.0
-
 
 def _np(t: torch.Tensor) -> np.ndarray:
-    return t.detach().reshape(-1).numpy() if t.dim() != 2 or t.is_contiguous() else t.detach().numpy()
+    """A tensor's memory as a flat numpy array (weights and biases: the kernels index them flat)."""
+    return t.detach().contiguous().reshape(-1).numpy()
 
 
 def mlp_forward(x: torch.Tensor, plans: list[SparsePlan], params: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -237,7 +191,7 @@ def mlp_forward(x: torch.Tensor, plans: list[SparsePlan], params: list[torch.Ten
     for i, plan in enumerate(plans):
         w, b = params[2 * i], params[2 * i + 1]
         yT = torch.empty(plan.shape[0], acts[-1].shape[1], dtype=x.dtype)
-        _mlp_layer_forward(plan.indptr, plan.indices, plan.flat_np, _np(w), _np(b), acts[-1].numpy(),
+        _spmm(plan.indptr, plan.indices, plan.flat_np, _np(w), _np(b), acts[-1].numpy(),
                            yT.numpy(), i < last)
         acts.append(yT)
     return acts
@@ -266,13 +220,13 @@ class SparseMLPFunction(torch.autograd.Function):
             if needs[2 + 2 * i] or needs[3 + 2 * i]:
                 gw = torch.zeros(plan.shape, dtype=gy.dtype)
                 gb = torch.empty(plan.shape[0], dtype=gy.dtype)
-                _mlp_layer_grads(plan.indptr, plan.indices, plan.flat_np, gyT.numpy(), xT.numpy(),
+                _sddmm(plan.indptr, plan.indices, plan.flat_np, gyT.numpy(), xT.numpy(),
                                  gw.view(-1).numpy(), gb.numpy())
                 grads[2 * i] = gw if needs[2 + 2 * i] else None
                 grads[2 * i + 1] = gb if needs[3 + 2 * i] else None
             if i > 0 or needs[0]:
                 gxT = torch.empty(plan.shape[1], gyT.shape[1], dtype=gy.dtype)
-                _mlp_layer_input_grad(plan.col_ptr, plan.col_rows, plan.col_perm, plan.flat_np, _np(w),
+                _spmm_t(plan.col_ptr, plan.col_rows, plan.col_perm, plan.flat_np, _np(w),
                                       gyT.numpy(), gxT.numpy(), xT.numpy(), i > 0)
                 gyT = gxT
         return (gyT.t() if needs[0] else None, None, *grads)
