@@ -103,6 +103,7 @@ class SparsePlan:
     col_perm: np.ndarray
     flat: torch.Tensor
     flat_np: np.ndarray | None = None      # ``flat`` as numpy, for the kernels that read the dense weight
+    ident: np.ndarray | None = None        # 0..nnz-1: the same kernels over a gathered copy of the values
 
     @property
     def nnz(self) -> int:
@@ -121,7 +122,7 @@ class SparsePlan:
         np.cumsum(np.bincount(cols_np, minlength=n_in), out=col_ptr[1:])
         flat = rows * n_in + cols
         return cls((n_out, n_in), indptr, cols_np, col_ptr, rows_np[perm], perm.astype(np.int64), flat,
-                   flat.numpy().astype(np.int64))
+                   flat.numpy().astype(np.int64), np.arange(cols_np.shape[0], dtype=np.int64))
 
 
 def _feature_major(x: torch.Tensor) -> torch.Tensor:
@@ -139,20 +140,23 @@ class SparseLinearFunction(torch.autograd.Function):
         xT = _feature_major(x)
         b = bias.detach() if bias is not None else torch.zeros(n_out)
         yT = torch.empty(n_out, xT.shape[1], dtype=x.dtype)
-        _spmm(plan.indptr, plan.indices, plan.flat_np, _np(weight), _np(b), xT.numpy(), yT.numpy(), False)
-        ctx.save_for_backward(xT, weight)
+        # one layer alone: a gathered copy of its values (13 KB at 5% of 256x256) stays in cache across
+        # the kernels, where reads through the dense weight measured 12% slower
+        values = weight.detach().reshape(-1)[plan.flat]
+        _spmm(plan.indptr, plan.indices, plan.ident, values.numpy(), _np(b), xT.numpy(), yT.numpy(), False)
+        ctx.save_for_backward(xT, values)
         ctx.plan, ctx.has_bias = plan, bias is not None
         return yT.t()
 
     @staticmethod
     def backward(ctx, gy: torch.Tensor):
-        xT, weight = ctx.saved_tensors
+        xT, values = ctx.saved_tensors
         plan: SparsePlan = ctx.plan
         gyT = _feature_major(gy)
         gx = gw = gb = None
         if ctx.needs_input_grad[0]:
             gxT = torch.empty(plan.shape[1], gyT.shape[1], dtype=gy.dtype)
-            _spmm_t(plan.col_ptr, plan.col_rows, plan.col_perm, plan.flat_np, _np(weight), gyT.numpy(),
+            _spmm_t(plan.col_ptr, plan.col_rows, plan.col_perm, plan.ident, values.numpy(), gyT.numpy(),
                     gxT.numpy(), xT.numpy(), False)
             gx = gxT.t()
         if ctx.needs_input_grad[1] or (ctx.has_bias and ctx.needs_input_grad[2]):
