@@ -80,9 +80,8 @@ class MLPSparseExecutor:
     def __init__(self, mlp: MaskedMLP, max_density: float = MAX_DENSITY) -> None:
         children = list(mlp)
         self.layers = children[0::2]
-        ok = all(isinstance(m, MaskedLinear) for m in self.layers) and \
+        self.fusable = all(isinstance(m, MaskedLinear) and m.bias is not None for m in self.layers) and \
             all(isinstance(a, nn.ReLU) for a in children[1::2]) and len(children) % 2 == 1
-        self.fusable = ok
         self.max_density = max_density
         self.key: tuple | None = None
         self.plans: list[SparsePlan] | None = None
@@ -101,10 +100,7 @@ class MLPSparseExecutor:
             self.key = key
         if self.plans is None:
             return None
-        params = [p for m in layers for p in (m.weight, m.bias)]
-        if any(p is None for p in params):
-            return None
-        return sparse_mlp(x, self.plans, params)
+        return sparse_mlp(x, self.plans, [p for m in layers for p in (m.weight, m.bias)])
 
 
 def enable_sparse_execution(*nets: nn.Module, max_density: float = MAX_DENSITY, fuse: bool = True) -> int:

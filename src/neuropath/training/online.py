@@ -333,9 +333,10 @@ class Trainer:
             return
         p = self.cfg.pathway
         recent = self._batches(lambda: self.buffer.sample_recent(p.score_batch, p.window))
+        probe_batch = self.buffer.recent_spread(self.probe.rows, p.window)    # one fixed batch for every network
         for name in due:
             pw = self.pathways[name]
-            self.probe.before(name, self.buffer.recent_spread(self.probe.rows, p.window))
+            self.probe.before(name, probe_batch)
             if getattr(pw.method, "data", "recent") == "replay":
                 # Sparse training: the network's own loss on a replay minibatch, every other
                 # network as it trains (masked); the grow gradient is dense by construction.
