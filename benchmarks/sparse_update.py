@@ -11,7 +11,9 @@ side in one process, interleaved rounds, medians, ms per update:
 - ``masked``: the pathway as ``W ⊙ m`` in dense matmuls (``--sparse off``);
 - ``layers``: the pathway through the CSR/SDDMM kernels layer by layer (one autograd node per layer);
 - ``sparse``: the same kernels, one autograd node per network (`MaskedMLP`: feature-major activations
-  from input to output, bias and ReLU fused; ``--sparse on``/``auto``).
+  from input to output, bias and ReLU fused), torch's autograd, Adam and Polyak around them;
+- ``fused``: the whole update in compiled kernels over the pathway's entries only
+  (`efficiency/fused_sac.FusedSACUpdate`: forwards, backwards, Adam, Polyak; ``--sparse on``/``auto``).
 
 With ``--run``, masks and weights come from that run's latest checkpoint (a frozen DAPD run: the
 masks training really ends with); without it, every layer gets a random mask of the given density
@@ -29,6 +31,7 @@ import torch
 
 from neuropath.algos.common import Batch
 from neuropath.algos.sac import SAC, SACConfig
+from neuropath.efficiency.fused_sac import FusedSACUpdate
 from neuropath.efficiency.kernels import SparsePlan, sparse_linear
 from neuropath.efficiency.sparse_exec import enable_sparse_execution
 from neuropath.pathways.masks import copy_masks, density, masked_layers
@@ -66,13 +69,27 @@ def batch(seed: int, b: int = 256) -> Batch:
                  torch.randn(b, 1, generator=g), torch.randn(b, OBS, generator=g), torch.ones(b, 1))
 
 
-def time_updates(sac: SAC, opts, b: Batch, n: int) -> float:
+def time_updates(update, b: Batch, n: int) -> float:
     for _ in range(3):
-        sac.update(b, opts)
+        update(b)
     t = time.perf_counter()
     for _ in range(n):
-        sac.update(b, opts)
+        update(b)
     return (time.perf_counter() - t) / n * 1e3
+
+
+class _Fused:
+    """The fused engine with the optimizers it writes into; ``update(b)`` like the others."""
+
+    def __init__(self, sac: SAC) -> None:
+        self.sac, self.opts = sac, sac.make_optimizers()
+        self.engine = FusedSACUpdate(sac, self.opts)
+
+    def __call__(self, b: Batch):
+        out = self.engine.update(b)
+        if out is None:
+            raise RuntimeError("the fused update declined these masks (too dense?)")
+        return out
 
 
 def update_table(args) -> None:
@@ -81,6 +98,7 @@ def update_table(args) -> None:
     enable_sparse_execution(sparse.actor, sparse.critic, sparse.critic_target)
     layers = make_sac(args.run, args.keep, 0)       # the kernels layer by layer, no network-level fusion
     enable_sparse_execution(layers.actor, layers.critic, layers.critic_target, fuse=False)
+    fused = make_sac(args.run, args.keep, 0)
     dense = dense_copy(masked)
     print(f"actor density {density(masked.actor):.4f}, critic density {density(masked.critic):.4f}"
           f" ({'masks of ' + args.run if args.run else 'random masks'})")
@@ -88,15 +106,17 @@ def update_table(args) -> None:
     for threads in args.threads:
         torch.set_num_threads(threads)
         agents = {"dense": dense, "masked": masked, "layers": layers, "sparse": sparse}
-        opts = {k: a.make_optimizers() for k, a in agents.items()}
-        times = {k: [] for k in agents}
+        updates = {k: (lambda bb, a=a, o=a.make_optimizers(): a.update(bb, o)) for k, a in agents.items()}
+        updates["fused"] = _Fused(fused)
+        times = {k: [] for k in updates}
         for _ in range(args.rounds):
-            for k, a in agents.items():
-                times[k].append(time_updates(a, opts[k], b, args.updates))
+            for k, update in updates.items():
+                times[k].append(time_updates(update, b, args.updates))
         med = {k: statistics.median(v) for k, v in times.items()}
         print(f"\n{threads} thread(s), {args.rounds} rounds × {args.updates} updates, ms/update (median; all rounds)")
-        for k in agents:
+        for k in updates:
             print(f"  {k:7s} {med[k]:7.2f}   ({', '.join(f'{x:.2f}' for x in times[k])})")
+        print(f"  fused vs dense: {med['dense'] / med['fused']:.2f}x   fused vs sparse: {med['sparse'] / med['fused']:.2f}x")
         print(f"  sparse vs dense: {med['dense'] / med['sparse']:.2f}x   sparse vs masked: "
               f"{med['masked'] / med['sparse']:.2f}x   masked vs dense: {med['dense'] / med['masked']:.2f}x   "
               f"fused vs layer by layer: {med['layers'] / med['sparse']:.2f}x")

@@ -271,5 +271,8 @@ def test_a_whole_mlp_on_the_kernels_matches_the_masked_layers(batch):
         y = net(x)
         assert type(y.grad_fn).__name__ != "SparseMLPFunctionBackward" and torch.equal(y, ref(x))
         assert not torch.allclose(y, yb.detach())          # the dense network is another function
+    # a dense output layer (global top-k keeps 27-79% of SAC's small heads) leaves the network sparse
+    masked_layers(net)["4"].set_mask(torch.ones(3, 64, dtype=torch.bool))
+    assert type(net(xb).grad_fn).__name__ == "SparseMLPFunctionBackward"
     masked_layers(net)["2"].set_mask(torch.ones(64, 64, dtype=torch.bool))   # too dense: layer by layer
     assert type(net(xb).grad_fn).__name__ != "SparseMLPFunctionBackward"

@@ -24,6 +24,7 @@ from .. import __version__
 from ..algos.sac import SAC
 from ..data.replay import ReplayBuffer
 from ..efficiency.energy import EnergyMeter
+from ..efficiency.fused_sac import FusedSACUpdate
 from ..envs.make import check_env_id, env_rng_state, make_env, set_env_rng_state
 from ..errors import RunFault, UsageError
 from ..pathways import density, layer_density, unmasked
@@ -120,6 +121,8 @@ class Trainer:
         check_reachable(cfg, self.algo)
         self.pathways = build_pathways(cfg, self.algo, self.optimizers)
         self.sparse = use_sparse_execution(cfg, self.algo, self.device)
+        # with the sparse kernels, the whole update runs over the pathway's entries where it can
+        self.fused = FusedSACUpdate(self.algo, self.optimizers) if self.sparse else None
         self.rlx2 = cfg.rlx2 if uses_rlx2_extras(cfg) else None
         self.dynamic_buffer = bool(self.rlx2 and self.rlx2.dynamic_buffer)
         self.buffer = ReplayBuffer(obs_dim, act_dim, min(r.replay_size, r.steps), self.device,
@@ -224,7 +227,7 @@ class Trainer:
             self.obs = next_obs
 
             if self.step >= r.seed_steps and len(buf) >= batch_size:
-                metrics = algo.update(self._sample(batch_size), self.optimizers)
+                metrics = self._update(self._sample(batch_size))
             # At a step where both fall, the authors evaluate (and test the freeze) before the mask
             # changes: an evaluation then never sees a pathway swapped in a moment ago (eval-first).
             evaluate = self.step % r.eval_every == 0 or self.step == r.steps   # and always at the end
@@ -260,6 +263,21 @@ class Trainer:
             self.save_checkpoint(reset_pending=False)
         self.logger.progress(self.step, self._postfix(sps))
         return self._last_eval_row
+
+    def _update(self, batch) -> dict[str, torch.Tensor]:
+        """One SAC update: the fused engine's where it applies, else torch's (on a whole state)."""
+        if self.fused is not None:
+            out = self.fused.update(batch)
+            if out is not None:
+                return out
+            self.fused.sync()
+        return self.algo.update(batch, self.optimizers)
+
+    def sync(self) -> None:
+        """Make the torch state whole (what the fused update skipped outside the pathway): before anything
+        reads weights outside the pathway or the optimizers' state."""
+        if self.fused is not None:
+            self.fused.sync()
 
     def _sample(self, batch_size: int):
         """A training minibatch: n-step once RLx2's delay has passed, else 1-step."""
@@ -331,6 +349,7 @@ class Trainer:
                 self._log_freeze(name, pw)
         if not due:
             return
+        self.sync()                       # scoring reads the dense networks, the update the optimizers
         p = self.cfg.pathway
         recent = self._batches(lambda: self.buffer.sample_recent(p.score_batch, p.window))
         probe_batch = self.buffer.recent_spread(self.probe.rows, p.window)    # one fixed batch for every network
@@ -472,6 +491,7 @@ class Trainer:
     # ---- checkpoints -------------------------------------------------------------------------
 
     def state_dict(self, *, reset_pending: bool = True) -> dict[str, Any]:
+        self.sync()
         self._update_spent()
         return {
             "algo": self.algo.state_dict(), "algo_updates": self.algo.updates,
@@ -496,6 +516,7 @@ class Trainer:
 
     def save_checkpoint(self, *, reset_pending: bool = True) -> Path:
         r = self.cfg.run
+        self.sync()
         check_finite_weights(self.algo, self.step, self.run_dir)
         if self.logger is not None:        # the rows up to this step are on disk before the checkpoint is
             self.logger.flush()
@@ -511,6 +532,8 @@ class Trainer:
 
     def load_checkpoint(self, path: Path) -> None:
         state = checkpoint.load_state(path, map_location=self.device)
+        if self.fused is not None:
+            self.fused.forget()           # its views and skipped work belong to the state being replaced
         checkpoint.restore(path, state, {"algo": self.algo, "optimizers": self.optimizers, "pathways": self.pathways},
                            also=lambda: self.buffer.load(path / "replay.npy", state["replay"]))
         self.algo.updates = state["algo_updates"]
