@@ -39,7 +39,7 @@ from ..pathways import MaskedLinear
 from ..pathways.layers import MaskedMLP
 from .kernels import SparsePlan, _sddmm, _spmm, _spmm_t
 from .sparse_adam import adam_entries, bias_corrections, catch_up, lerp_all, lerp_entries
-from .sparse_exec import MAX_DENSITY, network_density
+from .sparse_exec import MAX_DENSITY, is_relu_chain, network_density
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 _LOG2 = math.log(2.0)
@@ -150,7 +150,7 @@ def _flat(t: torch.Tensor) -> np.ndarray:
 
 
 def _adam_state(opt: torch.optim.Optimizer, p: torch.Tensor) -> dict:
-    """``p``'s Adam state, created as torch's fused Adam creates it when it has none yet."""
+    """``p``'s Adam state, created as torch's Adam creates it when it has none yet (a float32 step count)."""
     state = opt.state[p]
     if len(state) == 0:
         state["step"] = torch.zeros((), dtype=torch.float32)
@@ -193,9 +193,9 @@ class _Net:
         return xT
 
     def backward(self, xT: np.ndarray, acts: list[np.ndarray], gyT: np.ndarray, gw: list[np.ndarray],
-                 gb: list[np.ndarray], gh: list[np.ndarray], gx: np.ndarray | None = None) -> None:
-        """Weight and bias gradients (pathway order) from the output gradient ``gyT``; with ``gx``,
-        also the input's (all columns)."""
+                 gb: list[np.ndarray], gh: list[np.ndarray]) -> None:
+        """Weight and bias gradients (pathway order) from the output gradient ``gyT`` (not the input's:
+        the TD loss and the actor's loss need none; `input_grad` gives the action's)."""
         for i in reversed(range(len(self.plans))):
             plan = self.plans[i]
             inp = xT if i == 0 else acts[i - 1]
@@ -204,8 +204,6 @@ class _Net:
                 _spmm_t(plan.col_ptr, plan.col_rows, plan.col_perm, plan.flat_np, self.w[i], gyT, gh[i - 1],
                         acts[i - 1], True)
                 gyT = gh[i - 1]
-            elif gx is not None:
-                _spmm_t(plan.col_ptr, plan.col_rows, plan.col_perm, plan.flat_np, self.w[0], gyT, gx, xT, False)
 
     def input_grad(self, acts: list[np.ndarray], gyT: np.ndarray, gh: list[np.ndarray], gx: np.ndarray,
                    j0: int) -> None:
@@ -256,11 +254,8 @@ def _adam_hyper(opt: torch.optim.Optimizer) -> tuple[float, float, float, float]
 
 
 def _fusable(mlp: nn.Module) -> bool:
-    children = list(mlp)
-    layers = children[0::2]
-    return isinstance(mlp, MaskedMLP) and len(children) % 2 == 1 and \
-        all(type(m) is MaskedLinear and m.bias is not None and m.tasks == 1 for m in layers) and \
-        all(isinstance(a, nn.ReLU) for a in children[1::2])
+    """A single-task `MaskedMLP` of the shape the kernels compute."""
+    return isinstance(mlp, MaskedMLP) and is_relu_chain(mlp) and all(m.tasks == 1 for m in list(mlp)[0::2])
 
 
 class FusedSACUpdate:
@@ -280,15 +275,17 @@ class FusedSACUpdate:
 
     # ---- when it applies ---------------------------------------------------------------------
 
-    def _applies(self, b: Batch) -> bool:
+    def _hyper(self, b: Batch) -> tuple[tuple, tuple] | None:
+        """The critic's and the actor's Adam hyperparameters where the engine computes this update, else None."""
         if not self.static_ok or b.discount is not None or b.obs.device.type != "cpu" or b.obs.dtype != torch.float32:
-            return False
+            return None
         for mlp in self.mlps.values():
             for layer in list(mlp)[0::2]:
                 if not layer.use_mask or layer.force_dense or layer.weight.dtype != torch.float32 \
                         or layer.weight.device.type != "cpu":
-                    return False
-        return all(_adam_hyper(self.opts[k]) is not None for k in ("actor", "critic"))
+                    return None
+        hp_c, hp_a = _adam_hyper(self.opts["critic"]), _adam_hyper(self.opts["actor"])
+        return None if hp_c is None or hp_a is None else (hp_c, hp_a)
 
     def _build(self) -> bool:
         """Plans and views of the current masks and state; False if a network is too dense to win."""
@@ -327,7 +324,7 @@ class FusedSACUpdate:
                         [np.empty((o, batch), f) for o, _ in net.sizes[:-1]])
             obs, act = self.sac.obs_dim, self.sac.act_dim
             self._buffers[batch] = {
-                "obsT": np.empty((obs, batch), f), "nobsT": np.empty((obs, batch), f),
+                "obsT": np.empty((obs, batch), f),
                 "xT": np.empty((obs + act, batch), f), "nxT": np.empty((obs + act, batch), f),
                 "axT": np.empty((obs + act, batch), f),
                 "a_acts": per_layer(nets["actor"]), "q1_acts": per_layer(nets["q1"]), "q2_acts": per_layer(nets["q2"]),
@@ -343,15 +340,14 @@ class FusedSACUpdate:
     @torch.no_grad()
     def update(self, b: Batch) -> dict[str, torch.Tensor] | None:
         """One SAC update, as `SAC.update` computes it; None (nothing done) where the engine does not apply."""
-        if not self._applies(b):
+        hyper = self._hyper(b)
+        if hyper is None or (not self._current() and not self._build()):
             return None
-        if not self._current() and not self._build():
-            return None
+        hp_c, hp_a = hyper
         sac, cfg, nets = self.sac, self.sac.cfg, self.nets
         obs_dim, act = sac.obs_dim, sac.act_dim
         batch = b.obs.shape[0]
         B = self._bufs(batch)
-        hp_c, hp_a = _adam_hyper(self.opts["critic"]), _adam_hyper(self.opts["actor"])
         sac.updates += 1
         alpha = float(sac.log_alpha.detach().exp())
 
@@ -429,11 +425,7 @@ class FusedSACUpdate:
         opt = self.opts["alpha"]
         p = self.sac.log_alpha
         g = opt.param_groups[0]
-        state = opt.state[p]
-        if len(state) == 0:
-            state["step"] = torch.tensor(0.0, dtype=torch.float32)
-            state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        state = _adam_state(opt, p)
         b1, b2 = g["betas"]
         state["step"] += 1
         t = float(state["step"])

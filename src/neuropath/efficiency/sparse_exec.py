@@ -32,6 +32,14 @@ def network_density(masks: list[torch.Tensor]) -> float:
     return sum(int(m.sum()) for m in masks) / sum(m.numel() for m in masks)
 
 
+def is_relu_chain(mlp: nn.Module) -> bool:
+    """Whether ``mlp``'s children are masked linear layers with biases and a ReLU between each two: the shape
+    the network-level kernels compute (`MLPSparseExecutor`, `fused_sac`)."""
+    children = list(mlp)
+    return len(children) % 2 == 1 and all(isinstance(a, nn.ReLU) for a in children[1::2]) and \
+        all(isinstance(m, MaskedLinear) and m.bias is not None for m in children[0::2])
+
+
 class SparseExecutor:
     """Per-layer cache of the mask's CSR/CSC structure; returns None to decline a call."""
 
@@ -85,10 +93,8 @@ class MLPSparseExecutor:
     kernels do not take."""
 
     def __init__(self, mlp: MaskedMLP, max_density: float = MAX_DENSITY) -> None:
-        children = list(mlp)
-        self.layers = children[0::2]
-        self.fusable = all(isinstance(m, MaskedLinear) and m.bias is not None for m in self.layers) and \
-            all(isinstance(a, nn.ReLU) for a in children[1::2]) and len(children) % 2 == 1
+        self.layers = list(mlp)[0::2]
+        self.fusable = is_relu_chain(mlp)
         self.max_density = max_density
         self.key: tuple | None = None
         self.plans: list[SparsePlan] | None = None
