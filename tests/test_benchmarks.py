@@ -27,3 +27,14 @@ def test_entry_rule_cost(sparse):
 def test_sparse_update():
     out = _run("sparse_update.py", "--threads", "1", "--rounds", "1", "--updates", "2", "--densities", "0.05")
     assert "fused vs layer by layer" in out and "0.05" in out.splitlines()[-1]
+
+
+def test_run_cost(tmp_path):
+    out = _run("run_cost.py", "--env", "Hopper-v5", "--steps", "400", "--skip", "200", "--keep", "0.1",
+               "--out", str(tmp_path), "--", "--hidden", "32", "32", "--batch-size", "32", "--seed-steps", "100",
+               "--init-steps", "100", "--eval-every", "200", "--eval-episodes", "1", "--window", "200",
+               "--score-batch", "32")
+    lines = {line.split()[0]: line for line in out.splitlines() if "ms/step" in line}
+    assert set(lines) == {"dense", "dapd"} and "dense / dapd:" in out
+    assert all(float(line.split()[1]) > 0 for line in lines.values())
+    assert (tmp_path / "dapd" / "metrics.csv").exists()

@@ -146,12 +146,13 @@ def test_the_fused_update_declines_what_it_does_not_compute():
 
 def test_a_sparse_run_trains_on_the_fused_update_and_resumes_exactly(tmp_path):
     """A real DAPD run (Hopper: mask updates at episode ends, evaluations, checkpoints) takes its updates on
-    the fused engine, and a run killed between checkpoints and resumed continues the same curve and ends
+    the fused engine and its actions on `SparseActing`, and a run killed between checkpoints and resumed continues the same curve and ends
     with the same weights, bit for bit (tests/test_train.py checks the other methods the same way)."""
     cfg = {**TINY, "pathway": "dapd", "steps": 500, "eval_every": 100, "checkpoint_every": 200}
     whole = npth.Trainer(npth.Config().set({**cfg, "run_dir": str(tmp_path / "whole")}))
     whole.train()
     assert whole.fused is not None and whole.fused.calls == whole.algo.updates > 300
+    assert whole.algo.act_executor.calls > 500            # training and evaluation acted on the kernels
     cut = npth.Trainer(npth.Config().set({**cfg, "run_dir": str(tmp_path / "cut")}))
 
     class Killed(Exception):
@@ -170,3 +171,43 @@ def test_a_sparse_run_trains_on_the_fused_update_and_resumes_exactly(tmp_path):
     for (k, v), (_, w) in zip(whole.algo.state_dict().items(), resumed.algo.state_dict().items()):
         if isinstance(v, torch.Tensor):
             assert torch.equal(v, w), k
+
+
+def test_sparse_acting_is_sac_act_and_draws_the_same_noise():
+    """One action through `SparseActing` equals `SAC.act` through torch's masked layers (deterministic and
+    sampled, to float rounding), leaves torch's random stream where torch's path leaves it, follows a mask
+    change and an in-place weight change, and declines batches, dense masks and ``unmasked()``."""
+    from neuropath.efficiency.sparse_act import SparseActing
+    from neuropath.efficiency.sparse_exec import enable_sparse_execution
+
+    a, _, b, _ = _pair(SACConfig(hidden=[32, 32]))
+    enable_sparse_execution(a.actor)
+    fast = SparseActing(a.actor)
+    a.act_executor = fast
+    g = torch.Generator().manual_seed(6)
+    for i in range(6):
+        obs = torch.randn(OBS, generator=g).double().numpy()     # as environments give them
+        if i == 3:                                              # a new pathway and moved weights
+            _masks(a, 0.15, 9)
+            _masks(b, 0.15, 9)
+            with torch.no_grad():
+                for p, q in zip(a.actor.parameters(), b.actor.parameters()):
+                    p.add_(0.1)
+                    q.add_(0.1)
+        for det in (True, False):
+            torch.manual_seed(i)
+            got = a.act(obs, deterministic=det)
+            after_fast = torch.rand(1)
+            torch.manual_seed(i)
+            want = b.act(obs, deterministic=det)
+            after_torch = torch.rand(1)
+            assert got.dtype == want.dtype and got.shape == want.shape == (ACT,)
+            torch.testing.assert_close(torch.from_numpy(got), torch.from_numpy(want), rtol=1e-5, atol=1e-6)
+            assert torch.equal(after_fast, after_torch)
+    assert fast.calls == 12
+    assert fast(torch.randn(4, OBS).numpy(), True) is None                    # a batch: torch's path
+    with unmasked(a):
+        assert fast(torch.randn(OBS).numpy(), True) is None
+    _masks(a, 0.6, 3)
+    assert fast(torch.randn(OBS).numpy(), True) is None                       # too dense to run sparse
+    assert fast.calls == 12

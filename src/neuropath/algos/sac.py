@@ -107,6 +107,9 @@ class SAC(nn.Module):
         self.log_alpha = nn.Parameter(torch.tensor(math.log(cfg.init_temperature)))
         self.target_entropy = -float(act_dim)
         self.updates = 0
+        # optional fast path for one observation, ``(obs, deterministic) -> action | None`` (None: torch's
+        # path); set from outside where the actor runs on the sparse kernels (`efficiency.sparse_act`)
+        self.act_executor: Callable[[np.ndarray, bool], np.ndarray | None] | None = None
 
     @property
     def networks(self) -> dict[str, nn.Module]:
@@ -235,6 +238,10 @@ class SAC(nn.Module):
     @torch.no_grad()
     def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
         """Action(s) in [-1, 1] for one observation or a batch of them."""
+        if self.act_executor is not None and np.ndim(obs) == 1:
+            a = self.act_executor(obs, deterministic)
+            if a is not None:
+                return a
         x = torch.as_tensor(obs, dtype=torch.float32, device=self.log_alpha.device)
         single = x.dim() == 1
         if single:

@@ -99,21 +99,27 @@ class MLPSparseExecutor:
         self.key: tuple | None = None
         self.plans: list[SparsePlan] | None = None
 
+    def current_plans(self) -> list[SparsePlan] | None:
+        """The plans of the layers' masks now, or None where the network must run dense (not a ReLU chain,
+        a layer unmasked or forced dense, a multi-task layer, too dense)."""
+        layers = self.layers
+        if not self.fusable or any(not m.use_mask or m.force_dense for m in layers):
+            return None
+        key = tuple(m.mask_version for m in layers)
+        if key != self.key:          # the task count is part of the mask: checked when it changes (~2 µs a layer)
+            masks = [m.mask[0] for m in layers]
+            dense = any(m.tasks != 1 for m in layers) or network_density(masks) > self.max_density
+            self.plans = None if dense else [SparsePlan.from_mask(mask) for mask in masks]
+            self.key = key
+        return self.plans
+
     def __call__(self, mlp: MaskedMLP, x: torch.Tensor) -> torch.Tensor | None:
         if not self.fusable or x.dim() != 2 or not supported(x, self.layers[0].weight):
             return None
-        layers = self.layers
-        if any(not m.use_mask or m.force_dense or m.tasks != 1 for m in layers):
+        plans = self.current_plans()
+        if plans is None:
             return None
-        key = tuple(m.mask_version for m in layers)
-        if key != self.key:
-            masks = [m.mask[0] for m in layers]
-            dense = network_density(masks) > self.max_density
-            self.plans = None if dense else [SparsePlan.from_mask(mask) for mask in masks]
-            self.key = key
-        if self.plans is None:
-            return None
-        return sparse_mlp(x, self.plans, [p for m in layers for p in (m.weight, m.bias)])
+        return sparse_mlp(x, plans, [p for m in self.layers for p in (m.weight, m.bias)])
 
 
 def enable_sparse_execution(*nets: nn.Module, max_density: float = MAX_DENSITY, fuse: bool = True) -> int:

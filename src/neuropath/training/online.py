@@ -25,6 +25,7 @@ from ..algos.sac import SAC
 from ..data.replay import ReplayBuffer
 from ..efficiency.energy import EnergyMeter
 from ..efficiency.fused_sac import FusedSACUpdate
+from ..efficiency.sparse_act import SparseActing
 from ..envs.make import check_env_id, env_rng_state, make_env, set_env_rng_state
 from ..errors import RunFault, UsageError
 from ..pathways import density, layer_density, unmasked
@@ -123,6 +124,8 @@ class Trainer:
         self.sparse = use_sparse_execution(cfg, self.algo, self.device)
         # with the sparse kernels, the whole update runs over the pathway's entries where it can
         self.fused = FusedSACUpdate(self.algo, self.optimizers) if self.sparse else None
+        if self.sparse:               # and one action (training and evaluation) in a few compiled calls
+            self.algo.act_executor = SparseActing(self.algo.actor)
         self.rlx2 = cfg.rlx2 if uses_rlx2_extras(cfg) else None
         self.dynamic_buffer = bool(self.rlx2 and self.rlx2.dynamic_buffer)
         self.buffer = ReplayBuffer(obs_dim, act_dim, min(r.replay_size, r.steps), self.device,
