@@ -31,3 +31,20 @@ class HeldRun:
     def __exit__(self, *exc):
         self.proc.kill()
         self.proc.wait()
+
+
+_NET_FLAGS = {"iql": ("--hidden", "--batch-size"), "bcq": ("--bcq-hidden", "--vae-hidden", "--bcq-batch-size")}
+
+
+def for_offline_algo(argv: list[str]) -> list[str]:
+    """``argv`` without the network flags of the offline algorithm it does not choose (the last ``--algo``, IQL
+    by default): tests keep one list of tiny sizes for both, and a flag the algorithm does not read is refused."""
+    algo = argv[len(argv) - 1 - argv[::-1].index("--algo") + 1] if "--algo" in argv else "iql"
+    drop = [f for a, flags in _NET_FLAGS.items() if a != algo for f in flags]
+    out, skipping = [], False
+    for arg in argv:
+        if arg.startswith("--"):
+            skipping = arg in drop
+        if not skipping:
+            out.append(arg)
+    return out

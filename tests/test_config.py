@@ -1,3 +1,5 @@
+import argparse
+
 import pytest
 import yaml
 
@@ -68,3 +70,56 @@ def test_preset_from_a_yaml_file_and_its_errors(tmp_path):
         load_preset(str(path))
     with pytest.raises(UsageError, match="unknown preset"):
         load_preset("nope")
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--algo", "ppo", "--lr", "3e-4"], "--lr is not read by --algo ppo; PPO reads --ppo-lr"),
+    (["--algo", "ppo", "--hidden", "32", "32"], "PPO reads --ppo-hidden"),
+    (["--algo", "ppo", "--lr", "1e-3"], "--lr is not read"),                 # SAC's default value, named: refused too
+    (["--algo", "ppo", "--tau", "0.01"], "PPO has no such setting"),
+    (["--algo", "dqn", "--env", "MinAtar/Breakout-v1", "--batch-size", "64"], "DQN reads --dqn-batch-size"),
+    (["--ppo-lr", "1e-3"], "--ppo-lr is not read by --algo sac; SAC reads --lr"),
+    (["--dataset", "mujoco/x", "--algo", "bcq", "--batch-size", "64"], "BCQ reads --bcq-batch-size"),
+    (["--dataset", "mujoco/x", "--lr", "1e-3"], "IQL reads --offline-lr"),
+    (["--dataset", "mujoco/x", "--algo", "bcq", "--expectile", "0.8"], "BCQ has no such setting"),
+])
+def test_a_flag_of_another_algorithm_is_refused(args, needle, capsys):
+    """Each algorithm's flags are read by it alone: a flag another algorithm reads is refused in one line that
+    names the flag this algorithm reads, not silently dropped (PPO trained with its own defaults)."""
+    from neuropath.cli import main
+    assert main(["train", *args, "--print-config"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0], err
+
+
+def test_the_python_api_refuses_a_setting_its_algorithm_ignores():
+    with pytest.raises(UsageError, match="PPO reads --ppo-lr"):
+        Config().set({"algo": "ppo", "lr": 3e-4}).validate()
+    assert Config().set({"algo": "ppo", "ppo_lr": 1e-4, "gamma": 0.98}).validate().run.algo == "ppo"
+    assert Config().set({"dataset": "mujoco/x", "pathway": "npf", "hidden": [64, 64],
+                         "batch_size": 64}).validate().run.algo == "iql"
+
+
+def test_help_pages_show_choices_one_default_and_every_argument(capsys):
+    """--help lists the allowed values of choice settings, states each default once, describes every argument of
+    eval, runs and inspect, and keeps the preset remark to train."""
+    import re
+    from neuropath.cli import main
+    pages = {}
+    for cmd in ("train", "eval", "runs", "inspect", "flops", "export"):
+        with pytest.raises(SystemExit):
+            main([cmd, "--help"])
+        pages[cmd] = capsys.readouterr().out
+    train = pages["train"]
+    assert "--pathway {dapd,dense,static,random,set,rigl,rlx2,npf}" in train
+    assert "--algo {auto,sac,ppo,dqn,iql,bcq}" in train and "PPO" in train.split("options:")[0]
+    flat = " ".join(train.split())
+    assert not re.search(r"\(default: [^)]*\) \(default:", flat), re.findall(r"\(default: [^)]*\) \(default:[^)]*\)", flat)
+    assert "--preset YAML" in flat
+    for cmd in ("eval", "flops", "export", "runs", "inspect"):
+        assert "--preset" not in pages[cmd], cmd
+    from neuropath.cli import build_parser
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for cmd in ("train", "eval", "runs", "inspect"):   # every argument has a description
+        missing = [a.dest for a in sub.choices[cmd]._actions if not a.help and a.dest != "help"]
+        assert not missing, (cmd, missing)

@@ -12,7 +12,7 @@ from neuropath.cli import main
 from neuropath.training import checkpoint
 from neuropath.training.logging import read_csv
 
-from .conftest import TINY
+from .conftest import TINY, for_offline_algo
 from .test_train import _flags
 
 OFF = ["--steps", "300", "--eval-every", "150", "--eval-episodes", "1", "--hidden", "32", "32",
@@ -25,7 +25,7 @@ def dataset(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv("MINARI_DATASETS_PATH", str(root / "minari"))
     run = root / "run"
-    assert main(["train", *_flags({**TINY, "steps": 400}), "--run-dir", str(run)]) == 0
+    assert main(for_offline_algo(["train", *_flags({**TINY, "steps": 400}), "--run-dir", str(run)])) == 0
     assert main(["dataset", "make", str(run), "expert-replay", "--transitions", "400"]) == 0
     yield "neuropath/hopper/expert-replay-v0"
     mp.undo()
@@ -57,7 +57,7 @@ BCQ_TINY = ["--algo", "bcq", "--bcq-hidden", "32", "32", "--vae-hidden", "32", "
 def test_npf_scores_once_from_the_dataset_and_keeps_the_masks_fixed(dataset, tmp_path, algo, nets):
     run = tmp_path / algo
     extra = BCQ_TINY if algo == "bcq" else ["--algo", "iql"]
-    assert main(["train", "--dataset", dataset, "--pathway", "npf", *OFF, *extra, "--run-dir", str(run)]) == 0
+    assert main(for_offline_algo(["train", "--dataset", dataset, "--pathway", "npf", *OFF, *extra, "--run-dir", str(run)])) == 0
     rows = read_csv(run / "metrics.csv")
     assert [r["step"] for r in rows] == ["150", "300"]
     assert yaml.safe_load((run / "config.yaml").read_text())["run"]["env"] == "Hopper-v5"   # the dataset's
@@ -104,9 +104,9 @@ def test_bcq_target_is_the_soft_clipped_double_q_over_decoded_next_actions():
 def test_an_offline_run_resumes_where_it_stopped(dataset, tmp_path):
     run = tmp_path / "r"
     args = [a if a != "300" else "150" for a in OFF]
-    assert main(["train", "--dataset", dataset, "--pathway", "npf", *args, "--run-dir", str(run)]) == 0
+    assert main(for_offline_algo(["train", "--dataset", dataset, "--pathway", "npf", *args, "--run-dir", str(run)])) == 0
     masks = checkpoint.load_state(checkpoint.latest(run))["algo"]["actor.net.0.mask"]
-    assert main(["train", "--resume", str(run), "--steps", "300", "--no-progress"]) == 0
+    assert main(for_offline_algo(["train", "--resume", str(run), "--steps", "300", "--no-progress"])) == 0
     rows = read_csv(run / "metrics.csv")
     assert [r["step"] for r in rows] == ["150", "300"]
     assert yaml.safe_load((run / "config.yaml").read_text())["run"]["env"] == "Hopper-v5"   # the dataset's
@@ -122,7 +122,7 @@ def test_an_offline_run_resumes_where_it_stopped(dataset, tmp_path):
     (["--dataset", "x/y-v0", "--npf-actor-loss", "awr"], "--npf-actor-loss must be own or bc"),
 ])
 def test_bad_offline_settings_end_in_one_line(tmp_path, capsys, args, needle):
-    assert main(["train", *args, "--run-dir", str(tmp_path / "r")]) == 2
+    assert main(for_offline_algo(["train", *args, "--run-dir", str(tmp_path / "r")])) == 2
     err = capsys.readouterr().err.strip()
     assert needle in err and len(err.splitlines()) == 1 and not (tmp_path / "r").exists()
 
@@ -130,7 +130,7 @@ def test_bad_offline_settings_end_in_one_line(tmp_path, capsys, args, needle):
 def test_eval_and_flops_work_on_an_offline_run_and_export_refuses_in_one_line(dataset, tmp_path, capsys):
     run = tmp_path / "e"
     args = [a if a != "300" else "50" for a in OFF]
-    assert main(["train", "--dataset", dataset, "--pathway", "npf", "--algo", "iql", *args, "--run-dir", str(run)]) == 0
+    assert main(for_offline_algo(["train", "--dataset", dataset, "--pathway", "npf", "--algo", "iql", *args, "--run-dir", str(run)])) == 0
     capsys.readouterr()
     assert main(["eval", str(run), "--episodes", "1"]) == 0
     assert "Hopper-v5: return" in capsys.readouterr().out
@@ -184,8 +184,8 @@ def test_npf_member_scope_keeps_every_member_network_connected(dataset, tmp_path
     """`--scope member`: the VAE's encoder and decoder and the twin critic's Q1 and Q2 each keep exactly their own 5%
     (under the global ranking one of them can lose every weight of a layer: HalfCheetah's BCQ decoder did)."""
     run = tmp_path / "member"
-    assert main(["train", "--dataset", dataset, "--pathway", "npf", "--scope", "member", *OFF, *BCQ_TINY,
-                 "--steps", "150", "--run-dir", str(run)]) == 0
+    assert main(for_offline_algo(["train", "--dataset", dataset, "--pathway", "npf", "--scope", "member", *OFF, *BCQ_TINY,
+                 "--steps", "150", "--run-dir", str(run)])) == 0
     state = checkpoint.load_state(checkpoint.latest(run))["algo"]
     for member in ("vae.encoder.", "vae.decoder.", "critic.q1.", "critic.q2.", "actor."):
         masks = [v for k, v in state.items() if k.startswith(member) and k.endswith(".mask")]
@@ -209,8 +209,8 @@ def test_npf_actor_loss_bc_rescores_only_the_actor(dataset, tmp_path, capsys):
     masks = {}
     for loss in ("own", "bc"):
         run = tmp_path / loss
-        assert main(["train", "--dataset", dataset, "--algo", "iql", "--pathway", "npf", "--npf-actor-loss", loss,
-                     *OFF, "--steps", "150", "--run-dir", str(run)]) == 0
+        assert main(for_offline_algo(["train", "--dataset", dataset, "--algo", "iql", "--pathway", "npf", "--npf-actor-loss", loss,
+                     *OFF, "--steps", "150", "--run-dir", str(run)])) == 0
         masks[loss] = {k: v for k, v in checkpoint.load_state(checkpoint.latest(run))["algo"].items()
                        if k.endswith(".mask") and "target" not in k}
     actor = [k for k in masks["own"] if k.startswith("actor.")]

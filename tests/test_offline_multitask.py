@@ -13,6 +13,8 @@ from neuropath.training import checkpoint
 from neuropath.training.config import Config
 from neuropath.training.logging import read_csv
 
+from .conftest import for_offline_algo
+
 TASKS = ("reach-v3", "window-close-v3")
 SMALL = ["--benchmark", "MT10", "--tasks", ",".join(TASKS), "--dataset", "expert", "--steps", "40",
          "--eval-every", "20", "--eval-episodes", "1", "--hidden", "16", "16", "--bcq-hidden", "16", "16",
@@ -32,7 +34,7 @@ def minari_root(tmp_path_factory):
 
 def _cfg(tmp_path, *extra: str) -> Config:
     from neuropath.cli import build_parser
-    args = build_parser().parse_args(["train", *SMALL, *extra, "--run-dir", str(tmp_path / "run")])
+    args = build_parser().parse_args(for_offline_algo(["train", *SMALL, *extra, "--run-dir", str(tmp_path / "run")]))
     return Config().set({k: v for k, v in vars(args).items() if k in Config.fields() and v is not None})
 
 
@@ -135,8 +137,8 @@ def test_single_task_losses_are_unchanged_by_the_task_dimension():
 def test_mt_and_mhmt_baselines_train_and_resume(minari_root, tmp_path, capsys, algo):
     run = tmp_path / "mhmt"
     args = [*SMALL, "--algo", algo, "--pathway", "dense", "--heads", "per-task", "--checkpoint-every", "20"]
-    assert main(["train", *args, "--steps", "20", "--run-dir", str(run)]) == 0
-    assert main(["train", "--resume", str(run), "--steps", "40", "--no-progress"]) == 0
+    assert main(for_offline_algo(["train", *args, "--steps", "20", "--run-dir", str(run)])) == 0
+    assert main(for_offline_algo(["train", "--resume", str(run), "--steps", "40", "--no-progress"])) == 0
     rows = read_csv(run / "metrics.csv")
     assert [r["step"] for r in rows] == ["20", "40"] and float(rows[0]["actor_density"]) == 1.0
     state = checkpoint.load_state(checkpoint.latest(run))["algo"]
@@ -154,7 +156,7 @@ def test_mt_and_mhmt_baselines_train_and_resume(minari_root, tmp_path, capsys, a
 ])
 def test_bad_multitask_offline_input_ends_in_one_line(minari_root, tmp_path, capsys, args, needle):
     base = [a for a in SMALL if a not in ("--dataset", "expert")]
-    assert main(["train", *base, *args, "--run-dir", str(tmp_path / "r")]) == 2
+    assert main(for_offline_algo(["train", *base, *args, "--run-dir", str(tmp_path / "r")])) == 2
     err = capsys.readouterr().err.strip()
     assert needle in err and len(err.splitlines()) == 1
 

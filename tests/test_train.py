@@ -438,3 +438,43 @@ def test_a_reader_that_leaves_the_pipe_early_gets_no_traceback(tmp_path):
     proc.stdout.close()                      # gone before the first write (the import takes a second)
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141 and "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_a_new_run_from_a_runs_config_yaml(tmp_path, capsys):
+    """`train --config RUN/config.yaml` starts a new run with that run's settings (its version line and run
+    directory ignored: a new folder), flags after it override; the old run is left as it was."""
+    old = tmp_path / "old"
+    npth.Trainer(npth.Config().set({**TINY, "pathway": "dapd", "steps": 200, "lr": 5e-4,
+                                    "run_dir": str(old)})).train()
+    before = {p: p.read_bytes() for p in old.rglob("*") if p.is_file()}
+    new = tmp_path / "new"
+    assert main(["train", "--config", str(old / "config.yaml"), "--steps", "300", "--run-dir", str(new)]) == 0
+    assert {p: p.read_bytes() for p in old.rglob("*") if p.is_file()} == before
+    a, b = (yaml.safe_load((d / "config.yaml").read_text()) for d in (old, new))
+    assert b["run"]["steps"] == 300 and b["run"]["run_dir"] == str(new) and b["sac"]["lr"] == 5e-4
+    for section in a:
+        if isinstance(a[section], dict):
+            diff = {k for k in a[section] if a[section][k] != b[section][k]}
+            assert diff <= {"steps", "run_dir"}, (section, diff)
+    assert [int(r["step"]) for r in read_csv(new / "metrics.csv")][-1] == 300
+    assert main(["train", "--config", str(old), "--preset", "quickstart"]) == 2
+    assert "use one" in capsys.readouterr().err
+
+
+def test_tensorboard_holds_the_settings_once_and_each_density_once(tmp_path):
+    """A run's TensorBoard log has its settings as a text table (as CleanRL and SB3 log them), one density
+    series per network (not one per cadence), and the progress bar carries one rate (tqdm's)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    run = tmp_path / "run"
+    trainer = npth.Trainer(npth.Config().set({**TINY, "pathway": "dapd", "steps": 400, "log_every": 100,
+                                              "run_dir": str(run)}))
+    trainer.train()
+    acc = EventAccumulator(str(run / "tb"), size_guidance={"tensors": 0})
+    acc.Reload()
+    texts = acc.Tags()["tensors"]
+    assert any("hyperparameters" in t for t in texts), texts
+    table = acc.Tensors(next(t for t in texts if "hyperparameters" in t))[0].tensor_proto.string_val[0].decode()
+    assert "|pathway.keep_ratio|0.05|" in table and "|sac.batch_size|32|" in table
+    density = [t for t in acc.Tags()["scalars"] if "density" in t]
+    assert sorted(density) == ["pathway/actor_density", "pathway/critic_density"], density
+    assert "sps" not in trainer._postfix()

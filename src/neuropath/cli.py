@@ -14,7 +14,8 @@ from pathlib import Path
 
 from .errors import RunFault, UsageError
 
-EPILOG = "Docs: README.md. Every setting is also a key of a --preset YAML file."
+EPILOG = "Docs: README.md."
+TRAIN_EPILOG = "Docs: README.md. Every setting is also a key of a --preset YAML file (and of a run's config.yaml)."
 
 
 class _Parser(argparse.ArgumentParser):
@@ -25,22 +26,31 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
-    from .training.config import Config
+    from .training.config import Config, setting_choices
 
-    groups = {s: p.add_argument_group(f"{s} settings") for s in Config.SECTIONS}
+    titles = {"run": "run settings", "sac": "SAC settings (--hidden, --batch-size, γ and τ also serve IQL/BCQ)",
+              "pathway": "pathway settings", "rlx2": "RLx2 settings (--pathway rlx2)",
+              "offline": "offline settings (--dataset: IQL, BCQ, NPF)", "ppo": "PPO settings (--algo ppo)",
+              "dqn": "DQN settings (--algo dqn)"}
+    groups = {s: p.add_argument_group(titles.get(s, f"{s} settings")) for s in Config.SECTIONS}
+    choices = setting_choices()
     for name, (section, f, doc) in Config.fields().items():
         flag = "--" + name.replace("_", "-")
         kind = str(f.type)
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        help_text = (f"{doc} (default: {default})" if doc else f"(default: {default})").replace("%", "%%")
+        shown = " ".join(map(str, default)) if isinstance(default, list) else default
+        # a docstring that states its own default ("(default: all)") is not given a second one
+        help_text = doc if "(default" in doc else (f"{doc} (default: {shown})" if doc else f"(default: {shown})")
+        help_text = help_text.replace("%", "%%")
         if kind.startswith("list"):
             groups[section].add_argument(flag, dest=name, nargs="+", metavar="N", default=None, help=help_text)
         elif kind == "bool":
             groups[section].add_argument(flag, dest=name, default=None, action=argparse.BooleanOptionalAction,
                                          help=help_text)
         else:
-            groups[section].add_argument(flag, dest=name, default=None, metavar=kind.split(" ")[0].upper(),
-                                         help=help_text)
+            # the allowed values are shown, and checked by Config.validate (its messages say more than argparse's)
+            metavar = "{" + ",".join(choices[name]) + "}" if name in choices else kind.split(" ")[0].upper()
+            groups[section].add_argument(flag, dest=name, default=None, metavar=metavar, help=help_text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,31 +60,43 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"neuropath {__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
 
-    t = sub.add_parser("train", help="train an agent (SAC, PPO, DQN; BCQ, IQL offline), dense or through pathways", epilog=EPILOG,
-                       description="Train SAC on a Gymnasium environment, dense or through neural pathways.")
+    t = sub.add_parser("train", help="train an agent (SAC, PPO, DQN; BCQ, IQL offline), dense or through pathways",
+                       epilog=TRAIN_EPILOG,
+                       description="Train an agent dense or through neural pathways: SAC (default), PPO or DQN on a "
+                       "Gymnasium environment, SAC on Meta-World MT10 (--benchmark), IQL or BCQ on an offline "
+                       "dataset (--dataset).")
     t.add_argument("--preset", help="a preset name (see `neuropath presets`) or a YAML file")
+    t.add_argument("--config", metavar="FILE", help="start a new run from a run's config.yaml (or its run "
+                   "directory): the same settings, a new folder unless --run-dir; flags override it")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its latest checkpoint "
                    "(only --steps, --device, --threads, --progress may change)")
     t.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
     _add_config_flags(t)
 
-    e = sub.add_parser("eval", help="evaluate a run's policy", epilog=EPILOG)
+    e = sub.add_parser("eval", help="evaluate a run's policy", epilog=EPILOG,
+                       description="Run a trained policy for some episodes and print the mean return (and success "
+                       "rate on MT10); deterministic actions unless --stochastic.")
     e.add_argument("run_dir", help="run directory (or a saved policy file)")
-    e.add_argument("--episodes", type=int, default=10)
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--episodes", type=int, default=10, help="episodes to run (default: 10)")
+    e.add_argument("--seed", type=int, default=0, help="seed of the first episode's environment reset; episode i "
+                   "uses seed + i (default: 0)")
     e.add_argument("--stochastic", action="store_true", help="sample actions instead of the mean")
     e.add_argument("--video", metavar="FILE.mp4|FILE.gif", help="save a video of the episodes (needs rendering)")
 
-    i = sub.add_parser("inspect", help="show a run's pathway: sparsity, updates, freeze", epilog=EPILOG)
-    i.add_argument("run_dir")
+    i = sub.add_parser("inspect", help="show a run's pathway: sparsity, updates, freeze", epilog=EPILOG,
+                       description="Summarise a run's pathway: density per network and layer, mask updates, "
+                       "when and why it froze, and plot them.")
+    i.add_argument("run_dir", help="run directory")
     i.add_argument("--plot", metavar="PNG", help="where to write the plot (default: RUN_DIR/pathway.png)")
-    i.add_argument("--no-plot", action="store_true")
+    i.add_argument("--no-plot", action="store_true", help="print the summary only")
     i.add_argument("--updates", action="store_true", help="list every mask event, not just a summary")
 
     sub.add_parser("presets", help="list the presets")
 
-    r = sub.add_parser("runs", help="list the runs under a folder: env, method, progress, last return")
-    r.add_argument("root", nargs="?", default="runs")
+    r = sub.add_parser("runs", help="list the runs under a folder: env, method, progress, last return",
+                       description="List the runs under a folder (searched recursively): environment, method, "
+                       "steps done, last evaluation return, and whether each is finished, running or resumable.")
+    r.add_argument("root", nargs="?", default="runs", help="folder to search (default: runs)")
 
     s = sub.add_parser("sweep", help="run a grid: envs x methods x keep ratios x seeds (local or Ray)",
                        epilog=EPILOG, description="Run every (env, method, keep ratio, seed) of a grid as its "
@@ -156,8 +178,8 @@ def _train(args: argparse.Namespace) -> int:
 
         allowed = {"steps", "device", "threads", "progress"}
         extra = sorted(set(values) - allowed)
-        if extra or args.preset:
-            bad = ["preset"] * bool(args.preset) + extra
+        if extra or args.preset or args.config:
+            bad = ["preset"] * bool(args.preset) + ["config"] * bool(args.config) + extra
             raise UsageError(f"--resume continues a run with its own config; cannot change "
                              f"{', '.join('--' + b.replace('_', '-') for b in bad)}")
         if "steps" in values:
@@ -183,15 +205,18 @@ def _train(args: argparse.Namespace) -> int:
         trainer = Trainer.resume(args.resume, **{k: v for k, v in values.items() if k in allowed})
         values = {}
     else:
-        from .experiments.presets import preset_values
+        from .experiments.presets import config_file_values, preset_values
 
+        if args.preset and args.config:
+            raise UsageError("--preset and --config each give a whole set of settings: use one")
         cfg = Config()
-        preset = preset_values(args.preset) if args.preset else {}
+        preset = preset_values(args.preset) if args.preset else config_file_values(args.config) if args.config else {}
         cfg.set(preset)
         cfg.set(values)
         if cfg.offline.dataset is not None and "pathway" not in values and "pathway" not in preset:
             cfg.set({"pathway": "npf"})      # offline's pathway method is the single-shot one
         cfg.validate()
+        cfg.check_read(set(values))          # a flag of another algorithm, even at its default value
         if cfg.run.algo == "dqn":
             from .envs.pixels import check_image_env
             check_image_env(cfg.run.env)

@@ -45,6 +45,29 @@ def preset_values(name: str) -> dict[str, Any]:
     return data
 
 
+def config_file_values(path: str | Path) -> dict[str, Any]:
+    """The settings of a run's ``config.yaml`` (or any YAML of settings) to start a new run from: the version
+    line and the run directory are dropped (the new run gets its own folder unless ``--run-dir``), settings
+    a run written before they existed ran with are filled in (`fill_legacy`)."""
+    from ..training.config import fill_legacy
+    path = Path(path)
+    if path.is_dir():
+        path = path / "config.yaml"
+    if not path.is_file():
+        raise UsageError(f"--config: no such file {str(path)!r} (a run's config.yaml, or its run directory)")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--config {str(path)!r} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"--config {str(path)!r} must be a mapping of settings")
+    data.pop("neuropath", None)
+    data.pop("run_dir", None)
+    if isinstance(data.get("run"), dict):
+        data["run"].pop("run_dir", None)
+    return fill_legacy(data)
+
+
 def load_preset(name: str, **overrides: Any) -> Config:
     """A `Config` from a preset, then ``overrides`` (flat field names) on top."""
     return Config().set(preset_values(name)).set(overrides)

@@ -37,8 +37,8 @@ class RunConfig:
     env: str = "HalfCheetah-v5"
     """Gymnasium environment id (continuous actions), e.g. Hopper-v5"""
     algo: str = "auto"
-    """algorithm: sac (online default), ppo; with --dataset: iql (default; networks: --hidden) or bcq
-    (--bcq-hidden, --vae-hidden)"""
+    """algorithm: sac (online default), ppo, dqn; with --dataset: iql (default; networks: --hidden) or bcq
+    (--bcq-hidden, --vae-hidden) (default: auto, i.e. sac online, iql with --dataset)"""
     benchmark: str | None = None
     """multi-task benchmark instead of --env: MT10 (Meta-World); --steps then counts steps per task"""
     tasks: str | None = None
@@ -110,8 +110,37 @@ def fill_legacy(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+# Settings an algorithm does not read: SAC's section is read whole by SAC (and MT10's SAC), in part by the others
+# (γ by every algorithm); the PPO, DQN and offline sections only by their own. A flag for another algorithm
+# is refused with the one this algorithm reads instead, where it has one (`Config.check_read`).
+SAC_FIELDS_READ = {"sac": None, "ppo": ("gamma",), "dqn": ("gamma",), "iql": ("gamma", "hidden", "batch_size", "tau"),
+                   "bcq": ("gamma", "tau")}
+SECTION_READERS = {"ppo": ("ppo",), "dqn": ("dqn",), "offline": ("iql", "bcq")}
+OFFLINE_ONLY = {"bcq": ("expectile", "beta", "normalize_reward"),
+                "iql": ("bcq_hidden", "vae_hidden", "bcq_batch_size", "phi", "lmbda")}
+READS_INSTEAD = {
+    "ppo": {"lr": "ppo_lr", "hidden": "ppo_hidden", "batch_size": "minibatches"},
+    "dqn": {"lr": "dqn_lr", "batch_size": "dqn_batch_size", "target_every": "dqn_target_every"},
+    "iql": {"lr": "offline_lr", "bcq_hidden": "hidden", "bcq_batch_size": "batch_size"},
+    "bcq": {"lr": "offline_lr", "hidden": "bcq_hidden", "batch_size": "bcq_batch_size"},
+    "sac": {"ppo_lr": "lr", "ppo_hidden": "hidden", "dqn_lr": "lr", "dqn_batch_size": "batch_size",
+            "dqn_target_every": "target_every", "offline_lr": "lr", "bcq_hidden": "hidden",
+            "bcq_batch_size": "batch_size"},
+}
+
 SCORING_PATHWAYS = ("dapd", "static", "npf")
 """the pathway methods that rank weights by a score (--score); the others draw or grow their masks"""
+
+
+def setting_choices() -> dict[str, tuple[str, ...]]:
+    """The allowed values of every setting that has a fixed set (shown in --help; `Config.validate` checks them)."""
+    from ..pathways.scores import SCORES
+    from ..pathways.topk import SCOPES
+    scores = tuple(SCORES)
+    return {"algo": ("auto", *ONLINE_ALGOS, *OFFLINE_ALGOS), "pathway": PATHWAYS, "sparse": ("auto", "on", "off"),
+            "heads": ("shared", "per-task"), "prune": ("keep", "zero"), "distribution": ("erk", "uniform"),
+            "scope": tuple(SCOPES), "score": scores, "actor_score": scores, "critic_score": scores,
+            "npf_actor_loss": ("own", "bc"), **CHOICES}
 
 
 @dataclass
@@ -505,7 +534,35 @@ class Config:
             raise UsageError(f"--device must be auto, cpu or cuda, got {r.device!r}")
         if not 0.0 < s.gamma <= 1.0 or not 0.0 < s.tau <= 1.0 or s.lr <= 0 or s.init_temperature <= 0:
             raise UsageError("gamma and tau must be in (0, 1]; lr and init temperature > 0")
+        self.check_read()
         return self
+
+    def reads(self, name: str) -> bool:
+        """Whether this run's algorithm reads setting ``name`` (after `validate` resolved ``algo``)."""
+        algo = self.run.algo
+        section = self.fields()[name][0]
+        if section == "sac":
+            read = SAC_FIELDS_READ.get(algo)
+            return read is None or name in read
+        if section in SECTION_READERS:
+            return algo in SECTION_READERS[section] and name not in OFFLINE_ONLY.get(algo, ())
+        return True
+
+    def check_read(self, given: set[str] | frozenset[str] = frozenset()) -> None:
+        """Refuse a setting this run's algorithm would silently ignore: one ``given`` (named on the command
+        line) or set to other than its default (a preset, the Python API)."""
+        changed = set(given)
+        for name, (section, f, _) in self.fields().items():
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            if getattr(getattr(self, section), name) != default:
+                changed.add(name)
+        for name in sorted(changed, key=list(self.fields()).index):
+            if not self.reads(name):
+                algo = self.run.algo
+                instead = READS_INSTEAD.get(algo, {}).get(name)
+                hint = f"; {algo.upper()} reads --{_flag(instead)}" if instead else \
+                    f"; {algo.upper()} has no such setting"
+                raise UsageError(f"--{_flag(name)} is not read by --algo {algo}{hint}")
 
 
     def _check_finite(self) -> None:

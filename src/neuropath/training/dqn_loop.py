@@ -97,7 +97,8 @@ class DQNTrainer(PathwayEvents):
         self.run_dir.mkdir(parents=True, exist_ok=True)
         write_config(self.cfg, self.run_dir)
         truncate_after(self.run_dir, self.step)
-        self.logger = RunLogger(self.run_dir, start_step=self.step, total_steps=r.steps, progress=r.progress)
+        self.logger = RunLogger(self.run_dir, start_step=self.step, total_steps=r.steps, progress=r.progress,
+                                hparams=self.cfg.to_dict())
         self.meter = EnergyMeter(self.device).start()
         metrics: dict[str, torch.Tensor] = {}
         t_last, s_last = time.perf_counter(), self.step
@@ -134,7 +135,7 @@ class DQNTrainer(PathwayEvents):
                     self.logger.scalars(self.step, {**{k: float(v) for k, v in metrics.items()}, "charts/SPS": sps,
                                                     "charts/epsilon": self.epsilon(),
                                                     "pathway/q_density": density(self.algo.q)})
-                    self.logger.progress(self.step, {"sps": f"{sps:.0f}", "phase": self.phase(),
+                    self.logger.progress(self.step, {"phase": self.phase(),
                                                      "eval": "-" if self.last_eval is None else f"{self.last_eval:.1f}"})
                 if done:
                     self.logger.episode(self.step, self.ep_return, self.ep_len)

@@ -71,11 +71,16 @@ def cut_off_warning(name: str, net, cut: dict[str, list[int]]) -> str:
 
 
 class RunLogger:
-    def __init__(self, run_dir: Path, *, start_step: int, total_steps: int, progress: bool) -> None:
+    def __init__(self, run_dir: Path, *, start_step: int, total_steps: int, progress: bool,
+                 hparams: dict[str, dict[str, Any]] | None = None) -> None:
         from torch.utils.tensorboard import SummaryWriter  # slow import: only when a run starts
 
         self.run_dir = Path(run_dir)
         self.tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=start_step if start_step else None)
+        if hparams and not start_step:     # the settings as a text table, as CleanRL and SB3 log them
+            rows = "\n".join(f"|{section}.{k}|{v}|" for section, values in hparams.items()
+                             for k, v in values.items())
+            self.tb.add_text("hyperparameters", "|setting|value|\n|-|-|\n" + rows, 0)
         new = not (self.run_dir / "metrics.csv").is_file()
         # `truncate_after` has rewritten an existing file with today's columns (older runs'
         # rows get empty new columns), so one header fits every row.
@@ -113,8 +118,8 @@ class RunLogger:
         self._pathway.write(json.dumps(event) + "\n")
         self._pathway.flush()
         if "changed" in event:
+            # (the density itself is logged every --log-every steps as pathway/<net>_density)
             self.tb.add_scalar(f"pathway/{event['net']}/changed", event["changed"], event["step"])
-            self.tb.add_scalar(f"pathway/{event['net']}/density", event["density"], event["step"])
         if event.get("event") == "freeze":
             self.tb.add_scalar(f"pathway/{event['net']}/frozen_at", event.get("frozen_at", event["step"]),
                                event["step"])

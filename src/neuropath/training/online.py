@@ -186,7 +186,8 @@ class Trainer:
         if self.step == 0 and not (self.run_dir / "config.yaml").exists():
             self._write_config()
         truncate_after(self.run_dir, self.step)
-        self.logger = RunLogger(self.run_dir, start_step=self.step, total_steps=r.steps, progress=r.progress)
+        self.logger = RunLogger(self.run_dir, start_step=self.step, total_steps=r.steps, progress=r.progress,
+                                hparams=self.cfg.to_dict())
         self.meter = EnergyMeter(self.device).start()
         self._spent_before = dict(self._spent)
         try:
@@ -251,7 +252,7 @@ class Trainer:
                 t_last, s_last = now, self.step
                 check_finite_losses(metrics, self.step, self.run_dir)
                 self._log_scalars(metrics, sps)
-                self.logger.progress(self.step, self._postfix(sps))
+                self.logger.progress(self.step, self._postfix())
             if done:
                 self.logger.episode(self.step, self.ep_return, self.ep_len)
                 self.episodes += 1
@@ -264,7 +265,7 @@ class Trainer:
             self.evaluate()
         if self._saved_step != self.step:   # stopped mid-episode: keep its end state
             self.save_checkpoint(reset_pending=False)
-        self.logger.progress(self.step, self._postfix(sps))
+        self.logger.progress(self.step, self._postfix())
         return self._last_eval_row
 
     def _update(self, batch) -> dict[str, torch.Tensor]:
@@ -479,9 +480,9 @@ class Trainer:
         self.logger.scalars(self.step, values)
         self.logger.flush()
 
-    def _postfix(self, sps: float) -> dict[str, str]:
+    def _postfix(self) -> dict[str, str]:
         ret = "-" if self.last_eval is None else f"{self.last_eval:.0f}"
-        return {"sps": f"{sps:.0f}", "eval": ret, "phase": self.phase(),
+        return {"eval": ret, "phase": self.phase(),
                 "actor_sp": f"{1 - density(self.algo.actor):.1%}",
                 "critic_sp": f"{1 - density(self.algo.critic):.1%}"}
 

@@ -145,7 +145,8 @@ class PPOTrainer(PathwayEvents):
         self.run_dir.mkdir(parents=True, exist_ok=True)
         write_config(self.cfg, self.run_dir)
         truncate_after(self.run_dir, self.step)
-        self.logger = RunLogger(self.run_dir, start_step=self.step, total_steps=r.steps, progress=r.progress)
+        self.logger = RunLogger(self.run_dir, start_step=self.step, total_steps=r.steps, progress=r.progress,
+                                hparams=self.cfg.to_dict())
         self.meter = EnergyMeter(self.device).start()
         try:
             if self.next_obs is None:
@@ -187,7 +188,7 @@ class PPOTrainer(PathwayEvents):
         values.update({"charts/SPS": sps, "charts/lr": self.optimizers["actor"].param_groups[0]["lr"],
                        "pathway/actor_density": density(algo.actor), "pathway/value_density": density(algo.value)})
         self.logger.scalars(self.step, values)
-        self.logger.progress(self.step, {"sps": f"{sps:.0f}", "phase": self.phase(),
+        self.logger.progress(self.step, {"phase": self.phase(),
                                          "eval": "-" if self.last_eval is None else f"{self.last_eval:.0f}"})
 
     def _collect(self) -> dict[str, torch.Tensor]:
