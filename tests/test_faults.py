@@ -110,3 +110,23 @@ def test_checkpoints_also_follow_wall_time(tmp_path, monkeypatch):
     saved.clear()
     npth.Trainer(_cfg(tmp_path, "time", checkpoint_every=100_000, checkpoint_minutes=1e-6)).train()
     assert by_steps == [400] and len(saved) > 3            # every episode end once the minutes have passed
+
+
+def test_a_log_row_cut_mid_write_is_dropped_and_restored_on_resume(tmp_path, capsys):
+    """A crash while writing a row leaves a cut last line in metrics.csv and pathway.jsonl: `inspect` and `runs`
+    read around it, and `--resume` puts the row back from the checkpoint (which holds it) instead of ending in a
+    TypeError, so the curve keeps every finished row."""
+    run = tmp_path / "run"
+    cfg = {**TINY, "pathway": "dapd", "steps": 300, "eval_every": 100, "run_dir": str(run)}
+    npth.Trainer(npth.Config().set(cfg)).train()
+    whole = read_csv(run / "metrics.csv")
+    for name, cut in (("metrics.csv", 40), ("pathway.jsonl", 25)):
+        text = (run / name).read_text()
+        (run / name).write_text(text[:-cut])
+    assert main(["inspect", str(run), "--no-plot"]) == 0
+    assert main(["runs", str(tmp_path)]) == 0
+    assert main(["train", "--resume", str(run), "--steps", "400", "--no-progress"]) == 0
+    assert "restored from the checkpoint" in capsys.readouterr().err
+    rows = read_csv(run / "metrics.csv")
+    assert [int(r["step"]) for r in rows] == [100, 200, 300, 400]
+    assert [r["return_mean"] for r in rows[:3]] == [r["return_mean"] for r in whole]

@@ -2,7 +2,7 @@
 
 Measured: with the optional extra ``pip install -e ".[energy]"`` (zeus), NVML energy counters on an
 NVIDIA GPU (``measured-nvml``) and Intel/AMD RAPL counters on the CPU where they are readable
-(``measured-rapl``: usually root-only, absent in most VMs and containers, ECOSYSTEM.md §4.2).
+(``measured-rapl``: usually root-only, absent in most VMs and containers).
 Otherwise nothing is measured (``none``) and two stated models stand in, both normalised to the
 dense run of the same environment so no wattage has to be assumed:
 

@@ -14,7 +14,8 @@ loops of every kernel run over the batch with unit stride and vectorise. A layer
 that layout, so the next sparse layer's ``x.t().contiguous()`` costs nothing. Only the first
 layer of a network (observations, concatenations) pays for one small transpose.
 
-Kernels are numba (PLATFORM.md §7.2: numba CSR kernels beat torch CSR + ``sampled_addmm`` here),
+Kernels are numba (measured when they were chosen: numba CSR kernels 1.83-1.95x a dense SAC update against
+1.27x for torch CSR + ``sampled_addmm``),
 compiled on first use and cached on disk. CPU and float32 only; anything else stays dense.
 """
 

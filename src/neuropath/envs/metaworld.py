@@ -1,6 +1,6 @@
 """Meta-World multi-task benchmarks (metaworld 3.x): MT10 as one vector env, one sub-env per task.
 
-The path that works with metaworld 3.1.1 (PLATFORM.md §2.2): importing `metaworld` registers
+The path that works with metaworld 3.1.1 (checked with the pinned version): importing `metaworld` registers
 ``Meta-World/MT10`` with Gymnasium; ``gym.make_vec`` builds a synchronous vector env whose row i is
 task i, each reset draws one of the task's 50 goal variations, the observation is 39 floats plus (with
 ``use_one_hot``) a one-hot task id, actions are in [-1, 1]^4, ``info["success"]`` is 0/1 per task, and

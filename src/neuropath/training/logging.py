@@ -8,6 +8,7 @@ past that step, so a resumed run shows one continuous curve.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import sys
 from pathlib import Path
@@ -22,17 +23,36 @@ EVAL_FIELDS = ["step", "return_mean", "return_std", "return_min", "return_max", 
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
+    """The finished rows of a CSV log. A last row cut by a crash mid-write (no line end, or fields missing) is
+    left out: it was never a finished row (the checkpoint of its step comes after it), and a resume writes it
+    again. Without this, resume and inspect ended in a TypeError on its missing fields."""
     if not Path(path).is_file():
         return []
     with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+        text = f.read()
+    rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    if rows and (not text.endswith("\n") or None in rows[-1] or None in rows[-1].values()):
+        rows.pop()
+    return rows
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The events of a JSON-lines log; a last line cut mid-write (unterminated, not valid JSON) is left out."""
     if not Path(path).is_file():
         return []
     with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        lines = f.read().splitlines(keepends=True)
+    out = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i == len(lines) - 1 and not line.endswith("\n"):
+                break
+            raise
+    return out
 
 
 def truncate_after(run_dir: Path, step: int) -> None:
@@ -48,6 +68,8 @@ def truncate_after(run_dir: Path, step: int) -> None:
             continue
         kept = []
         for line in path.read_text().splitlines(keepends=True):
+            if not line.endswith("\n"):        # cut mid-write by a crash: never a finished row, and appending
+                continue                        # after it would glue the next row onto it
             if name.endswith(".jsonl"):
                 ok = line.strip() and json.loads(line)["step"] <= step
             else:

@@ -34,7 +34,7 @@ from . import checkpoint, run_lock
 from .build import build_pathways, check_reachable, needs_init_data, use_sparse_execution, uses_rlx2_extras
 from .config import Config, fill_legacy
 from .evaluate import run_episodes, summarise
-from .logging import RunLogger, truncate_after
+from .logging import RunLogger, read_csv, truncate_after
 from .swap_probe import SwapProbe
 
 Callback = Callable[[int, dict[str, Any]], bool]
@@ -188,6 +188,7 @@ class Trainer:
         truncate_after(self.run_dir, self.step)
         self.logger = RunLogger(self.run_dir, start_step=self.step, total_steps=r.steps, progress=r.progress,
                                 hparams=self.cfg.to_dict())
+        self._restore_last_row()
         self.meter = EnergyMeter(self.device).start()
         self._spent_before = dict(self._spent)
         try:
@@ -479,6 +480,18 @@ class Trainer:
         values["pathway/critic_density"] = density(self.algo.critic)
         self.logger.scalars(self.step, values)
         self.logger.flush()
+
+    def _restore_last_row(self) -> None:
+        """Put back the checkpoint's last evaluation row where ``metrics.csv`` lost it (a crash cut it while it was
+        written, and `read_csv` leaves a cut row out): the checkpoint holds the row, so nothing finished is lost."""
+        row = self._last_eval_row
+        if not row or not self.step:
+            return
+        rows = read_csv(self.run_dir / "metrics.csv")
+        if not rows or int(rows[-1]["step"]) < int(row["step"]):
+            self.logger.evaluation(row)
+            self.logger.warn(f"neuropath: metrics.csv had lost its row of step {row['step']} (cut mid-write); "
+                             "restored from the checkpoint")
 
     def _postfix(self) -> dict[str, str]:
         ret = "-" if self.last_eval is None else f"{self.last_eval:.0f}"
