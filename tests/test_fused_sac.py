@@ -211,3 +211,18 @@ def test_sparse_acting_is_sac_act_and_draws_the_same_noise():
     _masks(a, 0.6, 3)
     assert fast(torch.randn(OBS).numpy(), True) is None                       # too dense to run sparse
     assert fast.calls == 12
+
+
+def test_threads_auto_is_one_on_the_sparse_kernels(tmp_path):
+    """``--threads 0`` (auto) gives a sparse SAC run one torch thread (its kernels are single-threaded; the quick
+    start used ~5x the CPU on 2 cores with torch's default) and leaves a dense run torch's default."""
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        base = {**TINY, "threads": 0, "steps": 200}
+        npth.Trainer(npth.Config().set({**base, "pathway": "dense", "run_dir": str(tmp_path / "d")}))
+        assert torch.get_num_threads() == 2
+        sparse = npth.Trainer(npth.Config().set({**base, "pathway": "dapd", "run_dir": str(tmp_path / "s")}))
+        assert sparse.sparse and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

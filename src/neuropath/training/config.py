@@ -65,7 +65,8 @@ class RunConfig:
     device: str = "auto"
     """auto, cpu or cuda"""
     threads: int = 0
-    """torch CPU threads (0 = torch's default)"""
+    """torch CPU threads (0 = auto: one for a SAC run on the sparse kernels, which are single-threaded and
+    measured no faster with more; torch's default otherwise)"""
     sparse: str = "auto"
     """sparse execution of masked layers: auto (on the CPU for pathways of <= 30% of the
     weights with SAC, DQN and the offline algorithms, where it was measured faster; not PPO, where it was

@@ -126,6 +126,8 @@ class Trainer:
         self.fused = FusedSACUpdate(self.algo, self.optimizers) if self.sparse else None
         if self.sparse:               # and one action (training and evaluation) in a few compiled calls
             self.algo.act_executor = SparseActing(self.algo.actor)
+            if not r.threads:         # the kernels are single-threaded: more torch threads only burn CPU
+                torch.set_num_threads(1)
         self.rlx2 = cfg.rlx2 if uses_rlx2_extras(cfg) else None
         self.dynamic_buffer = bool(self.rlx2 and self.rlx2.dynamic_buffer)
         self.buffer = ReplayBuffer(obs_dim, act_dim, min(r.replay_size, r.steps), self.device,
