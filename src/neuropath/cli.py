@@ -7,7 +7,6 @@ overwritten.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -26,7 +25,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
-    from .training.config import Config, setting_choices
+    from .training.config import Config, field_default, setting_choices
 
     titles = {"run": "run settings", "sac": "SAC settings (--hidden, --batch-size, γ and τ also serve IQL/BCQ)",
               "pathway": "pathway settings", "rlx2": "RLx2 settings (--pathway rlx2)",
@@ -37,7 +36,7 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
     for name, (section, f, doc) in Config.fields().items():
         flag = "--" + name.replace("_", "-")
         kind = str(f.type)
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        default = field_default(f)
         shown = " ".join(map(str, default)) if isinstance(default, list) else default
         # a docstring that states its own default ("(default: all)") is not given a second one
         help_text = doc if "(default" in doc else (f"{doc} (default: {shown})" if doc else f"(default: {shown})")
@@ -215,8 +214,7 @@ def _train(args: argparse.Namespace) -> int:
         cfg.set(values)
         if cfg.offline.dataset is not None and "pathway" not in values and "pathway" not in preset:
             cfg.set({"pathway": "npf"})      # offline's pathway method is the single-shot one
-        cfg.validate()
-        cfg.check_read(set(values))          # a flag of another algorithm, even at its default value
+        cfg.validate(given=set(values))      # a flag of another algorithm is refused even at its default value
         if cfg.run.algo == "dqn":
             from .envs.pixels import check_image_env
             check_image_env(cfg.run.env)

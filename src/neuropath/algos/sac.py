@@ -238,7 +238,7 @@ class SAC(nn.Module):
     @torch.no_grad()
     def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
         """Action(s) in [-1, 1] for one observation or a batch of them."""
-        if self.act_executor is not None and np.ndim(obs) == 1:
+        if self.act_executor is not None:            # it declines batches and what it cannot run
             a = self.act_executor(obs, deterministic)
             if a is not None:
                 return a

@@ -37,7 +37,7 @@ from ..algos.common import Batch
 from ..algos.sac import LOG_STD_MAX, LOG_STD_MIN, SAC
 from ..pathways import MaskedLinear
 from ..pathways.layers import MaskedMLP
-from .kernels import SparsePlan, _sddmm, _spmm, _spmm_t
+from .kernels import SparsePlan, _gather_axpy, _sddmm, _spmm, _spmm_t
 from .sparse_adam import adam_entries, bias_corrections, catch_up, lerp_all, lerp_entries
 from .sparse_exec import MAX_DENSITY, is_relu_chain, network_density
 
@@ -143,11 +143,7 @@ def _spmm_t_cols(col_ptr, col_rows, col_src, w, gyT, gxT, j0):  # pragma: no cov
         row = gxT[j]
         for t in range(batch):
             row[t] = 0.0
-        for p in range(col_ptr[j0 + j], col_ptr[j0 + j + 1]):
-            v = w[col_src[p]]
-            src = gyT[col_rows[p]]
-            for t in range(batch):
-                row[t] += v * src[t]
+        _gather_axpy(row, w, col_src, gyT, col_rows, col_ptr[j0 + j], col_ptr[j0 + j + 1])
 
 
 # ---- one network's pathway, as the engine sees it --------------------------------------------

@@ -37,6 +37,26 @@ from numba import njit
 # FLOPs): measured on a 256x256 layer at 5%, batch 256, 1 thread: forward 100 -> 72 us, transposed
 # 143 -> 83 us, SDDMM 78 -> 64 us (benchmarks/RESULTS.md, issue 34). Eight per pass gained nothing more.
 
+@njit(cache=True, nogil=True, inline="always")
+def _gather_axpy(row, w, w_idx, src, src_idx, start, end):  # pragma: no cover - compiled
+    """row += Σ_p w[w_idx[p]] · src[src_idx[p], :] over p in [start, end), four entries per pass: the forward
+    (a row's entries) and the transposed product (a column's) are both this."""
+    batch = row.shape[0]
+    p = start
+    while p + 4 <= end:
+        v0, v1, v2, v3 = w[w_idx[p]], w[w_idx[p + 1]], w[w_idx[p + 2]], w[w_idx[p + 3]]
+        s0, s1, s2, s3 = src[src_idx[p]], src[src_idx[p + 1]], src[src_idx[p + 2]], src[src_idx[p + 3]]
+        for t in range(batch):
+            row[t] += (v0 * s0[t] + v1 * s1[t]) + (v2 * s2[t] + v3 * s3[t])
+        p += 4
+    while p < end:
+        v = w[w_idx[p]]
+        s = src[src_idx[p]]
+        for t in range(batch):
+            row[t] += v * s[t]
+        p += 1
+
+
 @njit(cache=True, nogil=True)
 def _spmm(indptr, indices, flat, w, bias, xT, yT, relu):  # pragma: no cover - compiled
     """yT[o, :] = relu?(bias[o] + Σ_k w[flat[k]] · xT[indices[k], :]) over row o's entries."""
@@ -46,19 +66,7 @@ def _spmm(indptr, indices, flat, w, bias, xT, yT, relu):  # pragma: no cover - c
         b = bias[o]
         for t in range(batch):
             row[t] = b
-        k, end = indptr[o], indptr[o + 1]
-        while k + 4 <= end:
-            v0, v1, v2, v3 = w[flat[k]], w[flat[k + 1]], w[flat[k + 2]], w[flat[k + 3]]
-            s0, s1, s2, s3 = xT[indices[k]], xT[indices[k + 1]], xT[indices[k + 2]], xT[indices[k + 3]]
-            for t in range(batch):
-                row[t] += (v0 * s0[t] + v1 * s1[t]) + (v2 * s2[t] + v3 * s3[t])
-            k += 4
-        while k < end:
-            v = w[flat[k]]
-            src = xT[indices[k]]
-            for t in range(batch):
-                row[t] += v * src[t]
-            k += 1
+        _gather_axpy(row, w, flat, xT, indices, indptr[o], indptr[o + 1])
         if relu:             # x·(x > 0): vectorises, where numba's max() and a branch ran scalar (3× slower)
             for t in range(batch):
                 x = row[t]
@@ -107,19 +115,7 @@ def _spmm_t(col_ptr, col_rows, col_src, w, gyT, gxT, actT, relu):  # pragma: no 
         row = gxT[j]
         for t in range(batch):
             row[t] = 0.0
-        p, end = col_ptr[j], col_ptr[j + 1]
-        while p + 4 <= end:
-            v0, v1, v2, v3 = w[col_src[p]], w[col_src[p + 1]], w[col_src[p + 2]], w[col_src[p + 3]]
-            s0, s1, s2, s3 = gyT[col_rows[p]], gyT[col_rows[p + 1]], gyT[col_rows[p + 2]], gyT[col_rows[p + 3]]
-            for t in range(batch):
-                row[t] += (v0 * s0[t] + v1 * s1[t]) + (v2 * s2[t] + v3 * s3[t])
-            p += 4
-        while p < end:
-            v = w[col_src[p]]
-            src = gyT[col_rows[p]]
-            for t in range(batch):
-                row[t] += v * src[t]
-            p += 1
+        _gather_axpy(row, w, col_src, gyT, col_rows, col_ptr[j], col_ptr[j + 1])
         if relu:
             a = actT[j]
             for t in range(batch):

@@ -36,12 +36,17 @@ def preset_values(name: str) -> dict[str, Any]:
     if not path.is_file():
         raise UsageError(f"unknown preset {name!r}; available: {', '.join(list_presets())} "
                          "(or a path to a .yaml file)")
+    return _settings_yaml(path, "preset")
+
+
+def _settings_yaml(path: Path, what: str) -> dict[str, Any]:
+    """A YAML file of settings as a mapping; a file that is not one ends in one line naming ``what`` it was."""
     try:
         data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise UsageError(f"preset {str(path)!r} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{what} {str(path)!r} is not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):
-        raise UsageError(f"preset {str(path)!r} must be a mapping of settings")
+        raise UsageError(f"{what} {str(path)!r} must be a mapping of settings")
     return data
 
 
@@ -55,12 +60,7 @@ def config_file_values(path: str | Path) -> dict[str, Any]:
         path = path / "config.yaml"
     if not path.is_file():
         raise UsageError(f"--config: no such file {str(path)!r} (a run's config.yaml, or its run directory)")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise UsageError(f"--config {str(path)!r} is not valid YAML: {str(exc).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise UsageError(f"--config {str(path)!r} must be a mapping of settings")
+    data = _settings_yaml(path, "--config")
     data.pop("neuropath", None)
     data.pop("run_dir", None)
     if isinstance(data.get("run"), dict):

@@ -133,6 +133,11 @@ SCORING_PATHWAYS = ("dapd", "static", "npf")
 """the pathway methods that rank weights by a score (--score); the others draw or grow their masks"""
 
 
+def field_default(f: dataclasses.Field) -> Any:
+    """A settings field's default value (a fresh one for a list)."""
+    return f.default if f.default is not dataclasses.MISSING else f.default_factory()
+
+
 def setting_choices() -> dict[str, tuple[str, ...]]:
     """The allowed values of every setting that has a fixed set (shown in --help; `Config.validate` checks them)."""
     from ..pathways.scores import SCORES
@@ -399,7 +404,9 @@ class Config:
         own = getattr(self.pathway, f"{'critic' if net == 'value' else net}_score", None)
         return self.pathway.score if own is None else own
 
-    def validate(self) -> "Config":
+    def validate(self, given: set[str] | frozenset[str] = frozenset()) -> "Config":
+        """Check every setting; ``given``: the names set on the command line (`check_read` refuses those the
+        algorithm does not read even at their default value)."""
         r, p, s = self.run, self.pathway, self.sac
         self._check_finite()
         if r.seed < 0:
@@ -535,7 +542,7 @@ class Config:
             raise UsageError(f"--device must be auto, cpu or cuda, got {r.device!r}")
         if not 0.0 < s.gamma <= 1.0 or not 0.0 < s.tau <= 1.0 or s.lr <= 0 or s.init_temperature <= 0:
             raise UsageError("gamma and tau must be in (0, 1]; lr and init temperature > 0")
-        self.check_read()
+        self.check_read(given)
         return self
 
     def reads(self, name: str) -> bool:
@@ -554,8 +561,7 @@ class Config:
         line) or set to other than its default (a preset, the Python API)."""
         changed = set(given)
         for name, (section, f, _) in self.fields().items():
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-            if getattr(getattr(self, section), name) != default:
+            if getattr(getattr(self, section), name) != field_default(f):
                 changed.add(name)
         for name in sorted(changed, key=list(self.fields()).index):
             if not self.reads(name):

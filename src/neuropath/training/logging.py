@@ -55,8 +55,9 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return out
 
 
-def truncate_after(run_dir: Path, step: int) -> None:
-    """Drop log rows written after ``step`` (by a run killed after its last checkpoint)."""
+def truncate_after(run_dir: Path, step: int) -> list[dict[str, str]]:
+    """Drop log rows written after ``step`` (by a run killed after its last checkpoint); returns the metrics
+    rows kept."""
     run_dir = Path(run_dir)
     rows = [r for r in read_csv(run_dir / "metrics.csv") if int(r["step"]) <= step]
     if (run_dir / "metrics.csv").is_file():
@@ -78,7 +79,7 @@ def truncate_after(run_dir: Path, step: int) -> None:
             if ok:
                 kept.append(line)
         write_text_atomic(path, "".join(kept))
-
+    return rows
 
 def cut_off_warning(name: str, net, cut: dict[str, list[int]]) -> str:
     """The warning for a fixed pathway that leaves inputs of ``net`` with no path of kept weights to the output.

@@ -34,7 +34,7 @@ from . import checkpoint, run_lock
 from .build import build_pathways, check_reachable, needs_init_data, use_sparse_execution, uses_rlx2_extras
 from .config import Config, fill_legacy
 from .evaluate import run_episodes, summarise
-from .logging import RunLogger, read_csv, truncate_after
+from .logging import RunLogger, truncate_after
 from .swap_probe import SwapProbe
 
 Callback = Callable[[int, dict[str, Any]], bool]
@@ -187,10 +187,10 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.step == 0 and not (self.run_dir / "config.yaml").exists():
             self._write_config()
-        truncate_after(self.run_dir, self.step)
+        rows = truncate_after(self.run_dir, self.step)
         self.logger = RunLogger(self.run_dir, start_step=self.step, total_steps=r.steps, progress=r.progress,
                                 hparams=self.cfg.to_dict())
-        self._restore_last_row()
+        self._restore_last_row(rows)
         self.meter = EnergyMeter(self.device).start()
         self._spent_before = dict(self._spent)
         try:
@@ -483,13 +483,12 @@ class Trainer:
         self.logger.scalars(self.step, values)
         self.logger.flush()
 
-    def _restore_last_row(self) -> None:
-        """Put back the checkpoint's last evaluation row where ``metrics.csv`` lost it (a crash cut it while it was
+    def _restore_last_row(self, rows: list[dict[str, str]]) -> None:
+        """Put back the checkpoint's last evaluation row where ``metrics.csv`` (its kept ``rows``) lost it (a crash cut it while it was
         written, and `read_csv` leaves a cut row out): the checkpoint holds the row, so nothing finished is lost."""
         row = self._last_eval_row
         if not row or not self.step:
             return
-        rows = read_csv(self.run_dir / "metrics.csv")
         if not rows or int(rows[-1]["step"]) < int(row["step"]):
             self.logger.evaluation(row)
             self.logger.warn(f"neuropath: metrics.csv had lost its row of step {row['step']} (cut mid-write); "
