@@ -52,8 +52,9 @@ def test_every_preset_loads_and_validates():
             "ant-dapd"} <= set(names)
     for name in names:
         cfg = load_preset(name).validate()
-        if name.endswith("-dapd"):        # the paper's 1M steps; MinAtar's literature budget 5M frames, Atari 10M steps
-            steps = {"minatar": 5_000_000, "atari": 10_000_000}.get(name.split("-")[0], 1_000_000)
+        if name.endswith("-dapd"):        # the paper's 1M steps; MinAtar's literature budget 5M frames, Atari 10M
+            # steps, CleanRL's CartPole DQN 500k
+            steps = {"minatar": 5_000_000, "atari": 10_000_000, "cartpole": 500_000}.get(name.split("-")[0], 1_000_000)
             assert cfg.pathway.pathway == "dapd" and cfg.pathway.keep_ratio == 0.05 and cfg.run.steps == steps
             assert cfg.pathway.freeze_step is None or cfg.pathway.freeze_step <= steps, name   # freezes within its run
     assert load_preset("halfcheetah-dapd").resolved_freeze_return() == 8000.0

@@ -108,7 +108,7 @@ def test_dapd_dqn_on_minatar_scores_updates_freezes_resumes_and_evaluates(tmp_pa
     assert main(["export", str(run), str(tmp_path / "exported")]) == 0
     cp, policy = compact_policy.load(tmp_path / "exported"), load_policy(run)
     obs = (np.random.default_rng(0).random((64, 4, 10, 10)) < 0.2).astype(np.float32)
-    assert [policy.act_unit(o) for o in obs] == list(cp.act_unit(obs)) == [cp.predict(o)[0] for o in obs]
+    assert [policy.act_unit(o) for o in obs] == list(cp.act_unit(obs)) == [cp.predict(o, deterministic=True)[0] for o in obs]
     assert cp.meta["conv_layers"] == 1 and sum(cp.meta["nnz_after"]) <= kept
     capsys.readouterr()
     assert main(["flops", str(run), "--json"]) == 0
@@ -139,7 +139,8 @@ def test_image_replay_keeps_the_newest_transitions_across_a_capacity_change(tmp_
 
 
 @pytest.mark.parametrize("env,needle", [
-    ("HalfCheetah-v5", "--algo dqn takes MinAtar"),
+    ("HalfCheetah-v5", "--algo dqn needs discrete actions; 'HalfCheetah-v5' has Box"),
+    ("CartPol-v1", "unknown environment 'CartPol-v1'; did you mean CartPole-v1"),
     ("MinAtar/Brekout-v1", "unknown MinAtar game 'MinAtar/Brekout-v1'; did you mean MinAtar/Breakout-v1?"),
     ("ALE/Pongg-v5", "ale-py ships no Atari game 'ALE/Pongg-v5'; did you mean ALE/Pong-v5?"),
 ])
@@ -196,3 +197,96 @@ def test_set_and_rigl_dqn_drop_and_grow_every_interval_and_keep_inactive_weights
         assert torch.equal(algo[f"q_target.head.{i}.mask"], algo[f"q.head.{i}.mask"])
     total = sum(algo[f"q.head.{i}.mask"].numel() for i in (0, 2))
     assert abs(sum(int(algo[f"q.head.{i}.mask"].sum()) for i in (0, 2)) - 0.05 * total) <= 2
+
+
+CARTPOLE = ["--algo", "dqn", "--env", "CartPole-v1", "--steps", "600", "--seed-steps", "200", "--train-every", "1",
+            "--eval-every", "300", "--eval-episodes", "2", "--init-steps", "100", "--score-batch", "32",
+            "--window", "300", "--dqn-target-every", "50", "--no-progress", "--threads", "1"]
+
+
+def test_dapd_dqn_on_cartpole_masks_the_whole_mlp_resumes_exactly_and_exports(tmp_path, capsys):
+    """CleanRL's DQN starts on CartPole: an MLP Q-network (--dqn-hidden) on float observations, all of its
+    layers a pathway; a cut run continues the uninterrupted one's curve; the export acts as the run."""
+    from neuropath.cli import main
+    from neuropath.training import checkpoint
+    from neuropath.training.logging import read_csv
+    from neuropath.training.config import Config
+    from neuropath.training.dqn_loop import DQNTrainer
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    flags = [*CARTPOLE, "--pathway", "dapd", "--dqn-hidden", "32", "16", "--checkpoint-every", "200",
+             "--eval-every", "150"]
+    assert main(["train", *flags, "--run-dir", str(whole)]) == 0
+    state = checkpoint.load_state(checkpoint.latest(whole))
+    algo = state["algo"]
+    assert algo["q.head.0.weight"].shape == (32, 4) and algo["q.head.4.weight"].shape == (2, 16)
+    masks = [algo[f"q.head.{i}.mask"] for i in (0, 2, 4)]
+    assert sum(int(m.sum()) for m in masks) == int(0.05 * sum(m.numel() for m in masks))
+    assert state["algo_updates"] == 600 - 200
+
+    class Killed(Exception):
+        pass
+
+    class KilledAt300(DQNTrainer):                       # killed between the checkpoints after 200 and 400
+        def evaluate(self):
+            row = super().evaluate()
+            if self.step == 300:
+                raise Killed
+            return row
+    cfg = Config().set({"algo": "dqn", "env": "CartPole-v1", "steps": 600, "seed_steps": 200, "train_every": 1,
+                        "eval_every": 150, "eval_episodes": 2, "init_steps": 100, "score_batch": 32, "window": 300,
+                        "dqn_target_every": 50, "progress": False, "threads": 1, "pathway": "dapd",
+                        "dqn_hidden": [32, 16], "checkpoint_every": 200, "run_dir": str(cut)})
+    with pytest.raises(Killed):
+        KilledAt300(cfg).train()
+    assert 200 <= checkpoint.read_meta(checkpoint.latest(cut))["step"] < 300
+    assert main(["train", "--resume", str(cut), "--no-progress"]) == 0
+    rows = lambda d: [(r["step"], r["return_mean"]) for r in read_csv(d / "metrics.csv")]  # noqa: E731
+    assert rows(cut) == rows(whole)
+    end_w, end_c = (checkpoint.load_state(checkpoint.latest(d))["algo"] for d in (whole, cut))
+    assert all(torch.equal(end_w[k], end_c[k]) for k in end_w if isinstance(end_w[k], torch.Tensor))
+
+    from neuropath.efficiency import compact_policy
+    from neuropath.policy import load_policy
+    assert main(["export", str(whole), str(tmp_path / "exported")]) == 0
+    cp, policy = compact_policy.load(tmp_path / "exported"), load_policy(whole)
+    obs = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
+    assert [policy.act_unit(o) for o in obs] == list(cp.act_unit(obs))
+    capsys.readouterr()
+    assert main(["eval", str(whole), "--episodes", "2"]) == 0
+    assert "CartPole-v1: return" in capsys.readouterr().out
+    assert main(["flops", str(whole)]) == 0
+
+
+@pytest.mark.parametrize("flags,needle", [
+    (["--env", "CartPole-v1", "--hidden", "32"], "--hidden is not read by --algo dqn; DQN reads --dqn-hidden"),
+    (["--env", "MinAtar/Breakout-v1", "--dqn-hidden", "32"],
+     "--dqn-hidden is read by --algo dqn only on vector observations (e.g. CartPole-v1), not on MinAtar/Breakout-v1"),
+    (["--env", "CartPole-v1", "--mask-conv"], "--mask-conv is read by --algo dqn only on MinAtar/Atari games"),
+    (["--env", "CartPole-v1", "--dqn-hidden", "0"], "--dqn-hidden needs one or more positive widths"),
+])
+def test_dqn_network_flags_of_the_other_observation_kind_are_refused_in_one_line(tmp_path, capsys, flags, needle):
+    from neuropath.cli import main
+    assert main(["train", "--algo", "dqn", *flags, "--steps", "10", "--run-dir", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1 and not (tmp_path / "r").exists()
+
+
+def test_every_run_kind_predicts_with_sb3s_signature_and_default(tmp_path):
+    """One convention, SB3's: ``predict(obs)`` samples (DQN: ε-greedy with --eval-epsilon), ``deterministic=True``
+    is the greedy action; the exported policy keeps only that, so it refuses the default in one error."""
+    from neuropath.cli import main
+    from neuropath.efficiency import compact_policy
+    from neuropath.policy import load_policy
+    run = tmp_path / "cart"
+    assert main(["train", *CARTPOLE, "--pathway", "static", "--steps", "300", "--eval-epsilon", "1.0",
+                 "--run-dir", str(run)]) == 0
+    policy = load_policy(run)
+    obs = np.zeros(4, np.float32)
+    greedy = policy.predict(obs, deterministic=True)
+    assert greedy == (policy.act_unit(obs), None) and greedy[0] in (0, 1)
+    assert {policy.predict(obs)[0] for _ in range(40)} == {0, 1}          # ε = 1: both actions
+    assert main(["export", str(run), str(tmp_path / "out")]) == 0
+    cp = compact_policy.load(tmp_path / "out")
+    assert cp.predict(obs, deterministic=True)[0] == greedy[0]
+    with pytest.raises(ValueError, match="deterministic=True"):
+        cp.predict(obs)

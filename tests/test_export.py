@@ -88,7 +88,7 @@ def _check_same_actions(policy, out, rng, batches=(1, 256)):
             for _ in range(5 if b == 1 else 2):
                 obs = rng.normal(0.0, 3.0, size=(b, cp.obs_dim))
                 want = policy.predict(obs, deterministic=True)[0]
-                got, state = cp.predict(obs[0] if b == 1 else obs)
+                got, state = cp.predict(obs[0] if b == 1 else obs, deterministic=True)
                 assert state is None and got.shape == (want[0].shape if b == 1 else want.shape)
                 np.testing.assert_allclose(got, want[0] if b == 1 else want, rtol=1e-5, atol=2e-5)
         unit = cp.act_unit(obs)
@@ -156,8 +156,8 @@ import numpy as np
 import compact_policy
 p = compact_policy.load(".")
 obs = np.load({str(tmp_path / "obs.npy")!r})
-one = np.stack([p.predict(o)[0] for o in obs[:8]])
-np.save({str(tmp_path / "actions.npy")!r}, np.concatenate([one, p.predict(obs)[0]]))
+one = np.stack([p.predict(o, deterministic=True)[0] for o in obs[:8]])
+np.save({str(tmp_path / "actions.npy")!r}, np.concatenate([one, p.predict(obs, deterministic=True)[0]]))
 assert "neuropath" not in sys.modules and "torch" not in sys.modules
 print(p.kernel)
 """
@@ -221,6 +221,6 @@ def test_policies_without_masks_are_refused(tmp_path):
 def test_predict_rejects_stochastic_and_wrong_shapes(tmp_path):
     cp = compact_policy.load(export_policy(_random_masked(), tmp_path / "out"))
     with pytest.raises(ValueError, match="deterministic-only"):
-        cp.predict(np.zeros(17), deterministic=False)
+        cp.predict(np.zeros(17))                     # SB3's default is the stochastic action
     with pytest.raises(ValueError, match="obs_dim 17"):
-        cp.predict(np.zeros(16))
+        cp.predict(np.zeros(16), deterministic=True)

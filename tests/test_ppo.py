@@ -209,7 +209,7 @@ def test_export_of_a_ppo_run_keeps_its_observation_statistics_and_clipped_mean(t
     cp = _exported_matches(run, tmp_path / "out", obs, capsys)
     assert cp.meta["head"] == "clip" and cp.meta["hidden"] == "tanh" and cp.meta["obs_normalised"]
     low, high = cp.low, cp.high
-    action, _ = cp.predict(obs[0])
+    action, _ = cp.predict(obs[0], deterministic=True)
     assert np.allclose(action, low + (cp.act_unit(obs[0]) + 1) / 2 * (high - low), atol=1e-5)
 
 
@@ -219,4 +219,4 @@ def test_export_of_a_discrete_ppo_run_gives_the_greedy_action(tmp_path, capsys):
     assert main(["train", *_cartpole(run, 256, 1)]) == 0
     obs = np.random.default_rng(1).normal(0, 1, (32, 4)).astype(np.float32)
     cp = _exported_matches(run, tmp_path / "out", obs, capsys)
-    assert cp.meta["head"] == "argmax" and isinstance(cp.predict(obs[0])[0], int)
+    assert cp.meta["head"] == "argmax" and isinstance(cp.predict(obs[0], deterministic=True)[0], int)

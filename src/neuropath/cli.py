@@ -216,8 +216,8 @@ def _train(args: argparse.Namespace) -> int:
             cfg.set({"pathway": "npf"})      # offline's pathway method is the single-shot one
         cfg.validate(given=set(values))      # a flag of another algorithm is refused even at its default value
         if cfg.run.algo == "dqn":
-            from .envs.pixels import check_image_env
-            check_image_env(cfg.run.env)
+            from .envs.pixels import check_dqn_env
+            check_dqn_env(cfg.run.env)
         elif cfg.run.benchmark is None and cfg.offline.dataset is None:
             from .envs.make import check_env_id
             check_env_id(cfg.run.env)

@@ -14,12 +14,13 @@ from .envs.make import make_env
 from .errors import UsageError
 from .pathways import density
 from .training import checkpoint
-from .training.evaluate import run_episodes, summarise
+from .training.evaluate import PredictsLikeSB3, run_episodes, summarise
 from .training.online import load_run_config
 
 
-class Policy:
-    """The actor of a run (its pathway included) plus the env's action bounds."""
+class Policy(PredictsLikeSB3):
+    """The actor of a run (its pathway included) plus the env's action bounds; ``predict`` is SB3's
+    (stochastic unless ``deterministic=True``)."""
 
     def __init__(self, actor: Actor, low: np.ndarray, high: np.ndarray, env_id: str) -> None:
         self.actor = actor.eval()
@@ -38,12 +39,6 @@ class Policy:
         a = torch.tanh(self.actor(x)[0]) if deterministic else self.actor.sample(x)[0]
         a = a.numpy()
         return a[0] if single else a
-
-    def predict(self, observation: np.ndarray, state=None, episode_start=None,
-                deterministic: bool = False) -> tuple[np.ndarray, None]:
-        """SB3's signature: the action in the environment's own bounds, and no state."""
-        a = self.act_unit(observation, deterministic)
-        return self.low + (a + 1.0) * 0.5 * (self.high - self.low), None
 
     def save(self, path: str | Path) -> None:
         save_actor(self.actor, self.low, self.high, self.env_id, path)

@@ -1,4 +1,4 @@
-"""Replay of image transitions for DQN: uint8 observations, a ring of ``capacity`` transitions.
+"""Replay of DQN transitions with whole observations (uint8 images, or float vectors), a ring of ``capacity``.
 
 This version stores each transition's observation and next observation whole (MinAtar: 2 × 400 bytes a
 transition, 0.8 GB for 1M). It samples with torch's global generator, so a resumed run continues the
@@ -17,12 +17,14 @@ from ..algos.dqn import DQNBatch
 
 
 class ImageReplay:
-    def __init__(self, obs_shape: tuple[int, ...], capacity: int) -> None:
+    """``dtype``: the observations' (uint8 images; float32 for DQN's vector observations, e.g. CartPole)."""
+
+    def __init__(self, obs_shape: tuple[int, ...], capacity: int, dtype: np.dtype | type = np.uint8) -> None:
         if capacity < 1:
             raise ValueError(f"replay capacity must be >= 1, got {capacity}")
         self.capacity, self.obs_shape = int(capacity), tuple(obs_shape)
-        self.obs = np.zeros((self.capacity, *self.obs_shape), np.uint8)
-        self.next_obs = np.zeros((self.capacity, *self.obs_shape), np.uint8)
+        self.obs = np.zeros((self.capacity, *self.obs_shape), dtype)
+        self.next_obs = np.zeros((self.capacity, *self.obs_shape), dtype)
         self.action = np.zeros(self.capacity, np.int64)
         self.reward = np.zeros(self.capacity, np.float32)
         self.not_done = np.zeros(self.capacity, np.float32)

@@ -313,8 +313,11 @@ class CompactPolicy:
         return a[0] if single else a
 
     def predict(self, observation, state=None, episode_start=None,
-                deterministic: bool = True) -> tuple[np.ndarray, None]:
-        """SB3's signature: the action in the environment's bounds, and no state."""
+                deterministic: bool = False) -> tuple[np.ndarray, None]:
+        """SB3's signature and default: the action in the environment's bounds, and no state. Only the
+        deterministic action is exported, so a call must say ``deterministic=True`` (as SB3's
+        ``evaluate_policy`` does); the default, SB3's stochastic one, is refused rather than silently
+        answered with the mean."""
         _deterministic_only(deterministic)
         x, single = self._input(observation)
         a = self._run(x, self._scale, self._shift)
@@ -331,7 +334,7 @@ class CompactPolicy:
 def _deterministic_only(deterministic: bool) -> None:
     if not deterministic:
         raise ValueError("this exported policy is deterministic-only (the Gaussian mean or the greedy action; "
-                         "nothing stochastic is exported): call it with deterministic=True")
+                         "nothing stochastic is exported): call predict(obs, deterministic=True)")
 
 
 def load(path, kernel: str = "auto", warmup: bool = True) -> CompactPolicy:

@@ -315,9 +315,9 @@ def _loop_flops(algo, upd: dict[str, Macs], act: dict[str, Macs], scoring: dict[
 def dqn_flops_of_run(run_dir: str | Path) -> LoopFlops:
     """One update (Q-network forward and backward, target forward) and one greedy action of a DQN run at
     its final masks, convolutions included; ε-greedy's random actions are charged a forward pass too."""
-    from ..algos.dqn import DQN, DQNBatch, DQNConfig
-    from ..envs.pixels import is_atari
+    from ..algos.dqn import DQNBatch
     from ..training import checkpoint
+    from ..training.dqn_loop import make_dqn
     from ..training.logging import read_jsonl
     from ..training.online import load_run_config
 
@@ -327,8 +327,7 @@ def dqn_flops_of_run(run_dir: str | Path) -> LoopFlops:
     meta = checkpoint.read_meta(ckpt)
     state = checkpoint.load_state(ckpt)
     shape = tuple(meta["obs_shape"])
-    algo = DQN(shape, int(meta["n_actions"]), DQNConfig(), torso="nature" if is_atari(meta["env"]) else "minatar",
-               mask_conv=cfg.dqn.mask_conv)
+    algo = make_dqn(cfg, shape, int(meta["n_actions"]))
     try:
         algo.load_state_dict(state["algo"])
     except (RuntimeError, KeyError) as exc:

@@ -301,7 +301,7 @@ def summary(out: str | Path) -> str:
         f"({sum(meta['nnz_after'])} multiply-adds per action in the sparse layers; "
         f"{meta.get('output', 'deterministic mean only')})",
         f"  load without neuropath: sys.path.insert(0, {str(out)!r}); import compact_policy; "
-        f"p = compact_policy.load({str(out)!r}); action, _ = p.predict(obs)",
+        f"p = compact_policy.load({str(out)!r}); action, _ = p.predict(obs, deterministic=True)",
     ])
 
 

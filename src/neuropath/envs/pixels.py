@@ -1,4 +1,5 @@
-"""Image environments for DQN: MinAtar (10×10 channels) and Atari through ale-py.
+"""DQN's environments: MinAtar (10×10 channels), Atari through ale-py, and Gymnasium's discrete-action
+vector environments (CartPole, Acrobot, MountainCar, LunarLander: `check_dqn_env`, `make_dqn_env`).
 
 Observations come out channel-first: MinAtar's ``[10, 10, C]`` bool grid as ``[C, 10, 10]`` uint8;
 Atari as 4 stacked 84×84 grey frames ``[4, 84, 84]`` uint8 (Gymnasium's `AtariPreprocessing`: no-op
@@ -64,10 +65,49 @@ def check_image_env(env_id: str) -> None:
             raise UsageError(f"ale-py ships no Atari game {env_id!r}{hint} ({len(names)} games, ids ALE/<Game>-v5)")
         return
     if env_id in gym.registry:
-        space = gym.spec(env_id)
-        raise UsageError(f"--algo dqn takes MinAtar (MinAtar/<Game>-v1) or Atari (ALE/<Game>-v5) games, got "
-                         f"{space.id!r}")
-    raise UsageError(f"unknown environment {env_id!r} (DQN: MinAtar/<Game>-v1 or ALE/<Game>-v5)")
+        raise UsageError(f"{env_id!r} is not an image game (MinAtar/<Game>-v1 or ALE/<Game>-v5)")
+    raise UsageError(f"unknown environment {env_id!r} (DQN: MinAtar/<Game>-v1, ALE/<Game>-v5, or a discrete "
+                     "vector environment such as CartPole-v1)")
+
+
+def is_image_env(env_id: str) -> bool:
+    return is_minatar(env_id) or is_atari(env_id)
+
+
+def dqn_torso(env_id: str) -> str:
+    """The Q-network's torso for ``env_id`` (`neuropath.algos.dqn.TORSOS`)."""
+    return "nature" if is_atari(env_id) else "minatar" if is_minatar(env_id) else "mlp"
+
+
+def check_dqn_env(env_id: str) -> None:
+    """One clear line for an id DQN cannot run: image games by `check_image_env`'s rules; otherwise a
+    registered Gymnasium environment with discrete actions and flat (vector) observations."""
+    if is_image_env(env_id):
+        check_image_env(env_id)
+        return
+    if env_id not in gym.registry:
+        close = difflib.get_close_matches(env_id, list(gym.registry), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise UsageError(f"unknown environment {env_id!r}{hint} (DQN: a discrete vector environment such as "
+                         "CartPole-v1, MinAtar/<Game>-v1 or ALE/<Game>-v5)")
+    env = gym.make(env_id)
+    try:
+        obs, act = env.observation_space, env.action_space
+    finally:
+        env.close()
+    if not isinstance(act, gym.spaces.Discrete):
+        raise UsageError(f"--algo dqn needs discrete actions; {env_id!r} has {act} (SAC or PPO take it)")
+    if not isinstance(obs, gym.spaces.Box) or len(obs.shape) != 1:
+        raise UsageError(f"--algo dqn takes vector observations or MinAtar/Atari games; {env_id!r} observes {obs}")
+
+
+def make_dqn_env(env_id: str) -> gym.Env:
+    """The environment DQN trains and evaluates on: `make_image_env` for games, else Gymnasium's own
+    (float32 vector observations, its time limit)."""
+    if is_image_env(env_id):
+        return make_image_env(env_id)
+    check_dqn_env(env_id)
+    return gym.make(env_id)
 
 
 class _ChannelFirst(gym.ObservationWrapper):

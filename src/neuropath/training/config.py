@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..algos.sac import SACConfig
+from ..envs.pixels import is_image_env
 from ..errors import UsageError
 
 PATHWAYS = ("dapd", "dense", "static", "random", "set", "rigl", "rlx2", "npf")
@@ -121,13 +122,18 @@ OFFLINE_ONLY = {"bcq": ("expectile", "beta", "normalize_reward"),
                 "iql": ("bcq_hidden", "vae_hidden", "bcq_batch_size", "phi", "lmbda")}
 READS_INSTEAD = {
     "ppo": {"lr": "ppo_lr", "hidden": "ppo_hidden", "batch_size": "minibatches"},
-    "dqn": {"lr": "dqn_lr", "batch_size": "dqn_batch_size", "target_every": "dqn_target_every"},
+    "dqn": {"lr": "dqn_lr", "batch_size": "dqn_batch_size", "target_every": "dqn_target_every",
+            "hidden": "dqn_hidden"},
     "iql": {"lr": "offline_lr", "bcq_hidden": "hidden", "bcq_batch_size": "batch_size"},
     "bcq": {"lr": "offline_lr", "hidden": "bcq_hidden", "batch_size": "bcq_batch_size"},
     "sac": {"ppo_lr": "lr", "ppo_hidden": "hidden", "dqn_lr": "lr", "dqn_batch_size": "batch_size",
-            "dqn_target_every": "target_every", "offline_lr": "lr", "bcq_hidden": "hidden",
+            "dqn_target_every": "target_every", "dqn_hidden": "hidden", "offline_lr": "lr", "bcq_hidden": "hidden",
             "bcq_batch_size": "batch_size"},
 }
+
+# DQN settings that only one kind of observation reads: the MLP's widths, the convolutions' masks.
+DQN_VECTOR_ONLY = ("dqn_hidden",)
+DQN_IMAGE_ONLY = ("mask_conv",)
 
 SCORING_PATHWAYS = ("dapd", "static", "npf")
 """the pathway methods that rank weights by a score (--score); the others draw or grow their masks"""
@@ -311,8 +317,9 @@ class PPOSettings:
 
 @dataclass
 class DQNSettings:
-    """DQN (--algo dqn) on MinAtar or Atari; the replay is --replay-size, learning starts after
-    --seed-steps, γ is --gamma. Defaults: CleanRL's dqn_atari with the Huber loss."""
+    """DQN (--algo dqn) on MinAtar, Atari or a discrete vector environment (CartPole-v1, ...); the replay is
+    --replay-size, learning starts after --seed-steps, γ is --gamma. Defaults: CleanRL's dqn_atari with the
+    Huber loss (the preset cartpole-dqn-* has CleanRL's dqn.py settings for CartPole)."""
     dqn_lr: float = 1e-4
     """dqn: Adam learning rate"""
     dqn_batch_size: int = 32
@@ -329,6 +336,8 @@ class DQNSettings:
     """dqn: steps over which ε decays linearly"""
     eval_epsilon: float = 0.05
     """dqn: ε during evaluation"""
+    dqn_hidden: list[int] = field(default_factory=lambda: [120, 84])
+    """dqn: hidden widths of the Q-network on vector observations (MinAtar/Atari use their published network)"""
     mask_conv: bool = False
     """dqn: mask the convolutions too (default: only the fully connected layers, as the paper)"""
     huber: bool = True
@@ -553,6 +562,8 @@ class Config:
             read = SAC_FIELDS_READ.get(algo)
             return read is None or name in read
         if section in SECTION_READERS:
+            if algo == "dqn" and name in DQN_VECTOR_ONLY + DQN_IMAGE_ONLY:
+                return (name in DQN_IMAGE_ONLY) == is_image_env(self.run.env or "")
             return algo in SECTION_READERS[section] and name not in OFFLINE_ONLY.get(algo, ())
         return True
 
@@ -566,6 +577,10 @@ class Config:
         for name in sorted(changed, key=list(self.fields()).index):
             if not self.reads(name):
                 algo = self.run.algo
+                if algo == "dqn" and name in DQN_VECTOR_ONLY + DQN_IMAGE_ONLY:
+                    kind = "vector observations (e.g. CartPole-v1)" if name in DQN_VECTOR_ONLY else \
+                        "MinAtar/Atari games (convolutions)"
+                    raise UsageError(f"--{_flag(name)} is read by --algo dqn only on {kind}, not on {self.run.env}")
                 instead = READS_INSTEAD.get(algo, {}).get(name)
                 hint = f"; {algo.upper()} reads --{_flag(instead)}" if instead else \
                     f"; {algo.upper()} has no such setting"
@@ -608,7 +623,8 @@ class Config:
     def _validate_dqn(self) -> None:
         d, p = self.dqn, self.pathway
         if self.run.benchmark is not None:
-            raise UsageError("--algo dqn runs on one game (--env MinAtar/<Game>-v1 or ALE/<Game>-v5)")
+            raise UsageError("--algo dqn runs on one environment (--env CartPole-v1, MinAtar/<Game>-v1 or "
+                             "ALE/<Game>-v5), not on --benchmark")
         if p.pathway not in ("dapd", "dense", "static", "random", "set", "rigl"):
             raise UsageError(f"--pathway {p.pathway} is not available with --algo dqn "
                              "(dapd, dense, static, random, set, rigl)")
@@ -621,6 +637,8 @@ class Config:
                              "and --eps-decay-steps >= 0")
         if d.dqn_lr <= 0:
             raise UsageError(f"--dqn-lr must be > 0, got {d.dqn_lr}")
+        if not d.dqn_hidden or any(h < 1 for h in d.dqn_hidden):
+            raise UsageError(f"--dqn-hidden needs one or more positive widths, got {d.dqn_hidden}")
 
 
 def _flag(name: str) -> str:

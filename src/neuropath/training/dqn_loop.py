@@ -1,16 +1,19 @@
-"""The DQN loop (``neuropath train --algo dqn --env MinAtar/Breakout-v1``): ε-greedy act → step → store →
+"""The DQN loop (``neuropath train --algo dqn --env MinAtar/Breakout-v1``, or ``--env CartPole-v1``): ε-greedy act → step → store →
 an update every ``--train-every`` steps after ``--seed-steps`` → maybe change masks → evaluate → checkpoint.
 
 Atari: rewards are clipped to their sign for training and a lost life ends bootstrapping (the game goes
 on: the learning signal of the episodic-life wrapper without restarting the game); evaluation plays whole
-games with raw scores. MinAtar: raw rewards, no lives.
+games with raw scores. MinAtar and vector environments (CartPole, Acrobot, ...): raw rewards, no lives; a
+vector environment's Q-network is an MLP of ``--dqn-hidden`` widths, all of it maskable.
 
 Pathways (training/build.py): the Q-network's fully connected layers (and its convolutions with
 ``--mask-conv``) are masked; the target network follows its masks. DAPD and static SNIP score the dense
 untrained network with the TD loss on ``--init-steps`` transitions of the untrained ε=1 policy (dropped
 afterwards, as for SAC); in warm-up the masks are re-scored at episode ends on the last ``--window``
 transitions; the moving average, freeze threshold (``--freeze-return``, no automatic value for games)
-and freeze step are SAC's. Checkpoints are taken at episode ends; a resumed run starts a new episode.
+and freeze step are SAC's. Checkpoints are taken at episode ends and episode ``k`` resets with seed
+``--seed + k``, so a run killed after a checkpoint resumes exactly (one stopped at its step budget
+mid-episode and extended starts a new episode there).
 """
 
 from __future__ import annotations
@@ -27,12 +30,13 @@ from ..algos.dqn import DQN, DQNConfig, linear_epsilon
 from ..data.frame_replay import FrameReplay
 from ..data.image_replay import ImageReplay
 from ..efficiency.energy import EnergyMeter
-from ..envs.pixels import check_image_env, is_atari, make_image_env
+from ..envs.pixels import check_dqn_env, dqn_torso, is_atari, make_dqn_env
 from ..errors import UsageError
 from ..pathways import density, unmasked
 from . import checkpoint, run_lock
 from .build import build_pathways, check_reachable, needs_init_data, use_sparse_execution
 from .config import Config
+from .evaluate import PredictsLikeSB3
 from .logging import RunLogger, truncate_after
 from .loop_common import PathwayEvents, resume_trainer, rng_state, set_rng_state, write_config
 from .online import EVAL_SEED_OFFSET, load_run_config, resolve_device, start_run
@@ -46,25 +50,22 @@ class DQNTrainer(PathwayEvents):
         r, d = cfg.run, cfg.dqn
         if r.algo != "dqn":
             raise UsageError("DQNTrainer needs --algo dqn")
-        check_image_env(r.env)
+        check_dqn_env(r.env)
         self.run_dir = start_run(cfg, _resume_from)
         self.device = resolve_device(r.device)
-        self.env = make_image_env(r.env)
-        self.eval_env = make_image_env(r.env)
+        self.env = make_dqn_env(r.env)
+        self.eval_env = make_dqn_env(r.env)
         self.atari = is_atari(r.env)
         shape = self.env.observation_space.shape
-        torso = "nature" if self.atari else "minatar"
-        self.algo = DQN(shape, int(self.env.action_space.n),
-                        DQNConfig(lr=d.dqn_lr, gamma=cfg.sac.gamma, batch_size=d.dqn_batch_size,
-                                  target_every=d.dqn_target_every, huber=d.huber),
-                        torso=torso, mask_conv=d.mask_conv).to(self.device)
+        self.obs_dtype = self.env.observation_space.dtype
+        self.algo = make_dqn(cfg, shape, int(self.env.action_space.n)).to(self.device)
         check_reachable(cfg, self.algo)
         self.optimizers = self.algo.make_optimizers()
         self.pathways = build_pathways(cfg, self.algo, self.optimizers)
         self.sparse = use_sparse_execution(cfg, self.algo, self.device)
         # Atari: each frame once, a ring of --replay-size (fixed, so a resumed run with more steps fits);
         # MinAtar: whole observations, min(--replay-size, --steps).
-        self.replay = FrameReplay(shape, r.replay_size) if self.atari else ImageReplay(shape, min(r.replay_size, r.steps))
+        self.replay = FrameReplay(shape, r.replay_size) if self.atari else ImageReplay(shape, min(r.replay_size, r.steps), self.obs_dtype)
         self.first = True
         self.rng = np.random.default_rng(r.seed)
         self.step = self.episodes = 0
@@ -142,7 +143,7 @@ class DQNTrainer(PathwayEvents):
                     self.episodes += 1
                     if self.step >= self.next_checkpoint or self.step >= r.steps:
                         self.save_checkpoint()
-                    self._reset()
+                    self._reset(seed=r.seed + self.episodes)
             if self._last_eval_row.get("step") != self.step:
                 self.evaluate()
             if self._saved_step != self.step:
@@ -169,7 +170,7 @@ class DQNTrainer(PathwayEvents):
         losses = self.algo.losses()
         sample = None
         if needs_init_data(self.cfg):
-            init = ImageReplay(self.env.observation_space.shape, max(p.init_steps, 1))
+            init = ImageReplay(self.env.observation_space.shape, max(p.init_steps, 1), self.obs_dtype)
             obs, _ = self.env.reset(seed=self.cfg.run.seed + 7919)
             for _ in range(max(p.init_steps, 1)):
                 a = int(self.rng.integers(self.algo.n_actions))
@@ -262,16 +263,15 @@ class DQNTrainer(PathwayEvents):
         set_rng_state(state["rng"], self.rng)
 
 
-class DQNPolicy:
-    """A DQN run's greedy policy for `neuropath eval` (``act_unit`` like `Policy`; stochastic = ε-greedy
-    with the run's --eval-epsilon)."""
+class DQNPolicy(PredictsLikeSB3):
+    """A DQN run's greedy policy for `neuropath eval` (``act_unit`` like `Policy`, SB3's ``predict``;
+    stochastic = ε-greedy with the run's --eval-epsilon)."""
 
     def __init__(self, run_dir: Path) -> None:
         cfg = load_run_config(run_dir)
         path = checkpoint.latest(run_dir)
         meta = checkpoint.read_meta(path)
-        self.algo = DQN(tuple(meta["obs_shape"]), int(meta["n_actions"]), DQNConfig(),
-                        torso="nature" if is_atari(meta["env"]) else "minatar", mask_conv=cfg.dqn.mask_conv)
+        self.algo = make_dqn(cfg, tuple(meta["obs_shape"]), int(meta["n_actions"]))
         try:
             self.algo.load_state_dict(checkpoint.load_state(path)["algo"])
         except (RuntimeError, KeyError) as exc:
@@ -286,3 +286,13 @@ class DQNPolicy:
 
     def act_unit(self, observation: np.ndarray, deterministic: bool = True) -> int:
         return self.algo.act(observation, 0.0 if deterministic else self.epsilon, self.rng)
+
+
+def make_dqn(cfg: Config, obs_shape: tuple[int, ...], n_actions: int) -> DQN:
+    """The run's DQN: the torso its environment takes, its settings (one place for the trainer, the policy
+    loader and the FLOP counter)."""
+    d = cfg.dqn
+    return DQN(tuple(obs_shape), n_actions,
+               DQNConfig(lr=d.dqn_lr, gamma=cfg.sac.gamma, batch_size=d.dqn_batch_size,
+                         target_every=d.dqn_target_every, huber=d.huber),
+               torso=dqn_torso(cfg.run.env), mask_conv=d.mask_conv, hidden=tuple(d.dqn_hidden))

@@ -1,4 +1,5 @@
-"""Evaluation: deterministic episodes of any policy with a ``predict``-like callable."""
+"""Evaluation: deterministic episodes of any policy with a ``predict``-like callable; SB3's ``predict``
+for every run's policy."""
 
 from __future__ import annotations
 
@@ -6,6 +7,24 @@ from collections.abc import Callable
 
 import gymnasium as gym
 import numpy as np
+
+
+class PredictsLikeSB3:
+    """SB3's ``predict(observation, state, episode_start, deterministic=False)`` from a policy's
+    ``act_unit(observation, deterministic)``: the action in the environment's own space, and no state.
+    Continuous policies act in [-1, 1] and set ``low``/``high``, the environment's bounds; discrete ones
+    leave them ``None``. As in SB3 the default is the stochastic action (the policy's sample; DQN's
+    ε-greedy one with the run's --eval-epsilon): evaluation asks for ``deterministic=True``."""
+
+    low: np.ndarray | None = None
+    high: np.ndarray | None = None
+
+    def predict(self, observation: np.ndarray, state=None, episode_start=None,
+                deterministic: bool = False) -> tuple[np.ndarray | int, None]:
+        a = self.act_unit(observation, deterministic)
+        if self.low is None:
+            return a, None
+        return self.low + (np.asarray(a) + 1.0) * 0.5 * (self.high - self.low), None
 
 
 def run_episodes(env: gym.Env, act: Callable[[np.ndarray], np.ndarray], episodes: int, seed: int,

@@ -40,7 +40,7 @@ from ..pathways import density, unmasked
 from . import checkpoint, run_lock
 from .build import build_pathways, use_sparse_execution
 from .config import Config
-from .evaluate import run_episodes, summarise
+from .evaluate import PredictsLikeSB3, run_episodes, summarise
 from .logging import RunLogger, truncate_after
 from .loop_common import PathwayEvents, resume_trainer, rng_state, set_rng_state, write_config
 from .online import EVAL_SEED_OFFSET, load_run_config, resolve_device, start_run
@@ -345,9 +345,10 @@ class PPOTrainer(PathwayEvents):
         self.iterations = max(self.iterations, self.iteration)
 
 
-class PPOPolicy:
+class PPOPolicy(PredictsLikeSB3):
     """A PPO run's policy for `neuropath eval` / `neuropath.load_policy`: the actor of the latest
-    checkpoint with the observation statistics it was trained with (``act_unit`` like `Policy`)."""
+    checkpoint with the observation statistics it was trained with (``act_unit`` like `Policy`,
+    SB3's ``predict``)."""
 
     def __init__(self, run_dir: Path) -> None:
         path = checkpoint.latest(run_dir)
@@ -364,6 +365,10 @@ class PPOPolicy:
         obs = state["normalisation"].get("obs")
         self.mean, self.var = (obs["mean"], obs["var"]) if obs else (None, None)
         self.env_id, self.discrete = meta["env"], bool(meta.get("discrete"))
+        if not self.discrete:
+            env = gym.make(self.env_id)
+            self.low, self.high = np.asarray(env.action_space.low), np.asarray(env.action_space.high)
+            env.close()
 
     @property
     def density(self) -> float:
