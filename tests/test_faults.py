@@ -130,3 +130,76 @@ def test_a_log_row_cut_mid_write_is_dropped_and_restored_on_resume(tmp_path, cap
     rows = read_csv(run / "metrics.csv")
     assert [int(r["step"]) for r in rows] == [100, 200, 300, 400]
     assert [r["return_mean"] for r in rows[:3]] == [r["return_mean"] for r in whole]
+
+
+def _dqn_cartpole(run, steps=600):
+    return ["--algo", "dqn", "--env", "CartPole-v1", "--pathway", "static", "--steps", str(steps), "--seed-steps",
+            "100", "--train-every", "1", "--eval-every", "150", "--eval-episodes", "1", "--init-steps", "64",
+            "--score-batch", "32", "--dqn-target-every", "50", "--checkpoint-every", "150", "--log-every", "50",
+            "--no-progress", "--threads", "1", "--run-dir", str(run)]
+
+
+def _ppo_cartpole(run, steps=1024):
+    return ["--algo", "ppo", "--env", "CartPole-v1", "--pathway", "static", "--steps", str(steps), "--num-envs", "2",
+            "--rollout-steps", "64", "--minibatches", "2", "--epochs", "1", "--eval-every", "256",
+            "--eval-episodes", "1", "--checkpoint-every", "256", "--no-progress", "--threads", "1",
+            "--run-dir", str(run)]
+
+
+def _poison_after(monkeypatch, cls, updates, net):
+    """``cls.update`` turns one weight of ``net`` NaN after its ``updates``-th call: a run that diverges."""
+    real = cls.update
+
+    def update(self, *a, **kw):
+        out = real(self, *a, **kw)
+        if self.updates == updates:
+            with torch.no_grad():
+                next(getattr(self, net).parameters()).view(-1)[0] = float("nan")
+        return out
+    monkeypatch.setattr(cls, update.__name__, update)
+
+
+@pytest.mark.parametrize("kind", ["dqn", "ppo"])
+def test_a_diverging_dqn_or_ppo_run_stops_in_one_line_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch,
+                                                                                        capsys, kind):
+    from neuropath.algos.dqn import DQN
+    from neuropath.algos.ppo import PPO
+    run = tmp_path / kind
+    if kind == "dqn":
+        _poison_after(monkeypatch, DQN, 250, "q")                     # step 350, after the checkpoint at ~300
+        argv = _dqn_cartpole(run)
+    else:
+        _poison_after(monkeypatch, PPO, 10, "actor")                  # iteration 5 (2 updates an iteration)
+        argv = _ppo_cartpole(run)
+    assert main(["train", *argv]) == 1
+    text = capsys.readouterr().err
+    err = [line for line in text.strip().splitlines() if not line.startswith("run directory:")]
+    assert "Traceback" not in text and len(err) == 1 and "training diverged at step" in err[0], err
+    ckpt = checkpoint.latest(run)
+    assert ckpt.name in err[0]
+    state = checkpoint.load_state(ckpt)
+    assert all(torch.isfinite(v).all() for v in state["algo"].values() if isinstance(v, torch.Tensor)
+               and v.is_floating_point())
+
+
+@pytest.mark.parametrize("kind", ["dqn", "ppo"])
+def test_dqn_and_ppo_rows_up_to_a_checkpoint_are_on_disk_with_it_and_time_checkpoints_too(tmp_path, monkeypatch,
+                                                                                          kind):
+    """A kill -9 right after a checkpoint loses no episode row; --checkpoint-minutes is honoured."""
+    from neuropath.training.logging import read_csv as rows_of
+    seen, real = [], checkpoint.save
+
+    def spy(run_dir, step, *a, **kw):
+        episodes = rows_of(run_dir / "episodes.csv")              # what a kill right after would leave
+        seen.append((step, int(episodes[-1]["step"]) if episodes else 0))
+        return real(run_dir, step, *a, **kw)
+    monkeypatch.setattr(checkpoint, "save", spy)
+    argv = _dqn_cartpole(tmp_path / kind) if kind == "dqn" else _ppo_cartpole(tmp_path / kind, 512)
+    assert main(["train", *argv]) == 0
+    full = rows_of(tmp_path / kind / "episodes.csv")
+    for step, last in seen:                                       # every episode that ended by then is there
+        assert last == max([int(r["step"]) for r in full if int(r["step"]) <= step], default=0), (step, last)
+    by_steps = len(seen)
+    seen.clear()
+    assert main(["train", *argv[:-1], str(tmp_path / f"{kind}-time"), "--checkpoint-minutes", "1e-6"]) == 0
+    assert len(seen) > by_steps

@@ -221,3 +221,25 @@ def test_npf_actor_loss_bc_rescores_only_the_actor(dataset, tmp_path, capsys):
     listing = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
     assert "npf 0.05 actor-loss bc" in listing["bc"] and "actor-loss" not in listing["own"]
 
+
+
+def test_a_diverging_offline_run_stops_in_one_line_and_keeps_its_last_good_checkpoint(dataset, tmp_path,
+                                                                                        monkeypatch, capsys):
+    from neuropath.algos.iql import IQL
+    real = IQL.update
+
+    def update(self, *a, **kw):                      # the critic turns NaN after update 200 (checkpoint at 150)
+        out = real(self, *a, **kw)
+        if self.updates == 200:
+            with torch.no_grad():
+                next(self.critic.parameters()).view(-1)[0] = float("nan")
+        return out
+    monkeypatch.setattr(IQL, "update", update)
+    run = tmp_path / "r"
+    argv = ["train", "--dataset", dataset, "--pathway", "npf", *OFF, "--checkpoint-every", "150",
+            "--log-every", "50", "--run-dir", str(run)]
+    assert main(for_offline_algo(argv)) == 1
+    text = capsys.readouterr().err
+    err = [line for line in text.strip().splitlines() if not line.startswith(("run directory:", "warning:"))]
+    assert "Traceback" not in text and len(err) == 1 and "training diverged at step" in err[0], err
+    assert checkpoint.latest(run).name == "ckpt-000000150" and "ckpt-000000150" in err[0]

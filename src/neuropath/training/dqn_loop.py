@@ -37,6 +37,7 @@ from . import checkpoint, run_lock
 from .build import build_pathways, check_reachable, needs_init_data, use_sparse_execution
 from .config import Config
 from .evaluate import PredictsLikeSB3
+from .guards import CheckpointClock, check_finite_losses, check_finite_weights
 from .logging import RunLogger, truncate_after
 from .loop_common import PathwayEvents, resume_trainer, rng_state, set_rng_state, write_config
 from .online import EVAL_SEED_OFFSET, load_run_config, resolve_device, start_run
@@ -73,6 +74,7 @@ class DQNTrainer(PathwayEvents):
         self.last_eval: float | None = None
         self._last_eval_row: dict[str, Any] = {}
         self.next_checkpoint = r.checkpoint_every
+        self.clock = CheckpointClock(r.checkpoint_minutes)
         self.obs: np.ndarray | None = None
         self.lives = 0
         self.ep_return, self.ep_len = 0.0, 0
@@ -133,6 +135,7 @@ class DQNTrainer(PathwayEvents):
                     now = time.perf_counter()
                     sps = (self.step - s_last) / max(now - t_last, 1e-9)
                     t_last, s_last = now, self.step
+                    check_finite_losses(metrics, self.step, self.run_dir)
                     self.logger.scalars(self.step, {**{k: float(v) for k, v in metrics.items()}, "charts/SPS": sps,
                                                     "charts/epsilon": self.epsilon(),
                                                     "pathway/q_density": density(self.algo.q)})
@@ -141,7 +144,7 @@ class DQNTrainer(PathwayEvents):
                 if done:
                     self.logger.episode(self.step, self.ep_return, self.ep_len)
                     self.episodes += 1
-                    if self.step >= self.next_checkpoint or self.step >= r.steps:
+                    if self.step >= self.next_checkpoint or self.step >= r.steps or self.clock.due():
                         self.save_checkpoint()
                     self._reset(seed=r.seed + self.episodes)
             if self._last_eval_row.get("step") != self.step:
@@ -234,7 +237,13 @@ class DQNTrainer(PathwayEvents):
     # ---- checkpoints ----------------------------------------------------------------------------------
 
     def save_checkpoint(self) -> Path:
+        """Never of non-finite weights; the log rows up to this step reach the disk first (a kill right after
+        loses none of them), and the wall-time clock restarts."""
         r = self.cfg.run
+        check_finite_weights(self.algo, self.step, self.run_dir)
+        if self.logger is not None:
+            self.logger.flush()
+        self.clock.reset()
         while self.next_checkpoint <= self.step:
             self.next_checkpoint += r.checkpoint_every
         state = {"algo": self.algo.state_dict(), "algo_updates": self.algo.updates,

@@ -37,9 +37,10 @@ from ..pathways.methods import TaskDAPD
 from ..pathways.multitask import merge_task_weights, task_density, task_layers
 from ..pathways.optim import reset_optimizer_state
 from . import checkpoint, run_lock
-from .loop_common import resume_trainer
 from .checkpoint import write_text_atomic
 from .config import Config
+from .guards import CheckpointClock, check_finite_losses, check_finite_weights
+from .loop_common import resume_trainer
 from .online import resolve_device, start_run
 
 FREEZE_FRACTION = 0.6
@@ -98,6 +99,7 @@ class MultiTaskTrainer:
             for net in (self.algo.actor, self.algo.critic, self.algo.critic_target):
                 merge_task_weights(net)
         self.step = 0
+        self.checkpoint_clock = CheckpointClock(cfg.run.checkpoint_minutes)
         self.last_success: float | None = None
         self.cpu_before = 0.0
 
@@ -193,6 +195,7 @@ class MultiTaskTrainer:
                     losses = self.algo.update(self.replay.sample(self.cfg.sac.batch_size, self.rng), self.optimizers)
                     if self.step % r.log_every == 0:
                         now = time.perf_counter()
+                        check_finite_losses(losses, self.step, self.run_dir)
                         for k, v in losses.items():
                             self.tb.add_scalar(k, float(v), self.step)
                         self.tb.add_scalar("charts/SPS", (self.step - clock[1]) / max(now - clock[0], 1e-9), self.step)
@@ -203,7 +206,7 @@ class MultiTaskTrainer:
                             self._update_masks("update")
                         if self.step >= self.freeze_step:
                             self._freeze(f"reached freeze step {self.freeze_step}")
-                if self.step % r.checkpoint_every == 0 and self.step < r.steps:
+                if (self.step % r.checkpoint_every == 0 or self.checkpoint_clock.due()) and self.step < r.steps:
                     self.save()
                 if self.step % r.eval_every == 0 or self.step == r.steps:
                     row = self.evaluate()
@@ -254,7 +257,10 @@ class MultiTaskTrainer:
         self._pathway.flush()
 
     def save(self) -> Path:
-        """A checkpoint: networks with masks, optimizers, DAPD windows, replay, counters, RNGs."""
+        """A checkpoint: networks with masks, optimizers, DAPD windows, replay, counters, RNGs (never of
+        non-finite weights)."""
+        check_finite_weights(self.algo, self.step, self.run_dir)
+        self.checkpoint_clock.reset()
         meta = {"neuropath": __version__, "benchmark": self.cfg.run.benchmark, "tasks": list(self.tasks),
                 "pathway": self.cfg.pathway.pathway, "obs_dim": self.algo.obs_dim, "act_dim": self.algo.act_dim,
                 "hidden": self.cfg.sac.hidden, "heads": self.cfg.run.heads}

@@ -42,6 +42,7 @@ from . import checkpoint, run_lock
 from .checkpoint import write_text_atomic
 from .config import Config
 from .evaluate import run_episodes, summarise
+from .guards import CheckpointClock, check_finite_losses, check_finite_weights
 from .logging import cut_off_warning
 from .loop_common import resume_trainer
 from .online import load_run_config, resolve_device, start_run
@@ -183,6 +184,7 @@ class OfflineTrainer:
         self.optimizers = self.algo.make_optimizers()
         self.schedulers = self.algo.make_schedulers(self.optimizers)
         self.step = 0
+        self.checkpoint_clock = CheckpointClock(cfg.run.checkpoint_minutes)
         self.initialised = False
         self.tied = [t for ts in self.algo.tied.values() for t in ts]
         self.sparse = self._use_sparse()
@@ -278,14 +280,16 @@ class OfflineTrainer:
                     for event in self._init_pathways():
                         f.write(json.dumps(event) + "\n")
             while self.step < r.steps:
-                self.algo.update(self.data.sample(self.algo.cfg.batch_size, self.generator), self.optimizers,
-                                 self.schedulers)
+                losses = self.algo.update(self.data.sample(self.algo.cfg.batch_size, self.generator),
+                                          self.optimizers, self.schedulers)
                 self.step += 1
+                if self.step % r.log_every == 0:
+                    check_finite_losses(losses, self.step, self.run_dir)
                 if self.step % r.eval_every == 0 or self.step == r.steps:
                     row = self.evaluate()
                     if bar is not None:
                         bar.set_postfix(self._progress(row))
-                if self.step % r.checkpoint_every == 0 and self.step < r.steps:
+                if (self.step % r.checkpoint_every == 0 or self.checkpoint_clock.due()) and self.step < r.steps:
                     self.save()
                 if bar is not None:
                     bar.update(1)
@@ -322,6 +326,9 @@ class OfflineTrainer:
                 "act_dim": self.algo.act_dim, "hidden": self.cfg.sac.hidden}
 
     def save(self) -> Path:
+        """A checkpoint (never of non-finite weights)."""
+        check_finite_weights(self.algo, self.step, self.run_dir)
+        self.checkpoint_clock.reset()
         meta = self._meta()
         state = {"algo": self.algo.state_dict(), "algo_updates": self.algo.updates,
                  "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},

@@ -34,6 +34,7 @@ from . import checkpoint, run_lock
 from .build import build_pathways, check_reachable, needs_init_data, use_sparse_execution, uses_rlx2_extras
 from .config import Config, fill_legacy
 from .evaluate import run_episodes, summarise
+from .guards import CheckpointClock, check_finite_losses, check_finite_weights, last_good
 from .logging import RunLogger, truncate_after
 from .swap_probe import SwapProbe
 
@@ -140,7 +141,7 @@ class Trainer:
         self.initialised = False
         self.last_eval: float | None = None
         self.next_checkpoint = r.checkpoint_every
-        self._last_checkpoint_time = time.monotonic()
+        self.clock = CheckpointClock(cfg.run.checkpoint_minutes)
         self.obs: np.ndarray | None = None
         self.ep_return, self.ep_len = 0.0, 0
         self.logger: RunLogger | None = None
@@ -259,7 +260,7 @@ class Trainer:
             if done:
                 self.logger.episode(self.step, self.ep_return, self.ep_len)
                 self.episodes += 1
-                if self.step >= self.next_checkpoint or self.step >= r.steps or self._checkpoint_by_time():
+                if self.step >= self.next_checkpoint or self.step >= r.steps or self.clock.due():
                     self.save_checkpoint()
                 self.obs = self._reset()
             if callback is not None and callback(self.step, {"done": done}) is False:
@@ -454,7 +455,7 @@ class Trainer:
         except (OSError, RuntimeError) as exc:
             if checkpoint.is_disk_full(exc):
                 path.with_name(f".tmp-{path.name}").unlink(missing_ok=True)
-                raise RunFault(f"the disk is full: {path} could not be written; {_last_good(self.run_dir)}") from None
+                raise RunFault(f"the disk is full: {path} could not be written; {last_good(self.run_dir)}") from None
             raise
 
     def _update_spent(self) -> None:
@@ -527,18 +528,13 @@ class Trainer:
             "swap_probe": self.probe.state_dict(),
         }
 
-    def _checkpoint_by_time(self) -> bool:
-        """Also checkpoint every ``checkpoint_minutes`` of wall time, so that a kill costs no more than that."""
-        minutes = self.cfg.run.checkpoint_minutes
-        return minutes > 0 and time.monotonic() - self._last_checkpoint_time >= 60 * minutes
-
     def save_checkpoint(self, *, reset_pending: bool = True) -> Path:
         r = self.cfg.run
         self.sync()
         check_finite_weights(self.algo, self.step, self.run_dir)
         if self.logger is not None:        # the rows up to this step are on disk before the checkpoint is
             self.logger.flush()
-        self._last_checkpoint_time = time.monotonic()
+        self.clock.reset()
         while self.next_checkpoint <= self.step:
             self.next_checkpoint += r.checkpoint_every
         meta = {"neuropath": __version__, "env": r.env, "pathway": self.cfg.pathway.pathway,
@@ -575,29 +571,6 @@ class Trainer:
         # budget mid-episode and is extended starts a new episode there.
         self.obs = None
         self.ep_return, self.ep_len = 0.0, 0
-
-
-def _last_good(run_dir: Path) -> str:
-    pointer = Path(run_dir) / "checkpoints" / "latest"
-    return f"the last good checkpoint, {pointer.read_text().strip()}, is kept" if pointer.is_file() else \
-        "no checkpoint was written"
-
-
-def check_finite_losses(metrics: dict[str, torch.Tensor], step: int, run_dir: Path) -> None:
-    """Stop a diverged run in one line (`RunFault`) when a logged loss is NaN or infinite."""
-    bad = sorted(k for k, v in metrics.items() if not bool(torch.isfinite(v).all()))
-    if bad:
-        raise RunFault(f"training diverged at step {step}: {', '.join(bad)} not finite; {_last_good(run_dir)}")
-
-
-def check_finite_weights(module: torch.nn.Module, step: int, run_dir: Path) -> None:
-    """Never write a checkpoint of non-finite weights: stop in one line instead, ``latest`` left on the last
-    good one."""
-    bad = [n for n, p in module.named_parameters() if not bool(torch.isfinite(p).all())]
-    if bad:
-        more = f" (+{len(bad) - 3} more)" if len(bad) > 3 else ""
-        raise RunFault(f"training diverged at step {step}: non-finite weights in {', '.join(bad[:3])}{more}; "
-                       f"{_last_good(run_dir)}")
 
 
 def load_run_config(run_dir: Path) -> Config:

@@ -41,6 +41,7 @@ from . import checkpoint, run_lock
 from .build import build_pathways, use_sparse_execution
 from .config import Config
 from .evaluate import PredictsLikeSB3, run_episodes, summarise
+from .guards import CheckpointClock, check_finite_losses, check_finite_weights
 from .logging import RunLogger, truncate_after
 from .loop_common import PathwayEvents, resume_trainer, rng_state, set_rng_state, write_config
 from .online import EVAL_SEED_OFFSET, load_run_config, resolve_device, start_run
@@ -82,6 +83,7 @@ class PPOTrainer(PathwayEvents):
         self._last_eval_row: dict[str, Any] = {}
         self.next_eval = r.eval_every
         self.next_checkpoint = r.checkpoint_every
+        self.clock = CheckpointClock(r.checkpoint_minutes)
         self.next_obs: np.ndarray | None = None
         self.next_done = np.zeros(g.num_envs, dtype=np.float32)
         self.logger: RunLogger | None = None
@@ -153,7 +155,7 @@ class PPOTrainer(PathwayEvents):
                 self.next_obs = self._observe(self.envs.reset(seed=r.seed + 1000 * self.iteration)[0])
             while self.step < r.steps:
                 self._iteration()
-                if self.step >= self.next_checkpoint or self.step >= r.steps:
+                if self.step >= self.next_checkpoint or self.step >= r.steps or self.clock.due():
                     self.save_checkpoint()
             if self._last_eval_row.get("step") != self.step:
                 self.evaluate()
@@ -184,6 +186,8 @@ class PPOTrainer(PathwayEvents):
         self.iteration += 1
         self._maybe_update_masks(batch)
         sps = self.batch / max(time.perf_counter() - t0, 1e-9)
+        check_finite_losses(metrics, self.step, self.run_dir)
+        check_finite_weights(self.algo, self.step, self.run_dir)     # before the next rollout samples from them
         values = {k: float(v) for k, v in metrics.items()}
         values.update({"charts/SPS": sps, "charts/lr": self.optimizers["actor"].param_groups[0]["lr"],
                        "pathway/actor_density": density(algo.actor), "pathway/value_density": density(algo.value)})
@@ -312,7 +316,13 @@ class PPOTrainer(PathwayEvents):
         return out
 
     def save_checkpoint(self) -> Path:
+        """Never of non-finite weights; the log rows up to this step reach the disk first (a kill right after
+        loses none of them), and the wall-time clock restarts."""
         r = self.cfg.run
+        check_finite_weights(self.algo, self.step, self.run_dir)
+        if self.logger is not None:
+            self.logger.flush()
+        self.clock.reset()
         while self.next_checkpoint <= self.step:
             self.next_checkpoint += r.checkpoint_every
         state = {"algo": self.algo.state_dict(), "algo_updates": self.algo.updates,
