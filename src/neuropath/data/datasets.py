@@ -11,15 +11,24 @@ MuJoCo kinds, from a `neuropath train` run directory (D4RL's recipe, on our own 
 
 ``transitions`` caps a dataset's size: episodes are drawn in a seeded random order until the cap (the
 last one cut, marked truncated). Every dataset stores how it was made and its reference scores (mean
-return of a random policy and of the run's final policy, measured when it is made: D4RL's
-normalisation 100·(score − random)/(expert − random)) in Minari's metadata and in ``neuropath.json``
-beside it. Datasets live under ``$MINARI_DATASETS_PATH`` (Minari's default ``~/.minari/datasets``),
-never in git; an existing id is never overwritten.
+return of a random policy and of the run's final policy over ``REFERENCE_EPISODES`` episodes, measured
+when it is made: D4RL's normalisation 100·(score − random)/(expert − random)) in Minari's metadata (a
+sentence in ``description``, the details in the ``neuropath`` field) and in ``neuropath.json`` beside it.
+Datasets live under ``$MINARI_DATASETS_PATH`` (Minari's default ``~/.minari/datasets``), never in git; an
+existing id is never overwritten.
+
+Actions are stored in the environment's own bounds (``dataset.action_space`` is the registered env's, e.g.
+Box(-3, 3) for InvertedPendulum), and every rollout episode keeps its reset seed, so
+``dataset.recover_environment()`` replays an episode exactly, as Minari users expect. The agents here act
+in [-1, 1] (`make_env` rescales), so the reader (`training_actions`) maps stored actions back to [-1, 1].
+Datasets made before this (no ``actions`` entry in the ``neuropath`` provenance) stored [-1, 1] actions and
+are read as they are.
 """
 
 from __future__ import annotations
 
 import csv
+import importlib.metadata
 import json
 import warnings
 from pathlib import Path
@@ -31,6 +40,9 @@ from ..errors import UsageError
 
 MUJOCO_KINDS = ("expert", "medium", "medium-replay", "expert-replay", "medium-expert", "random")
 REFERENCE_EPISODES = 10
+ENV_ACTIONS = "env"
+"""``neuropath["actions"]`` of a dataset whose actions are in the environment's own bounds (absent: an
+older neuropath dataset, actions rescaled to [-1, 1])"""
 
 
 def default_id(env_id: str, kind: str) -> str:
@@ -40,18 +52,23 @@ def default_id(env_id: str, kind: str) -> str:
 # ---- episodes ------------------------------------------------------------------------------------
 
 class Episode:
-    """One episode: observations (T+1), actions, rewards, terminations, truncations (T)."""
+    """One episode: observations (T+1), actions, rewards, terminations, truncations (T), and the seed its
+    first ``reset`` got (None where unknown: replay-buffer episodes), which Minari stores per episode."""
 
-    def __init__(self, obs: list, actions: list, rewards: list, terminated: bool) -> None:
+    def __init__(self, obs: list, actions: list, rewards: list, terminated: bool, seed: int | None = None) -> None:
         self.obs, self.actions, self.rewards = np.asarray(obs, np.float32), np.asarray(actions, np.float32), \
             np.asarray(rewards, np.float32)
         self.terminated = terminated
+        self.seed = seed
 
     def __len__(self) -> int:
         return len(self.actions)
 
     def cut(self, n: int) -> "Episode":
-        return Episode(self.obs[:n + 1], self.actions[:n], self.rewards[:n], False)
+        return Episode(self.obs[:n + 1], self.actions[:n], self.rewards[:n], False, self.seed)
+
+    def with_actions(self, actions: np.ndarray) -> "Episode":
+        return Episode(self.obs, actions, self.rewards, self.terminated, self.seed)
 
     def buffer(self, index: int):
         from minari.data_collector import EpisodeBuffer
@@ -62,25 +79,111 @@ class Episode:
             term[-1] = True
         else:
             trunc[-1] = True
-        return EpisodeBuffer(id=index, observations=self.obs, actions=self.actions, rewards=self.rewards,
-                             terminations=term, truncations=trunc)
+        return EpisodeBuffer(id=index, seed=self.seed, observations=self.obs, actions=self.actions,
+                             rewards=self.rewards, terminations=term, truncations=trunc)
 
+
+# ---- actions: the agents' [-1, 1] and the environment's own bounds -------------------------------
+
+def _unit_bounds(space) -> bool:
+    """Bounds already [-1, 1] (as `make_env` decides), or none to rescale by (not a Box, unbounded):
+    actions are left as they are, so such actions stay bit-exact."""
+    import gymnasium as gym
+    if not isinstance(space, gym.spaces.Box) or not (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))):
+        return True
+    return bool(np.allclose(space.low, -1.0) and np.allclose(space.high, 1.0))
+
+
+def to_env_actions(unit: np.ndarray, space) -> np.ndarray:
+    """[-1, 1] actions in the Box ``space``'s own bounds (float32, what the environment is stepped with)."""
+    unit = np.asarray(unit, np.float32)
+    if _unit_bounds(space):
+        return unit
+    low, high = space.low.astype(np.float64), space.high.astype(np.float64)
+    return (low + (unit.astype(np.float64) + 1.0) * 0.5 * (high - low)).astype(np.float32)
+
+
+def to_unit_actions(actions: np.ndarray, space) -> np.ndarray:
+    """Actions in ``space``'s bounds mapped to [-1, 1] (clipped: the IQL actor's log-likelihood of a
+    tanh policy is infinite outside it, and float rounding can step over the edge)."""
+    actions = np.asarray(actions, np.float32)
+    if _unit_bounds(space):
+        return actions
+    low, high = space.low.astype(np.float64), space.high.astype(np.float64)
+    return np.clip(2.0 * (actions.astype(np.float64) - low) / (high - low) - 1.0, -1.0, 1.0).astype(np.float32)
+
+
+def provenance(metadata: dict) -> dict:
+    """How a neuropath dataset was made (the ``neuropath`` metadata field); datasets made before that
+    field kept it as JSON in ``description``. Empty for datasets made elsewhere."""
+    made = metadata.get("neuropath")
+    if isinstance(made, dict):
+        return made
+    description = metadata.get("description")
+    if isinstance(description, str) and description.startswith("{"):
+        try:
+            return json.loads(description)
+        except json.JSONDecodeError:
+            return {}
+    return {}
+
+
+def made_by_neuropath(metadata: dict) -> bool:
+    author = metadata.get("author")
+    return author == "neuropath" or (isinstance(author, (set, list, tuple)) and "neuropath" in author)
+
+
+def training_actions(actions: np.ndarray, metadata: dict) -> np.ndarray:
+    """A dataset's stored actions in the [-1, 1] the offline agents act in. Stored in the environment's
+    bounds (``dataset.action_space``) unless it is a neuropath dataset from before ``actions`` was
+    recorded, whose actions were stored rescaled already."""
+    if made_by_neuropath(metadata) and provenance(metadata).get("actions") != ENV_ACTIONS:
+        return np.asarray(actions, np.float32)
+    return to_unit_actions(actions, metadata["action_space"])
+
+
+def requirements(*packages: str) -> list[str]:
+    """pip requirements to recreate the environment (Minari warns in ``recover_environment`` when they
+    are not met): each package at least at the version installed when the dataset was made, since
+    MuJoCo's physics and the environments' dynamics change between releases. ``name[extra]`` keeps the extra."""
+    out = []
+    for spec in packages:
+        name = spec.split("[")[0]
+        try:
+            out.append(f"{spec}>={importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def env_space_env(env_id: str):
+    """``env_id`` as registered, actions in its own bounds (what Minari's ``recover_environment`` makes),
+    after `make_env`'s checks (Box actions, flat observations)."""
+    import gymnasium as gym
+
+    from ..envs.make import make_env
+    env = make_env(env_id)
+    return env.env if isinstance(env, gym.wrappers.RescaleAction) else env
+
+
+# ---- making episodes -----------------------------------------------------------------------------
 
 def rollouts(env, act, transitions: int, seed: int) -> list[Episode]:
-    """Whole episodes of ``act(obs) -> action`` until ``transitions`` steps are collected."""
+    """Whole episodes of ``act(obs) -> action in [-1, 1]`` until ``transitions`` steps are collected, in
+    ``env``'s own action bounds: it is stepped with, and the episode stores, the rescaled action."""
     episodes, total, k = [], 0, 0
     while total < transitions:
         obs, _ = env.reset(seed=seed + k)
         o, a, r = [obs], [], []
         while True:
-            action = act(obs)
+            action = to_env_actions(act(obs), env.action_space)
             obs, reward, terminated, truncated, _ = env.step(action)
             o.append(obs)
             a.append(action)
             r.append(reward)
             if terminated or truncated:
                 break
-        episodes.append(Episode(o, a, r, bool(terminated)))
+        episodes.append(Episode(o, a, r, bool(terminated), seed + k))
         total += len(a)
         k += 1
     return episodes
@@ -144,10 +247,9 @@ def make_mujoco_dataset(run_dir: str | Path, kind: str, *, transitions: int = 10
     import minari
     import torch
 
-    from ..envs.make import make_env
     from ..policy import Policy, load_policy
     from ..training import checkpoint
-    from ..training.online import load_run_config
+    from ..training.run_dir import load_run_config
 
     if kind not in MUJOCO_KINDS:
         raise UsageError(f"unknown dataset kind {kind!r}; allowed: {', '.join(MUJOCO_KINDS)}")
@@ -162,11 +264,13 @@ def make_mujoco_dataset(run_dir: str | Path, kind: str, *, transitions: int = 10
     if dataset_id in minari.list_local_datasets():
         raise UsageError(f"dataset {dataset_id!r} exists; pick another --id or remove it first "
                          f"(minari delete {dataset_id})")
-    env = make_env(env_id)
+    env = env_space_env(env_id)               # stepped with, and storing, actions in its own bounds
+    observation_space, action_space = env.observation_space, env.action_space
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)                   # the policies' action noise
     final = load_policy(run_dir)
-    made: dict[str, Any] = {"source_run": str(run_dir), "kind": kind, "seed": seed, "env": env_id}
+    made: dict[str, Any] = {"source_run": str(run_dir), "kind": kind, "seed": seed, "env": env_id,
+                            "actions": ENV_ACTIONS}
 
     def random_act(_obs):
         return rng.uniform(-1.0, 1.0, env.action_space.shape).astype(np.float32)
@@ -193,7 +297,8 @@ def make_mujoco_dataset(run_dir: str | Path, kind: str, *, transitions: int = 10
             meta = checkpoint.read_meta(ckpt)
             rows = min(len(replay) if kind == "expert-replay" else step, len(replay))   # row i = step i
             made.update(replay_rows=rows, checkpoint_step=meta["step"])
-            episodes = replay_episodes(replay, meta["obs_dim"], meta["act_dim"], rows)
+            episodes = [e.with_actions(to_env_actions(e.actions, action_space))       # the agent's [-1, 1]
+                        for e in replay_episodes(replay, meta["obs_dim"], meta["act_dim"], rows)]
         episodes = cap(episodes, transitions, seed)
         # reference scores: the same for every kind made from this run with this seed
         ref_rng = np.random.default_rng(seed + 10_000)
@@ -206,20 +311,44 @@ def make_mujoco_dataset(run_dir: str | Path, kind: str, *, transitions: int = 10
     returns = [float(e.rewards.sum()) for e in episodes]
     made.update(episodes=len(episodes), transitions=int(sum(len(e) for e in episodes)),
                 behaviour_return_mean=float(np.mean(returns)), ref_min_score=random_ref, ref_max_score=expert_ref)
-    probe = make_env(env_id)
-    try:
-        with warnings.catch_warnings():       # Minari asks for a code permalink and an e-mail
-            warnings.filterwarnings("ignore", message=".*(code_permalink|author_email).*")
-            minari.create_dataset_from_buffers(
-                dataset_id, [e.buffer(i) for i, e in enumerate(episodes)], env=env_id, eval_env=env_id,
-                observation_space=probe.observation_space, action_space=probe.action_space,
-                algorithm_name=f"neuropath {cfg.pathway.pathway} SAC ({kind})", author="neuropath",
-                ref_min_score=random_ref, ref_max_score=expert_ref,
-                description=json.dumps(made), data_format="hdf5")
-    finally:
-        probe.close()
+    with warnings.catch_warnings():           # Minari asks for a code permalink and an e-mail
+        warnings.filterwarnings("ignore", message=".*(code_permalink|author_email).*")
+        data = minari.create_dataset_from_buffers(
+            dataset_id, [e.buffer(i) for i, e in enumerate(episodes)], env=env_id, eval_env=env_id,
+            observation_space=observation_space, action_space=action_space,
+            algorithm_name=f"neuropath {cfg.pathway.pathway} SAC ({kind})", author="neuropath",
+            ref_min_score=random_ref, ref_max_score=expert_ref, num_episodes_average_score=REFERENCE_EPISODES,
+            description=_mujoco_description(made, cfg.pathway.pathway, action_space),
+            requirements=requirements("gymnasium[mujoco]", "mujoco"), data_format="hdf5")
+    data.storage.update_metadata({"neuropath": made})
     (minari.storage.get_dataset_path(dataset_id) / "neuropath.json").write_text(json.dumps(made, indent=2))
     return dataset_id
+
+
+_BEHAVIOUR = {
+    "expert": "the final policy of a neuropath SAC run ({pathway}), stochastic actions",
+    "medium": "the policy snapshot of a neuropath SAC run ({pathway}) at step {snapshot_step} (evaluation "
+              "return {snapshot_eval_return:.1f}, the closest to a third of the final policy's), stochastic actions",
+    "medium-expert": "a neuropath SAC run's ({pathway}) medium snapshot (step {snapshot_step}) and final "
+                     "policy, half each, stochastic actions",
+    "medium-replay": "the replay buffer of a neuropath SAC run ({pathway}) up to its medium snapshot "
+                     "(step {snapshot_step})",
+    "expert-replay": "the replay buffer of a neuropath SAC run ({pathway}) to the end of its training",
+    "random": "uniformly random actions",
+}
+
+
+def _mujoco_description(made: dict, pathway: str, action_space) -> str:
+    """The human sentence Minari shows for a dataset; ``neuropath`` in the metadata holds the details."""
+    behaviour = _BEHAVIOUR[made["kind"]].format(pathway=pathway, **made)
+    seeds = ("replay-buffer episodes have no reset seed" if made["kind"].endswith("-replay")
+             else "each episode keeps its reset seed, so recover_environment() replays it exactly")
+    return (f"{made['env']} {made['kind']}: {made['episodes']} episodes ({made['transitions']} transitions) "
+            f"of {behaviour}. Actions are in the environment's own bounds ({action_space}); {seeds}. "
+            f"Reference scores: {made['ref_min_score']:.1f} (uniformly random actions) and "
+            f"{made['ref_max_score']:.1f} (the run's final policy), each the mean return of "
+            f"{REFERENCE_EPISODES} episodes. Made by neuropath from {made['source_run']} (seed {made['seed']}); "
+            "details in the 'neuropath' metadata field.")
 
 
 def _n_episodes(env, act, seed: int) -> list[Episode]:
@@ -262,9 +391,7 @@ def check_complete(dataset_id: str, metadata: dict) -> None:
     """neuropath writes ``neuropath.json`` after Minari has written the data: a neuropath dataset
     without it was cut while being written (killed `dataset make`) and must not be trained on."""
     import minari
-    author = metadata.get("author")
-    ours = author == "neuropath" or (isinstance(author, (set, list, tuple)) and "neuropath" in author)
-    if ours and not (minari.storage.get_dataset_path(dataset_id) / "neuropath.json").is_file():
+    if made_by_neuropath(metadata) and not (minari.storage.get_dataset_path(dataset_id) / "neuropath.json").is_file():
         raise UsageError(f"dataset {dataset_id!r} is incomplete (its writing was interrupted); remove it "
                          f"(minari delete {dataset_id}) and make it again")
 

@@ -12,9 +12,12 @@ metaworld ships a scripted expert for every task (``metaworld.policies.ENV_POLIC
 Episodes use the classic benchmark API (a task's env with one of its 50 goal variations per episode, from
 Meta-World's MT1 set for the task — datasets made before 2026-11-26 drew them from the MT10 set;
 ``max_path_length`` = ``episode_steps``, 150 as in mtrl). Observations are the 39 Meta-World features
-(no task one-hot: the multi-task learner appends it). Each dataset stores how it was made (σ, seed,
-episodes) and reference scores (mean return and success rate of uniform random actions and of the
-scripted expert) in its metadata and ``neuropath.json``.
+(no task one-hot: the multi-task learner appends it); actions are the environment's own, in [-1, 1]. Each
+dataset stores how it was made (σ, seed, episodes) and reference scores (mean return and success rate of
+uniform random actions and of the scripted expert over ``REFERENCE_EPISODES`` episodes) in its metadata
+(a sentence in ``description``, the details in the ``neuropath`` field) and ``neuropath.json``. Episode k
+of a scripted kind is goal variation ``k % 50`` of ``metaworld.MT1(task, seed=seed)``, reset with seed k:
+both are stored per episode (``seed``, ``goal_variation``), so it can be replayed exactly.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import numpy as np
 
 from ..envs.metaworld import MT10_TASKS, resolve_tasks
 from ..errors import UsageError
-from .datasets import Episode, cap
+from .datasets import ENV_ACTIONS, Episode, cap, requirements, to_env_actions
 
 MT10_KINDS = ("expert", "medium", "medium-expert")
 MT10_TRAIN_KINDS = (*MT10_KINDS, "expert-replay")      # expert-replay comes from an online run
@@ -67,7 +70,11 @@ class _TaskEnv:
             success = success or bool(info.get("success", 0.0) > 0)
             if terminated or truncated:
                 break
-        return Episode(o, a, r, bool(terminated)), success
+        return Episode(o, a, r, bool(terminated), k), success
+
+    def variation(self, seed: int) -> int:
+        """The goal variation episode ``seed`` ran (see `episode`)."""
+        return seed % len(self.tasks)
 
 
 def _noisy(policy, sigma: float, rng: np.random.Generator):
@@ -96,7 +103,7 @@ def make_mt10_datasets(kind: str, *, transitions: int = 10_000, seed: int = 0, e
         rng = np.random.default_rng(seed + 1000 * MT10_TASKS.index(task))     # the same noise for a subset
         env = _TaskEnv(task, seed, episode_steps)
         made = {"benchmark": "MT10", "task": task, "kind": kind, "seed": seed, "episode_steps": episode_steps,
-                "source": "metaworld scripted policy"}
+                "source": "metaworld scripted policy", "actions": ENV_ACTIONS}
         expert = env.policy.get_action
         sigma = None
         if kind in ("medium", "medium-expert"):
@@ -122,18 +129,55 @@ def make_mt10_datasets(kind: str, *, transitions: int = 10_000, seed: int = 0, e
                     behaviour_return_mean=float(np.mean([e.rewards.sum() for e in episodes])),
                     ref_min_score=random_return, ref_max_score=expert_return,
                     random_success=random_success, expert_success=expert_success)
-        did = dataset_id(task, kind)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*(code_permalink|author_email|eval_env|precision|env_spec).*")
-            minari.create_dataset_from_buffers(
-                did, [e.buffer(j) for j, e in enumerate(episodes)],
-                observation_space=env.env.observation_space, action_space=env.env.action_space,
-                algorithm_name=f"metaworld scripted policy ({kind})", author="neuropath",
-                ref_min_score=random_return, ref_max_score=expert_return,
-                description=json.dumps(made), data_format="hdf5")
-        (minari.storage.get_dataset_path(did) / "neuropath.json").write_text(json.dumps(made, indent=2))
-        ids.append(did)
+        ids.append(_write(dataset_id(task, kind), episodes, env, made, f"metaworld scripted policy ({kind})"))
     return ids
+
+
+def _behaviour(made: dict) -> str:
+    kind = made["kind"]
+    if kind == "expert-replay":
+        return f"the replay buffer of a neuropath MT-SAC run ({made['source_run']}, step {made['checkpoint_step']})"
+    if kind == "expert":
+        return "metaworld's scripted policy"
+    noise = f"Gaussian action noise sigma = {made['noise_sigma']} (the sigma whose success rate is closest to 50%)"
+    return (f"metaworld's scripted policy with {noise}" if kind == "medium"
+            else f"metaworld's scripted policy, every other episode with {noise}")
+
+
+def _description(made: dict) -> str:
+    """The human sentence Minari shows; the ``neuropath`` metadata field holds the details."""
+    replay = ("Replay-buffer episodes have no reset seed" if made["kind"] == "expert-replay" else
+              f"Episode seed k is goal variation k mod 50 of metaworld.MT1('{made['task']}', seed={made['seed']}) "
+              "(its goal_variation metadata), reset with seed k, so it replays exactly")
+    return (f"Meta-World MT10 task {made['task']}, {made['kind']}: {made['episodes']} episodes "
+            f"({made['transitions']} transitions, at most {made['episode_steps']} steps each) of {_behaviour(made)}. "
+            "Observations are the 39 Meta-World features (no task one-hot); actions are the environment's own, "
+            f"in [-1, 1]. {replay}. Reference scores: {made['ref_min_score']:.1f} (uniformly random actions, "
+            f"success {made['random_success']:.0%}) and {made['ref_max_score']:.1f} (the scripted policy, success "
+            f"{made['expert_success']:.0%}), each the mean of {REFERENCE_EPISODES} episodes. Made by neuropath; "
+            "details in the 'neuropath' metadata field.")
+
+
+def _write(did: str, episodes: list[Episode], env: _TaskEnv, made: dict, algorithm: str) -> str:
+    """One task's dataset in Minari's format (no env spec: Meta-World's classic API is not a registered
+    Gymnasium id), then ``neuropath.json``, which marks it complete."""
+    import minari
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*(code_permalink|author_email|eval_env|precision|env_spec).*")
+        data = minari.create_dataset_from_buffers(
+            did, [e.buffer(j) for j, e in enumerate(episodes)],
+            observation_space=env.env.observation_space, action_space=env.env.action_space,
+            algorithm_name=algorithm, author="neuropath", description=_description(made),
+            requirements=requirements("metaworld", "mujoco"), data_format="hdf5")
+    seeded = [(j, e.seed) for j, e in enumerate(episodes) if e.seed is not None]
+    if seeded:
+        data.storage.update_episode_metadata([{"goal_variation": env.variation(k)} for _, k in seeded],
+                                             [j for j, _ in seeded])
+    # Minari writes the reference scores only for datasets with an evaluation env spec: set them here
+    data.storage.update_metadata({"ref_min_score": made["ref_min_score"], "ref_max_score": made["ref_max_score"],
+                                  "num_episodes_average_score": REFERENCE_EPISODES, "neuropath": made})
+    (minari.storage.get_dataset_path(did) / "neuropath.json").write_text(json.dumps(made, indent=2))
+    return did
 
 
 def make_mt10_replay_datasets(run_dir, *, transitions: int = 10_000, seed: int = 0,
@@ -146,7 +190,7 @@ def make_mt10_replay_datasets(run_dir, *, transitions: int = 10_000, seed: int =
     import minari
 
     from ..training import checkpoint
-    from ..training.online import load_run_config
+    from ..training.run_dir import load_run_config
     from .datasets import replay_episodes
 
     run_dir = Path(run_dir)
@@ -174,6 +218,7 @@ def make_mt10_replay_datasets(run_dir, *, transitions: int = 10_000, seed: int =
                                replay["next_obs"][i, :, :39], replay["not_done"][i]], axis=1)
         episodes = cap(replay_episodes(rows, 39, replay["action"].shape[2], len(rows)), transitions, seed)
         env = _TaskEnv(task, seed, cfg.run.episode_steps)
+        episodes = [e.with_actions(to_env_actions(e.actions, env.env.action_space)) for e in episodes]  # no-op: [-1, 1]
         random_rng = np.random.default_rng(seed + 7)
         random_success, random_return = _success_rate(env, lambda _o: random_rng.uniform(-1, 1, 4),
                                                       REFERENCE_EPISODES, 90_000)
@@ -181,19 +226,11 @@ def make_mt10_replay_datasets(run_dir, *, transitions: int = 10_000, seed: int =
         made = {"benchmark": "MT10", "task": task, "kind": "expert-replay", "seed": seed,
                 "episode_steps": cfg.run.episode_steps or 500,
                 "source_run": str(run_dir), "checkpoint_step": int(checkpoint.read_meta(ckpt)["step"]),
+                "actions": ENV_ACTIONS,
                 "episodes": len(episodes), "transitions": int(sum(len(e) for e in episodes)),
                 "behaviour_return_mean": float(np.mean([e.rewards.sum() for e in episodes])),
                 "ref_min_score": random_return, "ref_max_score": expert_return,
                 "random_success": random_success, "expert_success": expert_success}
-        did = dataset_id(task, "expert-replay")
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*(code_permalink|author_email|eval_env|precision|env_spec).*")
-            minari.create_dataset_from_buffers(
-                did, [e.buffer(j) for j, e in enumerate(episodes)],
-                observation_space=env.env.observation_space, action_space=env.env.action_space,
-                algorithm_name="neuropath MT-SAC replay (expert-replay)", author="neuropath",
-                ref_min_score=random_return, ref_max_score=expert_return,
-                description=json.dumps(made), data_format="hdf5")
-        (minari.storage.get_dataset_path(did) / "neuropath.json").write_text(json.dumps(made, indent=2))
-        ids.append(did)
+        ids.append(_write(dataset_id(task, "expert-replay"), episodes, env, made,
+                          "neuropath MT-SAC replay (expert-replay)"))
     return ids

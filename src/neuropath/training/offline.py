@@ -45,7 +45,7 @@ from .evaluate import run_episodes, summarise
 from .guards import CheckpointClock, check_finite_losses, check_finite_weights
 from .logging import cut_off_warning
 from .loop_common import resume_trainer
-from .online import load_run_config, resolve_device, start_run
+from .run_dir import load_run_config, resolve_device, start_run
 
 FIELDS = ["step", "return_mean", "return_std", "normalized_score", "wall_time", "cpu_seconds"]
 
@@ -60,7 +60,7 @@ class OfflineData:
                  seed: int = 0) -> None:
         import minari
 
-        from ..data.datasets import Episode, cap, check_complete
+        from ..data.datasets import Episode, cap, check_complete, provenance, training_actions
         if dataset_id not in minari.list_local_datasets():
             known = ", ".join(sorted(minari.list_local_datasets())) or "none; make one with `neuropath dataset make`"
             raise UsageError(f"no local dataset {dataset_id!r} (local datasets: {known})")
@@ -68,14 +68,14 @@ class OfflineData:
             data = minari.load_dataset(dataset_id)
             meta = data.storage.metadata
             check_complete(dataset_id, meta)
-            episodes = [Episode(ep.observations, ep.actions, ep.rewards, bool(ep.terminations[-1]))
-                        for ep in data.iterate_episodes()]
+            episodes = [Episode(ep.observations, training_actions(ep.actions, meta), ep.rewards,   # in [-1, 1]
+                                bool(ep.terminations[-1])) for ep in data.iterate_episodes()]
         except UsageError:
             raise
         except Exception as exc:          # h5py/minari raise many kinds on a half-written dataset
             raise UsageError(f"dataset {dataset_id!r} cannot be read ({type(exc).__name__}: "
                              f"{str(exc).splitlines()[0] if str(exc) else ''}); make it again") from None
-        made = json.loads(meta.get("description") or "{}") if str(meta.get("description", "")).startswith("{") else {}
+        made = provenance(meta)
         self.made = made
         self.env_id = made.get("env") or (data.spec.env_spec.id if data.spec.env_spec is not None else None)
         self.ref_min, self.ref_max = meta.get("ref_min_score"), meta.get("ref_max_score")
@@ -223,8 +223,8 @@ class OfflineTrainer:
 
     @classmethod
     def resume(cls, run_dir: str | Path, *, steps: int | None = None, threads: int | None = None,
-               progress: bool | None = None) -> "OfflineTrainer":
-        return resume_trainer(cls, run_dir, steps=steps, threads=threads, progress=progress)
+               progress: bool | None = None, device: str | None = None) -> "OfflineTrainer":
+        return resume_trainer(cls, run_dir, steps=steps, threads=threads, progress=progress, device=device)
 
     # ---- NPF: one score from the dataset, fixed masks --------------------------------------------
 
