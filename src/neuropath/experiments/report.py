@@ -28,7 +28,7 @@ import json
 import math
 import warnings
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -438,6 +438,7 @@ def write_report(root: Path | list[Path], out: Path | None = None, *, reps: int 
         lines += ["No finished runs yet.", ""]
     else:
         norm, how = normalisers(groups)
+        palette = Palette(methods)                        # one colour per method in every plot
         lines += _table(groups, norm)
         _write_scores(out / "scores.csv", groups)
         matrix, skipped = score_matrix(groups, norm)
@@ -456,16 +457,16 @@ def write_report(root: Path | list[Path], out: Path | None = None, *, reps: int 
             for ref in versus_list or [None]:
                 lines += _improvement_lines(matrix, ref, reps)
             lines += _adaptation_lines(matrix, reps)
-            _plot_intervals(est, out / "iqm.png")
-            _plot_profiles(matrix, out / "profiles.png")
+            _plot_intervals(est, out / "iqm.png", palette)
+            _plot_profiles(matrix, out / "profiles.png", palette)
             lines += ["", "![IQM](iqm.png) ![performance profiles](profiles.png)"]
         lines += _freeze_lines(groups)
         for start, end in at:
             lines += _window_lines(window_runs([r for g in groups.values() for r in g], start, end), start, end,
                                    versus_list, reps)
-        lines += _energy(groups, norm, out / "energy.png")
-        _plot_curves(groups, out / "curves.png")
-        _plot_sparsity(groups, out / "sparsity.png")
+        lines += _energy(groups, norm, out / "energy.png", palette)
+        _plot_curves(groups, out / "curves.png", palette)
+        _plot_sparsity(groups, out / "sparsity.png", palette)
         lines += ["", "![learning curves](curves.png)", "", "![return vs sparsity](sparsity.png)"]
     if unfinished:
         lines += ["", f"Unfinished runs, not counted ({len(unfinished)}): " + ", ".join(unfinished)]
@@ -568,7 +569,7 @@ def _run_flops(run: RunResult) -> float | None:
         return None
 
 
-def _energy(groups: dict, norm: dict[str, Norm], path: Path) -> list[str]:
+def _energy(groups: dict, norm: dict[str, Norm], path: Path, palette: Palette | None = None) -> list[str]:
     """Energy beside return: per group the training FLOPs, CPU seconds and measured joules,
     each divided by the dense runs' mean in the same environment, and the Fig. 6 plot."""
     costs = {k: {"flops": [_run_flops(r) for r in runs], "cpu": [r.cpu_seconds for r in runs],
@@ -595,7 +596,7 @@ def _energy(groups: dict, norm: dict[str, Norm], path: Path) -> list[str]:
         rows.append(f"| {env} | {k[1]} | {k[2]} | {' | '.join(cells)} |")
     if not any(points.values()):
         return []
-    _plot_energy(points, path)
+    _plot_energy(points, path, palette)
     return ["", "## Energy", "",
             "Per group, mean over seeds; in brackets divided by dense's mean in the same environment. "
             "Training FLOPs: `neuropath flops` (1 MAC = 2 FLOPs; updates, mask scoring and topology "
@@ -608,6 +609,9 @@ def _energy(groups: dict, norm: dict[str, Norm], path: Path) -> list[str]:
 
 
 # ---- plots --------------------------------------------------------------------------------
+# Every figure is built by a ``*_figure`` function (tests measure its layout) and saved by a ``_plot_*`` one.
+# A report may compare 15 variants with labels like "dapd@authors+keep0.05+score=grasp+window=20000", so
+# figures grow with what they show: legends go under the panels, the IQM plot widens to its longest label.
 
 def _plt():
     import matplotlib
@@ -616,21 +620,66 @@ def _plt():
     return plt
 
 
+def _save(fig, path: Path) -> None:
+    """``bbox_inches="tight"``: whatever the layout left at the edge is kept, never cut off."""
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    _plt().close(fig)
+
+
 _METHOD_ORDER = ("dense", "dapd", "static", "random", "set", "rigl", "rlx2")
 
 
 _SCORE_COLORS = {"grad": "C5", "grasp": "C6", "synflow": "C7", "magnitude": "C8", "random": "C9"}
 
+_LEGEND_FONT = 7.5
 
-def _color(key: str) -> str:
-    """One colour per method in every plot ("rigl@95%" and "rigl" alike), so figures can be read together;
-    a score ablation's ``dapd+grasp`` and ``static+grasp`` share the score's colour (their line styles differ)."""
-    method = key.rsplit("@", 1)[0] if key.endswith("%") else key     # "dapd@authors@95%" -> "dapd@authors"
+
+def _method_of(key: str) -> str:
+    """``"dapd@authors@95%"`` -> ``"dapd@authors"``: a method keeps its colour at every sparsity."""
+    return key.rsplit("@", 1)[0] if key.endswith("%") else key
+
+
+def _family(method: str) -> tuple[str, str]:
+    """What shares a colour: a score ablation's ``dapd+grasp`` and ``static+grasp`` (their line styles
+    differ), otherwise each method on its own."""
     score = method.partition("+")[2]
-    if score in _SCORE_COLORS:
-        return _SCORE_COLORS[score]
-    index = _METHOD_ORDER.index(method) if method in _METHOD_ORDER else len(_METHOD_ORDER) + sum(map(ord, method))
+    return ("score", score) if score in _SCORE_COLORS else ("method", method)
+
+
+def _classic_color(family: tuple[str, str]) -> str:
+    kind, name = family
+    if kind == "score":
+        return _SCORE_COLORS[name]
+    index = _METHOD_ORDER.index(name) if name in _METHOD_ORDER else len(_METHOD_ORDER) + sum(map(ord, name))
     return f"C{index % 10}"
+
+
+class Palette:
+    """One colour per method in every plot of a report ("rigl@95%" and "rigl" alike), so figures can be read
+    together. Up to 10 method families keep the fixed tab10 colours reports always had, where those are
+    distinct; more (a sweep of 15 variants) take tab20, its 10 dark hues first, and past 20 a marker too."""
+
+    def __init__(self, methods: Iterable[str]):
+        order = sorted({_method_of(m) for m in methods},
+                       key=lambda m: (m not in _METHOD_ORDER, _METHOD_ORDER.index(m) if m in _METHOD_ORDER else 0, m))
+        families = list(dict.fromkeys(map(_family, order)))
+        classic = [_classic_color(f) for f in families]
+        if len(families) <= 10 and len(set(classic)) == len(classic):
+            self._look = {f: (c, None) for f, c in zip(families, classic)}
+        else:
+            from matplotlib import colormaps
+            from matplotlib.colors import to_hex
+            tab20 = [to_hex(colormaps["tab20"](i)) for i in (*range(0, 20, 2), *range(1, 20, 2))]
+            self._look = {f: (tab20[i % 20], None if i < 20 else "osD^vP*X<>"[(i // 20 - 1) % 10])
+                          for i, f in enumerate(families)}
+
+    def color(self, key: str) -> str:
+        family = _family(_method_of(key))
+        return self._look[family][0] if family in self._look else _classic_color(family)
+
+    def marker(self, key: str) -> str | None:
+        """A marker for lines past the 20th colour, where colour alone no longer tells methods apart."""
+        return self._look.get(_family(_method_of(key)), (None, None))[1]
 
 
 def _style(method: str, sparsity_index: int) -> str:
@@ -639,10 +688,54 @@ def _style(method: str, sparsity_index: int) -> str:
     return ("-", "--", ":", "-.")[(sparsity_index + shift) % 4]
 
 
-def _plot_curves(groups: dict, path: Path) -> None:
+def _unique_legend(axes) -> tuple[list, list[str]]:
+    """The entries of every panel, each label once (the same method in several environments)."""
+    entries: dict[str, object] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            entries.setdefault(label, handle)
+    return list(entries.values()), list(entries)
+
+
+def _legend_below(fig, handles: list, labels: list[str], panels_height: float) -> None:
+    """One legend under the panels, in as many columns as the figure's width holds; the figure is widened to
+    the widest entry and heightened by the legend's rows. A legend inside a panel covers 15 methods' curves,
+    and one wider than its panel is cut off."""
+    if not labels:
+        fig.set_size_inches(fig.get_figwidth(), panels_height)
+        return
+    renderer = fig.canvas.get_renderer()
+    probe = fig.legend(handles, labels, ncols=1, fontsize=_LEGEND_FONT, frameon=False)
+    box = probe.get_window_extent(renderer)
+    probe.remove()
+    spacing = probe.columnspacing * _LEGEND_FONT / 72               # between columns, in inches
+    column, row = box.width / fig.dpi + spacing, box.height / fig.dpi / len(labels)
+    width = max(fig.get_figwidth(), column + 0.4)
+    ncols = max(1, min(len(labels), int((width - 0.4) // column)))
+    rows = -(-len(labels) // ncols)
+    fig.set_size_inches(width, panels_height + rows * row + 0.35)
+    fig.legend(handles, labels, loc="outside lower center", ncols=ncols, fontsize=_LEGEND_FONT, frameon=False)
+
+
+def _compact_steps(ax) -> None:
+    """Step ticks as 200k / 1M: seven-digit numbers overlap on a narrow panel."""
+    from matplotlib.ticker import EngFormatter
+    ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+
+
+def _counts_text(counts: list[int]) -> str:
+    return f"n={counts[0]}" if min(counts) == max(counts) else f"n={min(counts)}–{max(counts)}"
+
+
+def curves_figure(groups: dict, palette: Palette | None = None):
+    """Learning curves per environment, mean ± std over seeds, ▼ where a run's pathway froze."""
     plt = _plt()
+    palette = palette or Palette(k[1] for k in groups)
     envs = sorted({k[0] for k in groups})
-    fig, axes = plt.subplots(1, len(envs), figsize=(5.5 * len(envs), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(envs), figsize=(5.5 * len(envs), 4), squeeze=False, layout="constrained")
+    counts: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for (_, method, sp), runs in groups.items():
+        counts[(method, sp)].append(len(runs))
     for ax, env in zip(axes[0], envs):
         for (e, method, sp), runs in groups.items():
             if e != env:
@@ -650,98 +743,124 @@ def _plot_curves(groups: dict, path: Path) -> None:
             n = min(len(r.steps) for r in runs)
             rets = np.stack([r.returns[:n] for r in runs])
             steps = runs[0].steps[:n]
-            ax.plot(steps, rets.mean(0), color=_color(method), label=f"{method} {sp} (n={len(runs)})",
-                    ls=_style(method, sorted(k[2] for k in groups if k[:2] == (env, method)).index(sp)))
-            ax.fill_between(steps, rets.mean(0) - rets.std(0), rets.mean(0) + rets.std(0),
-                            color=_color(method), alpha=0.15)
+            color = palette.color(method)
+            ax.plot(steps, rets.mean(0), color=color, label=f"{method} {sp} ({_counts_text(counts[(method, sp)])})",
+                    ls=_style(method, sorted(k[2] for k in groups if k[:2] == (env, method)).index(sp)),
+                    marker=palette.marker(method), markevery=max(1, n // 8), ms=4)
+            ax.fill_between(steps, rets.mean(0) - rets.std(0), rets.mean(0) + rets.std(0), color=color, alpha=0.15)
             frozen = [step for r in runs for step, _ in r.freezes[:1] if 0 < step <= steps[-1]]
             if frozen:   # where each run's pathway froze, on the mean curve
-                ax.plot(frozen, np.interp(frozen, steps, rets.mean(0)), "v", color=_color(method), ms=6,
+                ax.plot(frozen, np.interp(frozen, steps, rets.mean(0)), "v", color=color, ms=6,
                         markeredgecolor="black", markeredgewidth=0.5)
         ax.set_title(env)
         ax.set_xlabel("environment steps")
         ax.set_ylabel("evaluation return")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+        _compact_steps(ax)
+    _legend_below(fig, *_unique_legend(axes[0]), 4)
+    return fig
 
 
-def _plot_sparsity(groups: dict, path: Path) -> None:
+def _plot_curves(groups: dict, path: Path, palette: Palette | None = None) -> None:
+    _save(curves_figure(groups, palette), path)
+
+
+def sparsity_figure(groups: dict, palette: Palette | None = None):
+    """Final score against sparsity per method and environment, dense as a dashed line."""
     plt = _plt()
+    palette = palette or Palette(k[1] for k in groups)
     envs = sorted({k[0] for k in groups})
-    fig, axes = plt.subplots(1, len(envs), figsize=(5 * len(envs), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(envs), figsize=(5 * len(envs), 3.8), squeeze=False, layout="constrained")
     for ax, env in zip(axes[0], envs):
         methods = sorted({k[1] for k in groups if k[0] == env and k[1] != "dense"})
         for method in methods:
             pts = sorted((runs[0].sparsity_value, np.mean([r.score for r in runs]), np.std([r.score for r in runs]))
                          for (e, m, _), runs in groups.items() if e == env and m == method)
             xs, ys, es = (np.array(v) for v in zip(*pts))
-            ax.errorbar(100 * xs, ys, yerr=es, marker="o", capsize=3, label=method, color=_color(method))
+            ax.errorbar(100 * xs, ys, yerr=es, marker=palette.marker(method) or "o", capsize=3, label=method,
+                        color=palette.color(method))
         dense = [r.score for (e, m, _), runs in groups.items() if e == env and m == "dense" for r in runs]
         if dense:
             ax.axhline(np.mean(dense), color="k", ls="--", lw=1, label="dense")
         ax.set_title(env)
         ax.set_xlabel("sparsity (%)")
         ax.set_ylabel(f"score (mean of last {LAST_EVALS} evals)")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _legend_below(fig, *_unique_legend(axes[0]), 3.8)
+    return fig
 
 
-def _plot_energy(points: dict[str, list], path: Path) -> None:
+def _plot_sparsity(groups: dict, path: Path, palette: Palette | None = None) -> None:
+    _save(sparsity_figure(groups, palette), path)
+
+
+def _plot_energy(points: dict[str, list], path: Path, palette: Palette | None = None) -> None:
     plt = _plt()
+    palette = palette or Palette(k[1] for m in points for k, _, _ in points[m])
     titles = {"flops": "energy ∝ training FLOPs", "cpu": "energy ∝ CPU seconds", "joules": "measured joules"}
     panels = [m for m in ("flops", "cpu", "joules") if points.get(m)]
     envs = sorted({k[0] for m in panels for k, _, _ in points[m]})
     markers = dict(zip(envs, "o^sDvP*X"))
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False, layout="constrained")
     for ax, m in zip(axes[0], panels):
         seen = set()
         for (env, method, sp), x, y in points[m]:
             label = f"{method} {sp}" if (method, sp) not in seen else None
             seen.add((method, sp))
-            ax.scatter([x], [y], color=_color(method), marker=markers[env], s=45, alpha=0.85, label=label)
+            ax.scatter([x], [y], color=palette.color(method), marker=markers[env], s=45, alpha=0.85, label=label)
         ax.set_xscale("log")
         ax.set_xlabel(f"normalised energy ({titles[m]})")
         ax.set_ylabel("normalised performance (score / dense)")
         ax.set_title(f"{titles[m]}; markers: " + ", ".join(f"{markers[e]} {e}" for e in envs), fontsize=8)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _legend_below(fig, *_unique_legend(axes[0]), 4.2)
+    _save(fig, path)
 
 
-def _plot_intervals(est: dict[str, dict], path: Path) -> None:
+def intervals_figure(est: dict[str, dict], palette: Palette | None = None):
+    """IQM and mean with their 95% CIs, one row per method @ sparsity, best at the top. The figure's height
+    grows with the rows and its width with the longest label, so the panels keep their width (long labels
+    squeezed them to slivers with overlapping ticks)."""
+    from matplotlib.ticker import MaxNLocator
     plt = _plt()
+    palette = palette or Palette(est)
     keys = sorted(est, key=lambda k: est[k]["iqm"])
-    fig, axes = plt.subplots(1, 2, figsize=(9, 0.45 * len(keys) + 1.2), sharey=True)
+    height = 0.32 * len(keys) + 1.3
+    fig, axes = plt.subplots(1, 2, figsize=(9, height), sharey=True, layout="constrained")
     for ax, metric in zip(axes, ("iqm", "mean")):
         for i, k in enumerate(keys):
             lo, hi = est[k][f"{metric}_ci"]
-            ax.plot([lo, hi], [i, i], lw=6, alpha=0.6, color=_color(k))
+            ax.plot([lo, hi], [i, i], lw=6, alpha=0.8, color=palette.color(k), solid_capstyle="butt")
             ax.plot([est[k][metric]], [i], "k|", ms=12)
         ax.set_title(metric.upper() if metric == "iqm" else "Mean")
         ax.set_xlabel("normalised score")
-    axes[0].set_yticks(range(len(keys)), keys)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10]))
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].set_yticks(range(len(keys)), keys, fontsize=8)
+    axes[0].set_ylim(-0.6, len(keys) - 0.4)
+    renderer = fig.canvas.get_renderer()
+    label_width = max(t.get_window_extent(renderer).width for t in axes[0].get_yticklabels()) / fig.dpi
+    fig.set_size_inches(label_width + 2 * 3.2 + 0.6, height)
+    return fig
 
 
-def _plot_profiles(matrix: dict[str, np.ndarray], path: Path) -> None:
+def _plot_intervals(est: dict[str, dict], path: Path, palette: Palette | None = None) -> None:
+    _save(intervals_figure(est, palette), path)
+
+
+def profiles_figure(matrix: dict[str, np.ndarray], palette: Palette | None = None):
+    """rliable's performance profiles: the fraction of runs scoring above each normalised score."""
     from rliable import library as rly
     plt = _plt()
+    palette = palette or Palette(matrix)
     top = max(float(v.max()) for v in matrix.values())
     taus = np.linspace(0.0, max(1.2, top * 1.05), 61)
-    profiles, _ = rly.create_performance_profile(matrix, taus)
-    fig, ax = plt.subplots(figsize=(5.5, 4))
+    profiles = {k: rly.score_distributions(v, taus) for k, v in matrix.items()}   # no CIs drawn: no bootstrap
+    fig, ax = plt.subplots(figsize=(5.5, 4), layout="constrained")
     for k, prof in profiles.items():
-        ax.plot(taus, prof, label=k, color=_color(k))
+        ax.plot(taus, prof, label=k, color=palette.color(k), marker=palette.marker(k), markevery=8, ms=4)
     ax.set_xlabel("normalised score τ")
     ax.set_ylabel("fraction of runs with score > τ")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _legend_below(fig, *_unique_legend([ax]), 4)
+    return fig
+
+
+def _plot_profiles(matrix: dict[str, np.ndarray], path: Path, palette: Palette | None = None) -> None:
+    _save(profiles_figure(matrix, palette), path)
