@@ -15,7 +15,7 @@ from neuropath.pathways import get_masks
 from neuropath.pathways.optim import OwnAgeBiasCorrection
 from neuropath.training.build import build_pathways
 from neuropath.training.logging import read_jsonl
-from neuropath.training.online import load_run_config
+from neuropath.training.run_dir import load_run_config
 from neuropath.training.swap_probe import SwapProbe
 
 from .conftest import TINY

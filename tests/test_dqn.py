@@ -290,3 +290,17 @@ def test_every_run_kind_predicts_with_sb3s_signature_and_default(tmp_path):
     assert cp.predict(obs, deterministic=True)[0] == greedy[0]
     with pytest.raises(ValueError, match="deterministic=True"):
         cp.predict(obs)
+
+
+def test_every_loop_resumes_through_one_path_a_smaller_budget_refused_a_device_kept(tmp_path, capsys):
+    """`resume_settings` for DQN as for SAC: --steps below the reached step is one line; --device is read."""
+    from neuropath.cli import main
+    from neuropath.training.logging import read_csv
+    run = tmp_path / "r"
+    assert main(["train", *CARTPOLE, "--pathway", "dense", "--steps", "300", "--run-dir", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--steps", "200", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["neuropath: error: the run is already at step 300; --steps must be at least that"]
+    assert main(["train", "--resume", str(run), "--steps", "600", "--device", "cpu", "--no-progress"]) == 0
+    assert [r["step"] for r in read_csv(run / "metrics.csv")] == ["300", "600"]

@@ -183,8 +183,8 @@ def _train(args: argparse.Namespace) -> int:
                              f"{', '.join('--' + b.replace('_', '-') for b in bad)}")
         if "steps" in values:
             Config().set({"steps": values["steps"]}).validate()      # a bad --steps fails here
-        from .training.online import load_run_config
-        kept = {k: v for k, v in values.items() if k in ("steps", "threads", "progress")}
+        from .training.run_dir import load_run_config
+        kept = {k: v for k, v in values.items() if k in allowed}
         resumed = load_run_config(Path(args.resume))
         if resumed.run.benchmark is not None and resumed.offline.dataset is not None:
             from .training.offline_multitask import MultiTaskOfflineTrainer
@@ -201,7 +201,7 @@ def _train(args: argparse.Namespace) -> int:
         if resumed.run.algo == "dqn":
             from .training.dqn_loop import DQNTrainer
             return _train_onpolicy(DQNTrainer.resume(args.resume, **kept))
-        trainer = Trainer.resume(args.resume, **{k: v for k, v in values.items() if k in allowed})
+        trainer = Trainer.resume(args.resume, **kept)
         values = {}
     else:
         from .experiments.presets import config_file_values, preset_values
@@ -429,7 +429,7 @@ def _flops(args: argparse.Namespace) -> int:
 
 def _overlap(args: argparse.Namespace) -> int:
     from .experiments.score_overlap import format_overlap, overlap_rows, score_overlap, write_csv
-    from .training.online import load_run_config
+    from .training.run_dir import load_run_config
 
     if args.csv and Path(args.csv).exists():
         raise UsageError(f"{args.csv!r} exists; refusing to overwrite it")
@@ -448,7 +448,7 @@ def _lottery(args: argparse.Namespace) -> int:
 
 
 def _is_mt10_run(run_dir: str) -> bool:
-    from .training.online import load_run_config
+    from .training.run_dir import load_run_config
     return Path(run_dir).is_dir() and load_run_config(Path(run_dir)).run.benchmark == "MT10"
 
 

@@ -15,7 +15,7 @@ from .errors import UsageError
 from .pathways import density
 from .training import checkpoint
 from .training.evaluate import PredictsLikeSB3, run_episodes, summarise
-from .training.online import load_run_config
+from .training.run_dir import load_run_config
 
 
 class Policy(PredictsLikeSB3):

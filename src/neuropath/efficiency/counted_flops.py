@@ -149,7 +149,7 @@ def offline_flops_of_run(run_dir: str | Path) -> OfflineFlops:
     the NPF scoring pass (see the module docstring)."""
     from ..training import checkpoint
     from ..training.offline import build_algo
-    from ..training.online import load_run_config
+    from ..training.run_dir import load_run_config
 
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
@@ -257,7 +257,7 @@ def ppo_flops_of_run(run_dir: str | Path) -> LoopFlops:
     from ..algos.ppo import PPO, PPOConfig, RolloutBatch
     from ..training import checkpoint
     from ..training.logging import read_jsonl
-    from ..training.online import load_run_config
+    from ..training.run_dir import load_run_config
 
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
@@ -319,7 +319,7 @@ def dqn_flops_of_run(run_dir: str | Path) -> LoopFlops:
     from ..training import checkpoint
     from ..training.dqn_loop import make_dqn
     from ..training.logging import read_jsonl
-    from ..training.online import load_run_config
+    from ..training.run_dir import load_run_config
 
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
@@ -373,7 +373,7 @@ def format_loop_flops(r: LoopFlops) -> str:
 def count_run(run_dir: str | Path) -> tuple[Any, str, float]:
     """Any run's FLOP count, chosen by its algorithm as ``neuropath flops`` and ``neuropath report`` both need it:
     ``(report object, its text, training FLOPs on the pathway)``."""
-    from ..training.online import load_run_config
+    from ..training.run_dir import load_run_config
     from .flops import flops_of_run, format_flops
 
     cfg = load_run_config(Path(run_dir))

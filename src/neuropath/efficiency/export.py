@@ -273,7 +273,7 @@ def export_run(run_dir: str | Path, out: str | Path, fmt: str = "npz") -> Path:
     keep_ratio = step = None
     if run_dir.is_dir():                                        # a run (else a saved policy file)
         from ..training import checkpoint
-        from ..training.online import load_run_config
+        from ..training.run_dir import load_run_config
         cfg = load_run_config(run_dir)
         if cfg.offline.dataset is not None:
             raise UsageError(f"{str(run_dir)!r} is an offline ({cfg.run.algo}) run: export covers SAC, PPO "

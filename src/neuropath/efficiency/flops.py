@@ -341,7 +341,7 @@ def flops_of_run(run_dir: str | Path) -> FlopReport:
     Acting (one actor forward per step after ``seed_steps``, plus the ``init_steps`` of
     dense acting that SNIP-scored initial masks need) and evaluation episodes (from metrics.csv) are listed apart from
     training."""
-    from ..training.online import load_run_config    # the loop module pulls in the environments
+    from ..training.run_dir import load_run_config
 
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)

@@ -16,7 +16,7 @@ from ..pathways.masks import member_reach, ranges
 from ..training import checkpoint
 from ..training.config import SCORING_PATHWAYS
 from ..training.logging import read_csv, read_jsonl
-from ..training.online import load_run_config
+from ..training.run_dir import load_run_config
 
 
 def score_summary(cfg) -> str:

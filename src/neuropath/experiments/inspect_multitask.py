@@ -15,7 +15,7 @@ import torch
 
 from ..training import checkpoint
 from ..training.logging import read_csv
-from ..training.online import load_run_config
+from ..training.run_dir import load_run_config
 from .inspect import network_names, score_summary
 
 

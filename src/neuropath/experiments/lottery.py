@@ -20,7 +20,8 @@ from ..errors import UsageError
 from ..pathways import masked_layers, unmasked
 from ..training import checkpoint
 from ..training.logging import read_csv
-from ..training.online import Trainer, load_run_config
+from ..training.online import Trainer
+from ..training.run_dir import load_run_config
 
 
 def _copy_run_at_checkpoint(src: Path, ckpt: Path, dst: Path) -> None:

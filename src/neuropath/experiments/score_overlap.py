@@ -23,7 +23,7 @@ from ..errors import UsageError
 from ..pathways import masked_layers, topk_masks, unmasked
 from ..pathways.scores import SCORES, network_scores
 from ..training import checkpoint
-from ..training.online import load_run_config
+from ..training.run_dir import load_run_config
 
 RUN_MASK = "run"
 """the label of the mask the run had installed at the checkpoint"""

@@ -40,7 +40,8 @@ from .evaluate import PredictsLikeSB3
 from .guards import CheckpointClock, check_finite_losses, check_finite_weights
 from .logging import RunLogger, truncate_after
 from .loop_common import PathwayEvents, resume_trainer, rng_state, set_rng_state, write_config
-from .online import EVAL_SEED_OFFSET, load_run_config, resolve_device, start_run
+from .run_dir import load_run_config, resolve_device, start_run
+from .evaluate import EVAL_SEED_OFFSET
 
 
 class DQNTrainer(PathwayEvents):
@@ -48,7 +49,7 @@ class DQNTrainer(PathwayEvents):
 
     def __init__(self, cfg: Config, *, _resume_from: Path | None = None) -> None:
         self.cfg = cfg.validate()
-        r, d = cfg.run, cfg.dqn
+        r = cfg.run
         if r.algo != "dqn":
             raise UsageError("DQNTrainer needs --algo dqn")
         check_dqn_env(r.env)
@@ -85,8 +86,8 @@ class DQNTrainer(PathwayEvents):
 
     @classmethod
     def resume(cls, run_dir: str | Path, *, steps: int | None = None, threads: int | None = None,
-               progress: bool | None = None) -> "DQNTrainer":
-        return resume_trainer(cls, run_dir, steps=steps, threads=threads, progress=progress)
+               progress: bool | None = None, device: str | None = None) -> "DQNTrainer":
+        return resume_trainer(cls, run_dir, steps=steps, threads=threads, progress=progress, device=device)
 
     # ---- the loop -----------------------------------------------------------------------------
 

@@ -9,6 +9,10 @@ import gymnasium as gym
 import numpy as np
 
 
+EVAL_SEED_OFFSET = 1_000_003
+"""evaluation episodes are seeded ``seed + EVAL_SEED_OFFSET + step``: never a training episode's seed"""
+
+
 class PredictsLikeSB3:
     """SB3's ``predict(observation, state, episode_start, deterministic=False)`` from a policy's
     ``act_unit(observation, deterministic)``: the action in the environment's own space, and no state.

@@ -11,21 +11,17 @@ import torch
 import yaml
 
 from .. import __version__
-from . import checkpoint, run_lock
+from . import checkpoint
 from .config import Config
-from .online import load_run_config
+from .run_dir import resume_settings
 
 
 def resume_trainer(cls, run_dir: str | Path, *, steps: int | None = None, threads: int | None = None,
-                   progress: bool | None = None):
-    """``cls`` rebuilt from the run's ``config.yaml`` (with a new step budget, threads or progress bar)
-    and loaded from its latest checkpoint."""
-    run_dir = Path(run_dir)
-    run_lock.ensure_free(run_dir)
-    cfg = load_run_config(run_dir)
-    cfg.set({k: v for k, v in {"steps": steps, "threads": threads, "progress": progress}.items() if v is not None})
-    path = checkpoint.latest(run_dir)
-    trainer = cls(cfg, _resume_from=run_dir)
+                   progress: bool | None = None, device: str | None = None):
+    """``cls`` rebuilt from the run's ``config.yaml`` (with a new step budget, threads, progress bar or
+    device: `resume_settings`) and loaded from its latest checkpoint."""
+    cfg, path = resume_settings(run_dir, steps=steps, threads=threads, progress=progress, device=device)
+    trainer = cls(cfg, _resume_from=Path(run_dir))
     trainer.load_checkpoint(path)
     return trainer
 

@@ -41,7 +41,7 @@ from .checkpoint import write_text_atomic
 from .config import Config
 from .guards import CheckpointClock, check_finite_losses, check_finite_weights
 from .loop_common import resume_trainer
-from .online import resolve_device, start_run
+from .run_dir import resolve_device, start_run
 
 FREEZE_FRACTION = 0.6
 
@@ -105,10 +105,10 @@ class MultiTaskTrainer:
 
     @classmethod
     def resume(cls, run_dir: str | Path, *, steps: int | None = None, threads: int | None = None,
-               progress: bool | None = None) -> "MultiTaskTrainer":
+               progress: bool | None = None, device: str | None = None) -> "MultiTaskTrainer":
         """Continue a run from its latest checkpoint (new episodes start there; optionally a
         larger ``steps`` budget)."""
-        return resume_trainer(cls, run_dir, steps=steps, threads=threads, progress=progress)
+        return resume_trainer(cls, run_dir, steps=steps, threads=threads, progress=progress, device=device)
 
     # ---- pathways ------------------------------------------------------------------------------
 

@@ -9,10 +9,8 @@ and a resumed run replays exactly the same transitions (tested on CPU).
 from __future__ import annotations
 
 import random
-import re
 import time
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,61 +30,14 @@ from ..pathways import density, layer_density, unmasked
 from ..pathways.masks import ranges
 from . import checkpoint, run_lock
 from .build import build_pathways, check_reachable, needs_init_data, use_sparse_execution, uses_rlx2_extras
-from .config import Config, fill_legacy
-from .evaluate import run_episodes, summarise
+from .config import Config
+from .evaluate import EVAL_SEED_OFFSET, run_episodes, summarise
 from .guards import CheckpointClock, check_finite_losses, check_finite_weights, last_good
 from .logging import RunLogger, truncate_after
+from .run_dir import check_new_run_dir, default_run_dir, resolve_device, resume_settings
 from .swap_probe import SwapProbe
 
 Callback = Callable[[int, dict[str, Any]], bool]
-EVAL_SEED_OFFSET = 1_000_003
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError("--device cuda asked for, but torch sees no CUDA device; use --device cpu or auto")
-    return torch.device(name)
-
-
-def default_run_dir(cfg: Config, root: Path = Path("runs")) -> Path:
-    """A new folder under ``runs/`` named by what is trained (env, benchmark or dataset), method, seed, time."""
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    if cfg.offline.dataset is not None:
-        what = f"offline__{cfg.offline.dataset}__{cfg.run.algo}"
-    else:
-        what = cfg.run.benchmark or cfg.run.env
-    env = re.sub(r"[^A-Za-z0-9_.-]", "_", what)
-    base = root / f"{env}__{cfg.pathway.pathway}__s{cfg.run.seed}__{stamp}"
-    path, n = base, 1
-    while path.exists():
-        path, n = Path(f"{base}-{n}"), n + 1
-    return path
-
-
-def check_new_run_dir(run_dir: Path) -> None:
-    """A new run never writes into another run: the folder must be absent or empty (a lock file
-    left by a process that died before writing anything does not count)."""
-    run_lock.ensure_free(run_dir)
-    if run_dir.exists() and any(p.name != run_lock.LOCK_NAME for p in run_dir.iterdir()):
-        raise UsageError(f"run directory {str(run_dir)!r} exists and is not empty; pick another "
-                         "--run-dir or continue it with --resume")
-
-
-def start_run(cfg: Config, resume_from: Path | None) -> Path:
-    """What every loop does first: pick the run directory (refusing a non-empty new one), set torch's
-    threads and seed python, numpy and torch. Returns the run directory."""
-    r = cfg.run
-    run_dir = resume_from or (Path(r.run_dir) if r.run_dir else default_run_dir(cfg))
-    if resume_from is None:
-        check_new_run_dir(run_dir)
-    if r.threads:
-        torch.set_num_threads(r.threads)
-    random.seed(r.seed)
-    np.random.seed(r.seed)
-    torch.manual_seed(r.seed)
-    return run_dir
 
 
 class Trainer:
@@ -164,15 +115,8 @@ class Trainer:
     def resume(cls, run_dir: str | Path, *, steps: int | None = None, progress: bool | None = None,
                device: str | None = None, threads: int | None = None) -> "Trainer":
         """Rebuild a run from its ``config.yaml`` and load its latest checkpoint."""
+        cfg, ckpt = resume_settings(run_dir, steps=steps, progress=progress, device=device, threads=threads)
         run_dir = Path(run_dir)
-        run_lock.ensure_free(run_dir)
-        cfg = load_run_config(run_dir)
-        ckpt = checkpoint.latest(run_dir)
-        overrides = {"steps": steps, "progress": progress, "device": device, "threads": threads}
-        cfg.set({k: v for k, v in overrides.items() if v is not None})
-        done = checkpoint.read_meta(ckpt).get("step", 0)
-        if steps is not None and cfg.run.steps < done:
-            raise UsageError(f"the run is already at step {done}; --steps must be at least that")
         trainer = cls(cfg, _resume_from=run_dir)
         trainer.load_checkpoint(ckpt)
         return trainer
@@ -571,24 +515,3 @@ class Trainer:
         # budget mid-episode and is extended starts a new episode there.
         self.obs = None
         self.ep_return, self.ep_len = 0.0, 0
-
-
-def load_run_config(run_dir: Path) -> Config:
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise UsageError(f"run directory {str(run_dir)!r} does not exist")
-    path = run_dir / "config.yaml"
-    if not path.is_file():
-        raise UsageError(f"{str(run_dir)!r} is not a neuropath run directory (no config.yaml)")
-    try:
-        data = yaml.safe_load(path.read_text())
-        data.pop("neuropath", None)
-        fill_legacy(data)
-        offline = data.get("offline") or {}
-        if offline.get("dataset") is None and offline.get("algo") == "iql":
-            offline["algo"] = "sac"      # runs before 0.2 stored the offline default "iql" for every run
-        return Config.from_dict(data)
-    except UsageError as exc:
-        raise UsageError(f"{str(path)!r} is corrupt: {exc}") from None
-    except Exception as exc:  # noqa: BLE001 - any unreadable config is corrupt
-        raise UsageError(f"{str(path)!r} is corrupt: {type(exc).__name__}") from None

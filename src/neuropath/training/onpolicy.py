@@ -44,7 +44,8 @@ from .evaluate import PredictsLikeSB3, run_episodes, summarise
 from .guards import CheckpointClock, check_finite_losses, check_finite_weights
 from .logging import RunLogger, truncate_after
 from .loop_common import PathwayEvents, resume_trainer, rng_state, set_rng_state, write_config
-from .online import EVAL_SEED_OFFSET, load_run_config, resolve_device, start_run
+from .run_dir import load_run_config, resolve_device, start_run
+from .evaluate import EVAL_SEED_OFFSET
 
 OBS_CLIP = 10.0
 EPS = 1e-8
@@ -124,8 +125,8 @@ class PPOTrainer(PathwayEvents):
 
     @classmethod
     def resume(cls, run_dir: str | Path, *, steps: int | None = None, threads: int | None = None,
-               progress: bool | None = None) -> "PPOTrainer":
-        return resume_trainer(cls, run_dir, steps=steps, threads=threads, progress=progress)
+               progress: bool | None = None, device: str | None = None) -> "PPOTrainer":
+        return resume_trainer(cls, run_dir, steps=steps, threads=threads, progress=progress, device=device)
 
     # ---- acting with the training statistics ------------------------------------------------------
 
