@@ -115,3 +115,17 @@ def test_a_report_over_16_long_labelled_variants_writes_readable_plots(tmp_path)
     groups = R.group_runs(R.split_variants(R.load_runs(tmp_path / "runs")[0]))
     assert len({k[1] for k in groups}) == 16
     _assert_readable(R.curves_figure(groups))
+
+
+def test_confidence_intervals_are_the_same_on_every_call_and_leave_numpys_global_state_alone():
+    """rliable's bootstrap draws from numpy's global generator whatever random_state it gets: a report
+    written twice gave two sets of CIs."""
+    rng = np.random.default_rng(0)
+    matrix = {"a": rng.random((3, 2)), "b": rng.random((3, 2))}
+    first = R.interval_estimates(matrix, reps=200)
+    np.random.seed(123)
+    state = np.random.get_state()[1].copy()
+    assert R.interval_estimates(matrix, reps=200) == first
+    assert np.array_equal(np.random.get_state()[1], state)            # the caller's generator untouched
+    pairs = {"a>b": (matrix["a"], matrix["b"])}
+    assert R._probabilities(pairs, 200, 0) == R._probabilities(pairs, 200, 0)

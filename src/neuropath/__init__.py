@@ -4,7 +4,7 @@ Python API (the CLI is a thin layer over it)::
 
     import neuropath as npth
     cfg = npth.load_preset("quickstart", seed=1)      # or npth.Config().set({...})
-    trainer = npth.Trainer(cfg)                       # a new run directory under runs/
+    trainer = npth.Trainer(cfg)                       # a new run directory under runs/; any kind of run
     trainer.train()
     policy = npth.load_policy(trainer.run_dir)        # SB3-style predict()
     action, _ = policy.predict(obs, deterministic=True)
@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 from .errors import UsageError  # noqa: E402
 from .training.config import Config, PathwayConfig, RunConfig  # noqa: E402
 from .algos.sac import SACConfig  # noqa: E402
-from .training.online import Trainer  # noqa: E402
+from .kinds import Trainer  # noqa: E402  (any kind of run: SAC, PPO, DQN, MT10, offline)
 from .policy import Policy, evaluate, load_policy  # noqa: E402
 from .experiments.presets import load_preset  # noqa: E402
 

@@ -73,8 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_flags(t)
 
     e = sub.add_parser("eval", help="evaluate a run's policy", epilog=EPILOG,
-                       description="Run a trained policy for some episodes and print the mean return (and success "
-                       "rate on MT10); deterministic actions unless --stochastic.")
+                       description="Run a trained policy for some episodes and print the mean return; deterministic "
+                       "actions unless --stochastic. Multi-task (MT10) runs report per-task success in "
+                       "their metrics.csv (`neuropath inspect`).")
     e.add_argument("run_dir", help="run directory (or a saved policy file)")
     e.add_argument("--episodes", type=int, default=10, help="episodes to run (default: 10)")
     e.add_argument("--seed", type=int, default=0, help="seed of the first episode's environment reset; episode i "
@@ -172,9 +173,8 @@ def _train(args: argparse.Namespace) -> int:
 
     values = {k: v for k, v in vars(args).items()
               if k in Config.fields() and v is not None}
+    from .kinds import kind_of
     if args.resume:
-        from .training.online import Trainer
-
         allowed = {"steps", "device", "threads", "progress"}
         extra = sorted(set(values) - allowed)
         if extra or args.preset or args.config:
@@ -185,24 +185,7 @@ def _train(args: argparse.Namespace) -> int:
             Config().set({"steps": values["steps"]}).validate()      # a bad --steps fails here
         from .training.run_dir import load_run_config
         kept = {k: v for k, v in values.items() if k in allowed}
-        resumed = load_run_config(Path(args.resume))
-        if resumed.run.benchmark is not None and resumed.offline.dataset is not None:
-            from .training.offline_multitask import MultiTaskOfflineTrainer
-            return _train_offline(MultiTaskOfflineTrainer.resume(args.resume, **kept))
-        if resumed.run.benchmark is not None:
-            from .training.multitask import MultiTaskTrainer
-            return _train_multitask(MultiTaskTrainer.resume(args.resume, **kept))
-        if resumed.offline.dataset is not None:
-            from .training.offline import OfflineTrainer
-            return _train_offline(OfflineTrainer.resume(args.resume, **kept))
-        if resumed.run.algo == "ppo":
-            from .training.onpolicy import PPOTrainer
-            return _train_onpolicy(PPOTrainer.resume(args.resume, **kept))
-        if resumed.run.algo == "dqn":
-            from .training.dqn_loop import DQNTrainer
-            return _train_onpolicy(DQNTrainer.resume(args.resume, **kept))
-        trainer = Trainer.resume(args.resume, **kept)
-        values = {}
+        trainer = kind_of(load_run_config(Path(args.resume))).trainer_class().resume(args.resume, **kept)
     else:
         from .experiments.presets import config_file_values, preset_values
 
@@ -225,82 +208,27 @@ def _train(args: argparse.Namespace) -> int:
             import yaml
             print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
             return 0
-        if cfg.run.benchmark is not None and cfg.offline.dataset is not None:
-            from .training.offline_multitask import MultiTaskOfflineTrainer
-            return _train_offline(MultiTaskOfflineTrainer(cfg))
-        if cfg.run.benchmark is not None:
-            from .training.multitask import MultiTaskTrainer
-            return _train_multitask(MultiTaskTrainer(cfg))
-        if cfg.offline.dataset is not None:
-            from .training.offline import OfflineTrainer
-            return _train_offline(OfflineTrainer(cfg))
-        if cfg.run.algo == "ppo":
-            from .training.onpolicy import PPOTrainer
-            return _train_onpolicy(PPOTrainer(cfg))
-        if cfg.run.algo == "dqn":
-            from .training.dqn_loop import DQNTrainer
-            return _train_onpolicy(DQNTrainer(cfg))
-        from .training.online import Trainer
+        trainer = kind_of(cfg).trainer_class()(cfg)
+    return _run_trainer(trainer)
 
-        trainer = Trainer(cfg)
+
+def _run_trainer(trainer) -> int:
+    """Train any kind of run to its budget: the same messages for all, Ctrl-C (or SIGTERM) included, after
+    which every loop has checkpointed what it could."""
+    from .training.checkpoint import checkpoint_root
     print(f"run directory: {trainer.run_dir}", file=sys.stderr)
     try:
         row = trainer.train()
     except KeyboardInterrupt:
-        from .training.checkpoint import checkpoint_root
         if (checkpoint_root(trainer.run_dir) / "latest").is_file():
             print(f"\nneuropath: interrupted; a checkpoint was saved: continue with "
                   f"`neuropath train --resume {trainer.run_dir}`", file=sys.stderr)
         else:
-            print(f"\nneuropath: interrupted before the first step; no checkpoint in "
+            print(f"\nneuropath: interrupted before the first checkpoint; none in "
                   f"{trainer.run_dir}: start the run again", file=sys.stderr)
         return 130
     if row:
-        print(f"step {row['step']}: eval return {row['return_mean']:.1f} ± {row['return_std']:.1f} "
-              f"({trainer.phase()}, actor density {row['actor_density']:.3f}, "
-              f"critic density {row['critic_density']:.3f})")
-    print(f"run directory: {trainer.run_dir}")
-    return 0
-
-
-def _train_multitask(trainer) -> int:
-    print(f"run directory: {trainer.run_dir}", file=sys.stderr)
-    row = trainer.train()
-    if row:
-        print(f"step {row['step']}: mean success {row['success_mean']:.2f}, return {row['return_mean']:.1f} "
-              f"({trainer.phase()}, actor density {row['actor_density']:.3f} per task)")
-    print(f"run directory: {trainer.run_dir}")
-    return 0
-
-
-def _train_onpolicy(trainer) -> int:
-    """PPO and DQN runs (their own loops; resumed runs start new episodes)."""
-    from .pathways import density
-    print(f"run directory: {trainer.run_dir}", file=sys.stderr)
-    try:
-        row = trainer.train()
-    except KeyboardInterrupt:
-        print(f"\nneuropath: interrupted; continue with `neuropath train --resume {trainer.run_dir}` "
-              "(from the last checkpoint, if one was written)", file=sys.stderr)
-        return 130
-    if row:
-        nets = " and ".join(f"{n} density {density(net):.3f}" for n, net in trainer.algo.networks.items())
-        print(f"step {row['step']}: eval return {row['return_mean']:.1f} ± {row['return_std']:.1f} "
-              f"({trainer.phase()}, {nets})")
-    print(f"run directory: {trainer.run_dir}")
-    return 0
-
-
-def _train_offline(trainer) -> int:
-    print(f"run directory: {trainer.run_dir}", file=sys.stderr)
-    row = trainer.train()
-    if row and "success_mean" in row:
-        print(f"update {row['step']}: mean success {row['success_mean']:.2f} over {len(trainer.tasks)} tasks "
-              f"(actor density {row['actor_density']:.3f} per task)")
-    elif row:
-        score = f", normalised score {row['normalized_score']}" if row["normalized_score"] != "" else ""
-        print(f"update {row['step']}: eval return {row['return_mean']:.1f} ± {row['return_std']:.1f}{score} "
-              f"(actor density {row['actor_density']:.3f})")
+        print(trainer.result_line(row))
     print(f"run directory: {trainer.run_dir}")
     return 0
 

@@ -68,24 +68,20 @@ def save_actor(actor: Actor, low: np.ndarray, high: np.ndarray, env_id: str, pat
     os.replace(tmp, path)
 
 
-def load_policy(run_dir: str | Path) -> Policy:
-    """The policy of a run's latest checkpoint (a run directory or a saved policy file)."""
+def load_policy(run_dir: str | Path):
+    """The policy of a run's latest checkpoint (a run directory or a saved policy file), for any kind of
+    run that has one (`neuropath.kinds`): SAC's `Policy`, PPO's, DQN's, an offline run's; each with SB3's
+    ``predict``."""
+    from .kinds import kind_of
     run_dir = Path(run_dir)
     if run_dir.is_file():
         return Policy.load(run_dir)
+    return kind_of(load_run_config(run_dir)).load_policy(run_dir)
+
+
+def sac_policy(run_dir: Path) -> Policy:
+    """The actor of an online SAC run's latest checkpoint."""
     cfg = load_run_config(run_dir)
-    if cfg.offline.dataset is not None:
-        from .training.offline import OfflinePolicy
-        return OfflinePolicy(run_dir)
-    if cfg.run.algo == "ppo":
-        from .training.onpolicy import PPOPolicy
-        return PPOPolicy(run_dir)
-    if cfg.run.algo == "dqn":
-        from .training.dqn_loop import DQNPolicy
-        return DQNPolicy(run_dir)
-    if cfg.run.benchmark is not None:
-        raise UsageError(f"{str(run_dir)!r} is a multi-task ({cfg.run.benchmark}) run: its evaluations are in "
-                         "metrics.csv; `neuropath inspect` shows them per task")
     path = checkpoint.latest(run_dir)
     meta = checkpoint.read_meta(path)
     state = checkpoint.load_state(path)

@@ -371,17 +371,28 @@ def format_loop_flops(r: LoopFlops) -> str:
 
 
 def count_run(run_dir: str | Path) -> tuple[Any, str, float]:
-    """Any run's FLOP count, chosen by its algorithm as ``neuropath flops`` and ``neuropath report`` both need it:
-    ``(report object, its text, training FLOPs on the pathway)``."""
-    from ..training.run_dir import load_run_config
-    from .flops import flops_of_run, format_flops
+    """Any run's FLOP count, by its kind (`neuropath.kinds`), as ``neuropath flops`` and ``neuropath report``
+    both need it: ``(report object, its text, training FLOPs on the pathway)``."""
+    from ..kinds import kind_of_run
+    return kind_of_run(run_dir).count_flops(Path(run_dir))
 
-    cfg = load_run_config(Path(run_dir))
-    if cfg.run.algo in ("ppo", "dqn"):
-        loop = (ppo_flops_of_run if cfg.run.algo == "ppo" else dqn_flops_of_run)(run_dir)
-        return loop, format_loop_flops(loop), float(loop.totals()["run_pathway"])
-    if cfg.offline.dataset is not None:
-        offline = offline_flops_of_run(run_dir)
-        return offline, format_offline_flops(offline), float(offline.totals()["run_pathway"])
+
+def count_sac_run(run_dir: Path) -> tuple[Any, str, float]:
+    from .flops import flops_of_run, format_flops
     report = flops_of_run(run_dir)
     return report, format_flops(report), float(report.run["training"].pathway)
+
+
+def count_ppo_run(run_dir: Path) -> tuple[Any, str, float]:
+    loop = ppo_flops_of_run(run_dir)
+    return loop, format_loop_flops(loop), float(loop.totals()["run_pathway"])
+
+
+def count_dqn_run(run_dir: Path) -> tuple[Any, str, float]:
+    loop = dqn_flops_of_run(run_dir)
+    return loop, format_loop_flops(loop), float(loop.totals()["run_pathway"])
+
+
+def count_offline_run(run_dir: Path) -> tuple[Any, str, float]:
+    offline = offline_flops_of_run(run_dir)
+    return offline, format_offline_flops(offline), float(offline.totals()["run_pathway"])

@@ -274,14 +274,15 @@ def export_run(run_dir: str | Path, out: str | Path, fmt: str = "npz") -> Path:
     if run_dir.is_dir():                                        # a run (else a saved policy file)
         from ..training import checkpoint
         from ..training.run_dir import load_run_config
+        from ..kinds import kind_of
         cfg = load_run_config(run_dir)
-        if cfg.offline.dataset is not None:
-            raise UsageError(f"{str(run_dir)!r} is an offline ({cfg.run.algo}) run: export covers SAC, PPO "
-                             "and DQN policies so far")
+        kind = kind_of(cfg)
+        if not kind.exports:
+            raise kind.refusal("export", run_dir)
         if cfg.pathway.pathway == "dense":
             raise UsageError(f"{str(run_dir)!r} is a dense run (pathway 'dense'): nothing to export "
                              "sparsely; export a run trained with a pathway (e.g. --pathway dapd)")
-        keep_ratio = cfg.keep_ratio_of({"dqn": "q"}.get(cfg.run.algo, "actor"))
+        keep_ratio = cfg.keep_ratio_of(kind.exported_network)
         step = checkpoint.read_meta(checkpoint.latest(run_dir)).get("step")
     policy = load_policy(run_dir)
     return export_policy(policy, out, fmt, source=str(run_dir), keep_ratio=keep_ratio, step=step)

@@ -21,6 +21,7 @@ Only runs that reached their step budget count; the others are listed as unfinis
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import functools
@@ -290,6 +291,19 @@ def score_matrix(groups: dict, norm: dict[str, float]) -> tuple[dict[str, np.nda
     return out, skipped
 
 
+@contextlib.contextmanager
+def _global_numpy_seed(seed: int):
+    """rliable 1.2's stratified bootstrap draws its indices from numpy's global generator and ignores the
+    ``random_state`` it is given, so a report's CIs changed from one run to the next: seed the global
+    generator for the call and give the caller's state back."""
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
 def interval_estimates(matrix: dict[str, np.ndarray], reps: int, seed: int = 0) -> dict[str, dict]:
     """IQM and mean with 95% stratified-bootstrap CIs (rliable)."""
     from rliable import library as rly
@@ -298,7 +312,7 @@ def interval_estimates(matrix: dict[str, np.ndarray], reps: int, seed: int = 0) 
     def aggregate(x: np.ndarray) -> np.ndarray:
         return np.array([metrics.aggregate_iqm(x), metrics.aggregate_mean(x)])
 
-    with warnings.catch_warnings():      # arch 7 deprecates the random_state rliable passes
+    with warnings.catch_warnings(), _global_numpy_seed(seed):   # arch 7 deprecates rliable's random_state
         warnings.simplefilter("ignore", FutureWarning)
         point, ci = rly.get_interval_estimates(matrix, aggregate, reps=reps,
                                                random_state=np.random.RandomState(seed))
@@ -317,7 +331,7 @@ def _probabilities(pairs: dict[str, tuple[np.ndarray, np.ndarray]], reps: int, s
     from rliable import library as rly
     from rliable import metrics
 
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _global_numpy_seed(seed):
         warnings.simplefilter("ignore", FutureWarning)
         point, ci = rly.get_interval_estimates(pairs, metrics.probability_of_improvement, reps=reps,
                                                random_state=np.random.RandomState(seed))

@@ -53,6 +53,13 @@ def set_rng_state(state: dict[str, Any], rng: np.random.Generator | None = None)
 class PathwayEvents:
     """Mask events and freezes into ``pathway.jsonl`` (needs ``self.pathways``, ``self.logger``, ``self.step``)."""
 
+    def result_line(self, row: dict[str, Any]) -> str:
+        """The last evaluation in one line, as ``neuropath train`` prints it at the end."""
+        from ..pathways import density
+        nets = " and ".join(f"{n} density {density(net):.3f}" for n, net in self.algo.networks.items())
+        return (f"step {row['step']}: eval return {row['return_mean']:.1f} ± {row['return_std']:.1f} "
+                f"({self.phase()}, {nets})")
+
     def _event(self, kind: str, name: str, result) -> dict[str, Any]:
         return {"step": self.step, "net": name, "event": kind, "changed": result.changed,
                 "density": round(result.density, 6), "frozen": self.pathways[name].frozen}

@@ -146,6 +146,11 @@ class MultiTaskTrainer:
     def phase(self) -> str:
         return "dense" if not self.dapd else ("frozen" if self.frozen else "warm-up")
 
+    def result_line(self, row: dict[str, Any]) -> str:
+        """The last evaluation in one line, as ``neuropath train`` prints it at the end."""
+        return (f"step {row['step']}: mean success {row['success_mean']:.2f}, return {row['return_mean']:.1f} "
+                f"({self.phase()}, actor density {row['actor_density']:.3f} per task)")
+
     # ---- the loop ------------------------------------------------------------------------------
 
     @run_lock.locked

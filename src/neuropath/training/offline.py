@@ -41,7 +41,7 @@ from ..pathways.methods import RandomStatic, StaticSNIP
 from . import checkpoint, run_lock
 from .checkpoint import write_text_atomic
 from .config import Config
-from .evaluate import run_episodes, summarise
+from .evaluate import PredictsLikeSB3, run_episodes, summarise
 from .guards import CheckpointClock, check_finite_losses, check_finite_weights
 from .logging import cut_off_warning
 from .loop_common import resume_trainer
@@ -133,8 +133,9 @@ def build_algo(cfg: Config, obs_dim: int, act_dim: int, *, tasks: int = 0, per_t
                **shape)
 
 
-class OfflinePolicy:
-    """An offline run's policy for `neuropath eval` (``act_unit`` like `neuropath.Policy`)."""
+class OfflinePolicy(PredictsLikeSB3):
+    """An offline run's policy: ``act_unit`` in [-1, 1] for `neuropath eval`, SB3's ``predict`` in the
+    environment's own bounds (like `neuropath.Policy`)."""
 
     def __init__(self, run_dir: Path) -> None:
         cfg = load_run_config(run_dir)
@@ -147,6 +148,12 @@ class OfflinePolicy:
             raise UsageError(f"checkpoint {str(path)!r} does not fit its own config: "
                              f"{str(exc).splitlines()[0]}") from None
         self.env_id = meta["env"]
+        env = make_env(self.env_id)
+        try:
+            space = env.unwrapped.action_space
+            self.low, self.high = np.asarray(space.low), np.asarray(space.high)
+        finally:
+            env.close()
 
     @property
     def density(self) -> float:
@@ -254,6 +261,16 @@ class OfflineTrainer:
         return events
 
     # ---- the loop ---------------------------------------------------------------------------------
+
+    def result_line(self, row: dict[str, Any]) -> str:
+        """The last evaluation in one line, as ``neuropath train`` prints it at the end (a multi-task run's
+        rows hold the mean success over its tasks)."""
+        if "success_mean" in row:
+            return (f"update {row['step']}: mean success {row['success_mean']:.2f} over {len(self.tasks)} tasks "
+                    f"(actor density {row['actor_density']:.3f} per task)")
+        score = f", normalised score {row['normalized_score']}" if row["normalized_score"] != "" else ""
+        return (f"update {row['step']}: eval return {row['return_mean']:.1f} ± {row['return_std']:.1f}{score} "
+                f"(actor density {row['actor_density']:.3f})")
 
     @run_lock.locked
     def train(self) -> dict[str, Any]:

@@ -365,6 +365,12 @@ class Trainer:
         schedules = [pw.schedule for pw in self.pathways.values()]
         return schedules[0].phase if all(s.phase == schedules[0].phase for s in schedules) else "mixed"
 
+    def result_line(self, row: dict[str, Any]) -> str:
+        """The last evaluation in one line, as ``neuropath train`` prints it at the end."""
+        return (f"step {row['step']}: eval return {row['return_mean']:.1f} ± {row['return_std']:.1f} "
+                f"({self.phase()}, actor density {row['actor_density']:.3f}, "
+                f"critic density {row['critic_density']:.3f})")
+
     # ---- evaluation and logging -------------------------------------------------------------
 
     def evaluate(self) -> dict[str, Any]:
