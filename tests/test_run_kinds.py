@@ -95,3 +95,29 @@ def test_every_kind_trains_resumes_evaluates_inspects_counts_and_exports_through
             action, state = policy.predict(obs, deterministic=deterministic)
             assert state is None and env.action_space.contains(np.asarray(action, env.action_space.dtype))
         env.close()
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_ctrl_c_in_any_kind_ends_in_one_line_with_status_130_and_the_run_resumes(name, datasets, tmp_path,
+                                                                                 capsys, monkeypatch):
+    """A KeyboardInterrupt at the second evaluation (the user's Ctrl-C, or SIGTERM): every loop checkpoints
+    what it did and the CLI says so in one line (MT10 and offline runs used to end in a traceback)."""
+    flags, pathway, (first, second) = CASES[name]
+    cls = KINDS[name].trainer_class()
+    evaluate, calls = cls.evaluate, []
+
+    def interrupted(self):
+        calls.append(self.step)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return evaluate(self)
+
+    monkeypatch.setattr(cls, "evaluate", interrupted)
+    run = tmp_path / name
+    capsys.readouterr()
+    assert main(["train", *flags, "--pathway", pathway, "--steps", str(second), "--run-dir", str(run)]) == 130
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert err[-1] == f"neuropath: interrupted; a checkpoint was saved: continue with `neuropath train --resume {run}`"
+    monkeypatch.setattr(cls, "evaluate", evaluate)
+    assert main(["train", "--resume", str(run)]) == 0
+    assert int(read_csv(run / "metrics.csv")[-1]["step"]) == second

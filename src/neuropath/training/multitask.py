@@ -40,6 +40,7 @@ from . import checkpoint, run_lock
 from .checkpoint import write_text_atomic
 from .config import Config
 from .guards import CheckpointClock, check_finite_losses, check_finite_weights
+from .logging import read_csv
 from .loop_common import resume_trainer
 from .run_dir import resolve_device, start_run
 
@@ -164,6 +165,8 @@ class MultiTaskTrainer:
                          "wall_time", "cpu_seconds"] + [f"success_{_safe(t)}" for t in self.tasks])
         self._truncate_logs()
         fresh = not (self.run_dir / "metrics.csv").is_file()
+        logged = [] if fresh else read_csv(self.run_dir / "metrics.csv")
+        evaluated_at = int(logged[-1]["step"]) if logged else None
         self._metrics = open(self.run_dir / "metrics.csv", "a")
         if fresh:
             self._metrics.write(",".join(self._fields) + "\n")
@@ -215,6 +218,7 @@ class MultiTaskTrainer:
                     self.save()
                 if self.step % r.eval_every == 0 or self.step == r.steps:
                     row = self.evaluate()
+                    evaluated_at = self.step
                     if self.dapd and not self.frozen and row["success_mean"] >= p.freeze_success \
                             and self.step >= r.seed_steps:
                         self._freeze(f"mean success {row['success_mean']:.2f} >= {p.freeze_success}")
@@ -223,6 +227,8 @@ class MultiTaskTrainer:
                     if self.step % 100 == 0:
                         bar.set_postfix(success="-" if self.last_success is None else f"{self.last_success:.2f}",
                                         phase=self.phase())
+            if evaluated_at != self.step:       # interrupted in its final evaluation: the budget's row
+                row = self.evaluate()
             self.save()
         except KeyboardInterrupt:          # Ctrl-C / SIGTERM: keep what was done; --resume continues
             if self.step > 0:

@@ -43,7 +43,7 @@ from .checkpoint import write_text_atomic
 from .config import Config
 from .evaluate import PredictsLikeSB3, run_episodes, summarise
 from .guards import CheckpointClock, check_finite_losses, check_finite_weights
-from .logging import cut_off_warning
+from .logging import cut_off_warning, read_csv
 from .loop_common import resume_trainer
 from .run_dir import load_run_config, resolve_device, start_run
 
@@ -281,6 +281,8 @@ class OfflineTrainer:
         write_text_atomic(self.run_dir / "config.yaml", yaml.safe_dump({"neuropath": __version__, **data}, sort_keys=False))
         self._truncate_logs()
         fresh = not (self.run_dir / "metrics.csv").is_file()
+        logged = [] if fresh else read_csv(self.run_dir / "metrics.csv")
+        evaluated_at = int(logged[-1]["step"]) if logged else None
         self._metrics = open(self.run_dir / "metrics.csv", "a")
         if fresh:
             self._metrics.write(",".join(self.fields) + "\n")
@@ -304,12 +306,15 @@ class OfflineTrainer:
                     check_finite_losses(losses, self.step, self.run_dir)
                 if self.step % r.eval_every == 0 or self.step == r.steps:
                     row = self.evaluate()
+                    evaluated_at = self.step
                     if bar is not None:
                         bar.set_postfix(self._progress(row))
                 if (self.step % r.checkpoint_every == 0 or self.checkpoint_clock.due()) and self.step < r.steps:
                     self.save()
                 if bar is not None:
                     bar.update(1)
+            if evaluated_at != self.step:       # interrupted in its final evaluation: the budget's row
+                row = self.evaluate()
             self.save()
         except KeyboardInterrupt:
             if self.step > 0:
