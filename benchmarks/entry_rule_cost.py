@@ -18,7 +18,7 @@ import torch
 
 from neuropath.algos.common import random_batch
 from neuropath.algos.sac import SAC, SACConfig
-from neuropath.efficiency.sparse_exec import enable_sparse_execution
+from neuropath.engine.sparse_exec import enable_sparse_execution
 from neuropath.pathways import DAPD, Pathway, WarmupFreeze
 
 OBS, ACT = 17, 6

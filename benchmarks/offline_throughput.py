@@ -25,7 +25,7 @@ import torch
 from neuropath.algos.bcq import BCQ, BCQConfig
 from neuropath.algos.common import Batch, random_batch
 from neuropath.algos.iql import IQL, IQLConfig
-from neuropath.efficiency.sparse_exec import enable_sparse_execution
+from neuropath.engine.sparse_exec import enable_sparse_execution
 from neuropath.pathways.masks import copy_masks, masked_layers
 
 OBS, ACT = 17, 6

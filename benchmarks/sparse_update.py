@@ -13,12 +13,12 @@ side in one process, interleaved rounds, medians, ms per update:
 - ``sparse``: the same kernels, one autograd node per network (`MaskedMLP`: feature-major activations
   from input to output, bias and ReLU fused), torch's autograd, Adam and Polyak around them;
 - ``fused``: the whole update in compiled kernels over the pathway's entries only
-  (`efficiency/fused_sac.FusedSACUpdate`: forwards, backwards, Adam, Polyak; ``--sparse on``/``auto``).
+  (`engine/fused_sac.FusedSACUpdate`: forwards, backwards, Adam, Polyak; ``--sparse on``/``auto``).
 
 With ``--run``, masks and weights come from that run's latest checkpoint (a frozen DAPD run: the
 masks training really ends with); without it, every layer gets a random mask of the given density
 (uniform per layer). A per-layer table shows forward+backward of one 256×256 layer at several
-densities, which is where ``MAX_DENSITY`` in ``efficiency/sparse_exec.py`` comes from.
+densities, which is where ``MAX_DENSITY`` in ``engine/sparse_exec.py`` comes from.
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ import torch
 
 from neuropath.algos.common import Batch
 from neuropath.algos.sac import SAC, SACConfig
-from neuropath.efficiency.fused_sac import FusedSACUpdate
-from neuropath.efficiency.kernels import SparsePlan, sparse_linear
-from neuropath.efficiency.sparse_exec import enable_sparse_execution
+from neuropath.engine.fused_sac import FusedSACUpdate
+from neuropath.engine.kernels import SparsePlan, sparse_linear
+from neuropath.engine.sparse_exec import enable_sparse_execution
 from neuropath.pathways.masks import copy_masks, density, masked_layers
 
 OBS, ACT, HIDDEN = 17, 6, [256, 256]

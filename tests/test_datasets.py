@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from neuropath.cli import main
-from neuropath.data.datasets import MUJOCO_KINDS, make_mujoco_dataset, medium_snapshot
+from neuropath.data.datasets import MUJOCO_KINDS
+from neuropath.experiments.make_datasets import make_mujoco_dataset, medium_snapshot
 
 from .conftest import TINY
 from .test_train import _flags

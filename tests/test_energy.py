@@ -6,7 +6,7 @@ import types
 import torch
 
 import neuropath as npth
-from neuropath.efficiency.energy import EnergyMeter
+from neuropath.engine.energy import EnergyMeter
 from neuropath.training.logging import read_csv
 
 from .conftest import TINY

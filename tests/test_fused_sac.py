@@ -1,4 +1,4 @@
-"""The fused SAC update (`efficiency/fused_sac.py`): what `SAC.update` computes, over the pathway's entries
+"""The fused SAC update (`engine/fused_sac.py`): what `SAC.update` computes, over the pathway's entries
 only, with the skipped work on the other entries replayed by `sync()`."""
 
 import copy
@@ -9,7 +9,7 @@ import torch
 import neuropath as npth
 from neuropath.algos.common import Batch
 from neuropath.algos.sac import SAC, SACConfig
-from neuropath.efficiency.fused_sac import FusedSACUpdate
+from neuropath.engine.fused_sac import FusedSACUpdate
 from neuropath.pathways import unmasked
 from neuropath.pathways.masks import copy_masks, masked_layers
 from neuropath.pathways.optim import OwnAgeBiasCorrection
@@ -177,8 +177,8 @@ def test_sparse_acting_is_sac_act_and_draws_the_same_noise():
     """One action through `SparseActing` equals `SAC.act` through torch's masked layers (deterministic and
     sampled, to float rounding), leaves torch's random stream where torch's path leaves it, follows a mask
     change and an in-place weight change, and declines batches, dense masks and ``unmasked()``."""
-    from neuropath.efficiency.sparse_act import SparseActing
-    from neuropath.efficiency.sparse_exec import enable_sparse_execution
+    from neuropath.engine.sparse_act import SparseActing
+    from neuropath.engine.sparse_exec import enable_sparse_execution
 
     a, _, b, _ = _pair(SACConfig(hidden=[32, 32]))
     enable_sparse_execution(a.actor)

@@ -118,7 +118,7 @@ def test_single_task_commands_refuse_a_multitask_run_in_one_line(tmp_path, capsy
 def test_expert_replay_datasets_come_from_an_mt10_runs_replay(tmp_path, monkeypatch):
     import minari
     import numpy as np
-    from neuropath.data.metaworld_datasets import make_mt10_replay_datasets
+    from neuropath.experiments.make_datasets import make_mt10_replay_datasets
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
     run = tmp_path / "mt"
     args = [a if a != "240" else "100" for a in TINY_SUB]

@@ -8,8 +8,8 @@ import neuropath as npth
 from neuropath.algos.common import Batch
 from neuropath.algos.sac import SAC, SACConfig
 from neuropath.cli import main
-from neuropath.efficiency.kernels import SparsePlan, sparse_linear
-from neuropath.efficiency.sparse_exec import enable_sparse_execution, resolve_sparse
+from neuropath.engine.kernels import SparsePlan, sparse_linear
+from neuropath.engine.sparse_exec import enable_sparse_execution, resolve_sparse
 from neuropath.pathways import MaskedLinear, unmasked
 from neuropath.pathways.masks import copy_masks, masked_layers
 from neuropath.training.logging import read_csv
@@ -243,7 +243,7 @@ def test_a_whole_mlp_on_the_kernels_matches_the_masked_layers(batch):
     bias gradients of every layer equal the masked dense layers' (empty rows and columns included), and
     the gradient of a weight outside the mask is exactly zero."""
     from neuropath.algos.common import mlp
-    from neuropath.efficiency.sparse_exec import MLPSparseExecutor
+    from neuropath.engine.sparse_exec import MLPSparseExecutor
     torch.manual_seed(batch)
     ref = mlp(17, [64, 64], 3)
     for i, layer in enumerate(masked_layers(ref).values()):

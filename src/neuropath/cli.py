@@ -390,12 +390,13 @@ def _dataset(args: argparse.Namespace) -> int:
         for made in make_mt10_datasets(args.kind, transitions=args.transitions, seed=args.seed):
             print(made)
     elif args.dataset_command == "make" and args.kind == "expert-replay" and _is_mt10_run(args.run_dir):
-        from .data.metaworld_datasets import make_mt10_replay_datasets
+        from .experiments.make_datasets import make_mt10_replay_datasets
         for made in make_mt10_replay_datasets(args.run_dir, transitions=args.transitions, seed=args.seed):
             print(made)
     elif args.dataset_command == "make":
-        made = datasets.make_mujoco_dataset(args.run_dir, args.kind, transitions=args.transitions, seed=args.seed,
-                                            dataset_id=args.dataset_id)
+        from .experiments.make_datasets import make_mujoco_dataset
+        made = make_mujoco_dataset(args.run_dir, args.kind, transitions=args.transitions, seed=args.seed,
+                                   dataset_id=args.dataset_id)
         print(datasets.show_dataset(made))
     elif args.dataset_command == "list":
         print(datasets.list_datasets())

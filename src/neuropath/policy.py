@@ -15,6 +15,7 @@ from .errors import UsageError
 from .pathways import density
 from .training import checkpoint
 from .training.evaluate import PredictsLikeSB3, run_episodes, summarise
+from .training.policy_file import read_actor, save_actor
 from .training.run_dir import load_run_config
 
 
@@ -45,27 +46,9 @@ class Policy(PredictsLikeSB3):
 
     @classmethod
     def load(cls, path: str | Path) -> "Policy":
-        try:
-            data = torch.load(path, map_location="cpu", weights_only=False)
-            actor = Actor(data["obs_dim"], data["act_dim"], data["hidden"])
-            actor.load_state_dict(data["actor"])
-        except Exception as exc:  # noqa: BLE001
-            raise UsageError(f"cannot load policy {str(path)!r}: {type(exc).__name__}") from None
-        return cls(actor, data["low"], data["high"], data["env"])
+        return cls(*read_actor(path))
 
 
-def save_actor(actor: Actor, low: np.ndarray, high: np.ndarray, env_id: str, path: str | Path) -> None:
-    """One file holding a policy (`Policy.load` reads it): the actor with its masks, the action
-    bounds, the env id. Written atomically (a temporary file, then renamed)."""
-    import os
-    net = actor.net
-    path = Path(path)
-    tmp = path.with_name(f".tmp-{path.name}")
-    torch.save({"format": 1, "actor": actor.state_dict(), "env": env_id,
-                "obs_dim": net[0].in_features, "act_dim": net[-1].out_features // 2,
-                "hidden": [m.out_features for m in list(net)[:-1:2]],
-                "low": np.asarray(low), "high": np.asarray(high)}, tmp)
-    os.replace(tmp, path)
 
 
 def load_policy(run_dir: str | Path):

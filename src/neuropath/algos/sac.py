@@ -108,7 +108,7 @@ class SAC(nn.Module):
         self.target_entropy = -float(act_dim)
         self.updates = 0
         # optional fast path for one observation, ``(obs, deterministic) -> action | None`` (None: torch's
-        # path); set from outside where the actor runs on the sparse kernels (`efficiency.sparse_act`)
+        # path); set from outside where the actor runs on the sparse kernels (`engine.sparse_act`)
         self.act_executor: Callable[[np.ndarray, bool], np.ndarray | None] | None = None
 
     @property

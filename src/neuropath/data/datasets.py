@@ -1,4 +1,6 @@
-"""Offline datasets made here, in Minari's format (nothing can be downloaded on these machines).
+"""Offline datasets made here, in Minari's format (nothing can be downloaded on these machines): what they
+hold, reading them, and the episodes they are made of. The makers that need a trained run are in
+`neuropath.experiments.make_datasets` (above ``training/``; this module is below it).
 
 MuJoCo kinds, from a `neuropath train` run directory (D4RL's recipe, on our own runs):
 
@@ -27,12 +29,8 @@ are read as they are.
 
 from __future__ import annotations
 
-import csv
 import importlib.metadata
 import json
-import warnings
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -223,140 +221,6 @@ def cap(episodes: list[Episode], transitions: int | None, seed: int) -> list[Epi
 
 
 # ---- MuJoCo datasets from a run ------------------------------------------------------------------
-
-def _snapshots(run_dir: Path) -> dict[int, Path]:
-    return {int(p.stem.split("-")[1]): p for p in sorted((run_dir / "snapshots").glob("policy-*.pt"))}
-
-
-def medium_snapshot(run_dir: Path) -> tuple[int, Path, float]:
-    """The snapshot whose evaluation return is closest to a third of the final evaluation's."""
-    snaps = _snapshots(run_dir)
-    rows = list(csv.DictReader(open(run_dir / "metrics.csv"))) if (run_dir / "metrics.csv").is_file() else []
-    evals = {int(r["step"]): float(r["return_mean"]) for r in rows if int(r["step"]) in snaps}
-    if len(evals) < 2:
-        raise UsageError(f"{str(run_dir)!r} has no policy snapshots to pick a medium policy from "
-                         "(runs keep one per evaluation since this version; train a new run)")
-    final = evals[max(evals)]
-    step = min(evals, key=lambda s: (abs(evals[s] - final / 3), s))
-    return step, snaps[step], evals[step]
-
-
-def make_mujoco_dataset(run_dir: str | Path, kind: str, *, transitions: int = 100_000, seed: int = 0,
-                        dataset_id: str | None = None) -> str:
-    """Make ``kind`` from a single-task run; returns the dataset id."""
-    import minari
-    import torch
-
-    from ..policy import Policy, load_policy
-    from ..training import checkpoint
-    from ..training.run_dir import load_run_config
-
-    if kind not in MUJOCO_KINDS:
-        raise UsageError(f"unknown dataset kind {kind!r}; allowed: {', '.join(MUJOCO_KINDS)}")
-    if transitions < 1:
-        raise UsageError(f"--transitions must be >= 1, got {transitions}")
-    run_dir = Path(run_dir)
-    cfg = load_run_config(run_dir)
-    if cfg.run.benchmark is not None:
-        raise UsageError(f"{str(run_dir)!r} is a multi-task run; MuJoCo dataset kinds need a single-task run")
-    env_id = cfg.run.env
-    dataset_id = dataset_id or default_id(env_id, kind)
-    if dataset_id in minari.list_local_datasets():
-        raise UsageError(f"dataset {dataset_id!r} exists; pick another --id or remove it first "
-                         f"(minari delete {dataset_id})")
-    env = env_space_env(env_id)               # stepped with, and storing, actions in its own bounds
-    observation_space, action_space = env.observation_space, env.action_space
-    rng = np.random.default_rng(seed)
-    torch.manual_seed(seed)                   # the policies' action noise
-    final = load_policy(run_dir)
-    made: dict[str, Any] = {"source_run": str(run_dir), "kind": kind, "seed": seed, "env": env_id,
-                            "actions": ENV_ACTIONS}
-
-    def random_act(_obs):
-        return rng.uniform(-1.0, 1.0, env.action_space.shape).astype(np.float32)
-
-    def policy_act(policy: Policy):
-        return lambda o: policy.act_unit(o, deterministic=False)
-
-    try:
-        if kind in ("medium", "medium-replay", "medium-expert"):
-            step, path, ret = medium_snapshot(run_dir)
-            made.update(snapshot_step=step, snapshot_eval_return=ret)
-        if kind == "random":
-            episodes = rollouts(env, random_act, transitions, seed)
-        elif kind == "expert":
-            episodes = rollouts(env, policy_act(final), transitions, seed)
-        elif kind == "medium":
-            episodes = rollouts(env, policy_act(Policy.load(path)), transitions, seed)
-        elif kind == "medium-expert":
-            episodes = (rollouts(env, policy_act(Policy.load(path)), transitions // 2, seed)
-                        + rollouts(env, policy_act(final), transitions - transitions // 2, seed + 100_000))
-        else:
-            ckpt = checkpoint.latest(run_dir)
-            replay = np.load(ckpt / "replay.npy")
-            meta = checkpoint.read_meta(ckpt)
-            rows = min(len(replay) if kind == "expert-replay" else step, len(replay))   # row i = step i
-            made.update(replay_rows=rows, checkpoint_step=meta["step"])
-            episodes = [e.with_actions(to_env_actions(e.actions, action_space))       # the agent's [-1, 1]
-                        for e in replay_episodes(replay, meta["obs_dim"], meta["act_dim"], rows)]
-        episodes = cap(episodes, transitions, seed)
-        # reference scores: the same for every kind made from this run with this seed
-        ref_rng = np.random.default_rng(seed + 10_000)
-        random_ref = float(np.mean([e.rewards.sum() for e in _n_episodes(
-            env, lambda _o: ref_rng.uniform(-1.0, 1.0, env.action_space.shape).astype(np.float32), seed + 10_000)]))
-        torch.manual_seed(seed + 20_000)
-        expert_ref = float(np.mean([e.rewards.sum() for e in _n_episodes(env, policy_act(final), seed + 20_000)]))
-    finally:
-        env.close()
-    returns = [float(e.rewards.sum()) for e in episodes]
-    made.update(episodes=len(episodes), transitions=int(sum(len(e) for e in episodes)),
-                behaviour_return_mean=float(np.mean(returns)), ref_min_score=random_ref, ref_max_score=expert_ref)
-    with warnings.catch_warnings():           # Minari asks for a code permalink and an e-mail
-        warnings.filterwarnings("ignore", message=".*(code_permalink|author_email).*")
-        data = minari.create_dataset_from_buffers(
-            dataset_id, [e.buffer(i) for i, e in enumerate(episodes)], env=env_id, eval_env=env_id,
-            observation_space=observation_space, action_space=action_space,
-            algorithm_name=f"neuropath {cfg.pathway.pathway} SAC ({kind})", author="neuropath",
-            ref_min_score=random_ref, ref_max_score=expert_ref, num_episodes_average_score=REFERENCE_EPISODES,
-            description=_mujoco_description(made, cfg.pathway.pathway, action_space),
-            requirements=requirements("gymnasium[mujoco]", "mujoco"), data_format="hdf5")
-    data.storage.update_metadata({"neuropath": made})
-    (minari.storage.get_dataset_path(dataset_id) / "neuropath.json").write_text(json.dumps(made, indent=2))
-    return dataset_id
-
-
-_BEHAVIOUR = {
-    "expert": "the final policy of a neuropath SAC run ({pathway}), stochastic actions",
-    "medium": "the policy snapshot of a neuropath SAC run ({pathway}) at step {snapshot_step} (evaluation "
-              "return {snapshot_eval_return:.1f}, the closest to a third of the final policy's), stochastic actions",
-    "medium-expert": "a neuropath SAC run's ({pathway}) medium snapshot (step {snapshot_step}) and final "
-                     "policy, half each, stochastic actions",
-    "medium-replay": "the replay buffer of a neuropath SAC run ({pathway}) up to its medium snapshot "
-                     "(step {snapshot_step})",
-    "expert-replay": "the replay buffer of a neuropath SAC run ({pathway}) to the end of its training",
-    "random": "uniformly random actions",
-}
-
-
-def _mujoco_description(made: dict, pathway: str, action_space) -> str:
-    """The human sentence Minari shows for a dataset; ``neuropath`` in the metadata holds the details."""
-    behaviour = _BEHAVIOUR[made["kind"]].format(pathway=pathway, **made)
-    seeds = ("replay-buffer episodes have no reset seed" if made["kind"].endswith("-replay")
-             else "each episode keeps its reset seed, so recover_environment() replays it exactly")
-    return (f"{made['env']} {made['kind']}: {made['episodes']} episodes ({made['transitions']} transitions) "
-            f"of {behaviour}. Actions are in the environment's own bounds ({action_space}); {seeds}. "
-            f"Reference scores: {made['ref_min_score']:.1f} (uniformly random actions) and "
-            f"{made['ref_max_score']:.1f} (the run's final policy), each the mean return of "
-            f"{REFERENCE_EPISODES} episodes. Made by neuropath from {made['source_run']} (seed {made['seed']}); "
-            "details in the 'neuropath' metadata field.")
-
-
-def _n_episodes(env, act, seed: int) -> list[Episode]:
-    """``REFERENCE_EPISODES`` whole episodes (reference scores)."""
-    return [rollouts(env, act, 1, seed + 1000 * k)[0] for k in range(REFERENCE_EPISODES)]
-
-
-# ---- list / show ---------------------------------------------------------------------------------
 
 def list_datasets() -> str:
     import minari

@@ -27,9 +27,9 @@ import warnings
 
 import numpy as np
 
-from ..envs.metaworld import MT10_TASKS, resolve_tasks
+from ..envs.metaworld import MT10_TASKS
 from ..errors import UsageError
-from .datasets import ENV_ACTIONS, Episode, cap, requirements, to_env_actions
+from .datasets import ENV_ACTIONS, Episode, cap, requirements
 
 MT10_KINDS = ("expert", "medium", "medium-expert")
 MT10_TRAIN_KINDS = (*MT10_KINDS, "expert-replay")      # expert-replay comes from an online run
@@ -178,59 +178,3 @@ def _write(did: str, episodes: list[Episode], env: _TaskEnv, made: dict, algorit
                                   "num_episodes_average_score": REFERENCE_EPISODES, "neuropath": made})
     (minari.storage.get_dataset_path(did) / "neuropath.json").write_text(json.dumps(made, indent=2))
     return did
-
-
-def make_mt10_replay_datasets(run_dir, *, transitions: int = 10_000, seed: int = 0,
-                              tasks: tuple[str, ...] | None = None) -> list[str]:
-    """``expert-replay`` per task: the replay buffer of an online MT10 run (its latest checkpoint),
-    observations without the task one-hot, episodes split where the stored next observation is not the
-    next row's observation; reference scores as for the scripted kinds."""
-    from pathlib import Path
-
-    import minari
-
-    from ..training import checkpoint
-    from ..training.run_dir import load_run_config
-    from .datasets import replay_episodes
-
-    run_dir = Path(run_dir)
-    cfg = load_run_config(run_dir)
-    if cfg.run.benchmark != "MT10":
-        raise UsageError(f"{str(run_dir)!r} is not an MT10 run; expert-replay for MT10 needs one")
-    if transitions < 1:
-        raise UsageError(f"--transitions must be >= 1, got {transitions}")
-    run_tasks = resolve_tasks(cfg.run.benchmark, cfg.run.tasks)      # the replay's rows, in order
-    tasks = run_tasks if tasks is None else tasks
-    missing = [t for t in tasks if t not in run_tasks]
-    if missing:
-        raise UsageError(f"run {str(run_dir)!r} did not train on {', '.join(missing)}")
-    existing = [dataset_id(t, "expert-replay") for t in tasks
-                if dataset_id(t, "expert-replay") in minari.list_local_datasets()]
-    if existing:
-        raise UsageError(f"dataset {existing[0]!r} exists; remove it first (minari delete {existing[0]})")
-    ckpt = checkpoint.latest(run_dir)
-    with np.load(ckpt / "replay.npy") as data:
-        replay = {k: data[k] for k in ("obs", "action", "reward", "next_obs", "not_done")}
-    ids = []
-    for task in tasks:
-        i = run_tasks.index(task)
-        rows = np.concatenate([replay["obs"][i, :, :39], replay["action"][i], replay["reward"][i],
-                               replay["next_obs"][i, :, :39], replay["not_done"][i]], axis=1)
-        episodes = cap(replay_episodes(rows, 39, replay["action"].shape[2], len(rows)), transitions, seed)
-        env = _TaskEnv(task, seed, cfg.run.episode_steps)
-        episodes = [e.with_actions(to_env_actions(e.actions, env.env.action_space)) for e in episodes]  # no-op: [-1, 1]
-        random_rng = np.random.default_rng(seed + 7)
-        random_success, random_return = _success_rate(env, lambda _o: random_rng.uniform(-1, 1, 4),
-                                                      REFERENCE_EPISODES, 90_000)
-        expert_success, expert_return = _success_rate(env, env.policy.get_action, REFERENCE_EPISODES, 95_000)
-        made = {"benchmark": "MT10", "task": task, "kind": "expert-replay", "seed": seed,
-                "episode_steps": cfg.run.episode_steps or 500,
-                "source_run": str(run_dir), "checkpoint_step": int(checkpoint.read_meta(ckpt)["step"]),
-                "actions": ENV_ACTIONS,
-                "episodes": len(episodes), "transitions": int(sum(len(e) for e in episodes)),
-                "behaviour_return_mean": float(np.mean([e.rewards.sum() for e in episodes])),
-                "ref_min_score": random_return, "ref_max_score": expert_return,
-                "random_success": random_success, "expert_success": expert_success}
-        ids.append(_write(dataset_id(task, "expert-replay"), episodes, env, made,
-                          "neuropath MT-SAC replay (expert-replay)"))
-    return ids

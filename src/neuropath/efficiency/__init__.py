@@ -1,3 +1,5 @@
-"""Efficiency made real: FLOP accounting, sparse execution, exported pathways, energy.
+"""Efficiency accounted for, on finished runs: FLOP counts (analytic for SAC, counted by layer hooks for
+the other kinds) and exported pathway policies (active weights only, numpy alone to run them).
 
-Depends on `pathways/` (masks) and `algos/` (network shapes); nothing here is needed to train."""
+A layer above ``training/`` (it reads run directories and rebuilds their networks); the sparse kernels and
+the energy meter that the loops use while training are in ``engine/`` below it."""

@@ -11,7 +11,7 @@ Writes into ``<folder>/report/``:
   sparsity per method, the paper's Figure), ``iqm.png`` and ``profiles.png`` (rliable);
 - ``energy.png``: dense-normalised score against dense-normalised energy (the paper's Fig. 6),
   with energy as training FLOPs (the paper's model), and as measured joules or CPU seconds
-  where the runs recorded them (`efficiency/energy.py` says which is which).
+  where the runs recorded them (`engine/energy.py` says which is which).
 
 Runs are grouped by what their ``config.yaml`` says (environment, method, actor and critic
 keep ratios), not by folder names, so a folder of hand-started runs reports the same way; runs of

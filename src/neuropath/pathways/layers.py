@@ -57,7 +57,7 @@ class _Masked:
         self.active_task = 0
         self.mask_version = 0       # bumped on every mask change: executors cache on it
         # Optional sparse executor ``(layer, x) -> y | None`` for masked 2-D inputs (set by
-        # `neuropath.efficiency.sparse_exec`); None, or a None result, means the dense path.
+        # `neuropath.engine.sparse_exec`); None, or a None result, means the dense path.
         self.executor = None
 
     @property
@@ -143,7 +143,7 @@ class MaskedMLP(nn.Sequential):
     Why: a per-layer executor pays its overhead (an autograd node, transposes to and from the kernels'
     layout, an activation over a strided view) once per layer and call; a network-level one keeps the
     activations in the kernels' layout from the input to the output and fuses bias and ReLU into them
-    (`neuropath.efficiency.sparse_exec`). None, or a None result, runs the layers one by one."""
+    (`neuropath.engine.sparse_exec`). None, or a None result, runs the layers one by one."""
 
     executor = None
 

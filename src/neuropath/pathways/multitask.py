@@ -49,7 +49,7 @@ class TaskLinear(nn.Module):
         self.shared = False         # True after `merge`: the slices are one weight
         self.force_dense = 0        # > 0 inside `unmasked()`-style scoring: every stored weight
         self.mask_version = 0       # bumped on every mask change: a sparse executor caches on it
-        self.executor = None        # efficiency.sparse_exec.TaskSparseExecutor, or None: dense bmm
+        self.executor = None        # engine.sparse_exec.TaskSparseExecutor, or None: dense bmm
 
     @property
     def tasks(self) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..algos.sac import SAC
-from ..efficiency.sparse_exec import enable_sparse_execution, resolve_sparse
+from ..engine.sparse_exec import enable_sparse_execution, resolve_sparse
 from ..errors import UsageError
 from ..pathways import (DAPD, DST_PRESETS, DynamicSparse, Never, Pathway, Periodic, RandomStatic,
                         StaticSNIP, WarmupFreeze)

@@ -29,7 +29,7 @@ from .. import __version__
 from ..algos.dqn import DQN, DQNConfig, linear_epsilon
 from ..data.frame_replay import FrameReplay
 from ..data.image_replay import ImageReplay
-from ..efficiency.energy import EnergyMeter
+from ..engine.energy import EnergyMeter
 from ..envs.pixels import check_dqn_env, dqn_torso, is_atari, make_dqn_env
 from ..errors import UsageError
 from ..pathways import density, unmasked

@@ -30,7 +30,7 @@ import yaml
 from .. import __version__
 from ..algos.mtsac import MTSAC
 from ..data.task_replay import TaskReplay
-from ..efficiency.energy import EnergyMeter
+from ..engine.energy import EnergyMeter
 from ..envs.metaworld import MAX_EPISODE_STEPS, make_benchmark, resolve_tasks
 from ..errors import UsageError
 from ..pathways.methods import TaskDAPD

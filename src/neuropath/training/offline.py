@@ -31,8 +31,8 @@ from .. import __version__
 from ..algos.common import Batch
 from ..algos.bcq import BCQ, BCQConfig
 from ..algos.iql import IQL, IQLConfig
-from ..efficiency.energy import EnergyMeter
-from ..efficiency.sparse_exec import enable_sparse_execution, resolve_sparse
+from ..engine.energy import EnergyMeter
+from ..engine.sparse_exec import enable_sparse_execution, resolve_sparse
 from ..envs.make import make_env
 from ..errors import UsageError
 from ..pathways import density

@@ -21,9 +21,9 @@ import yaml
 from .. import __version__
 from ..algos.sac import SAC
 from ..data.replay import ReplayBuffer
-from ..efficiency.energy import EnergyMeter
-from ..efficiency.fused_sac import FusedSACUpdate
-from ..efficiency.sparse_act import SparseActing
+from ..engine.energy import EnergyMeter
+from ..engine.fused_sac import FusedSACUpdate
+from ..engine.sparse_act import SparseActing
 from ..envs.make import check_env_id, env_rng_state, make_env, set_env_rng_state
 from ..errors import RunFault, UsageError
 from ..pathways import density, layer_density, unmasked
@@ -34,6 +34,7 @@ from .config import Config
 from .evaluate import EVAL_SEED_OFFSET, run_episodes, summarise
 from .guards import CheckpointClock, check_finite_losses, check_finite_weights, last_good
 from .logging import RunLogger, truncate_after
+from .policy_file import save_actor
 from .run_dir import check_new_run_dir, default_run_dir, resolve_device, resume_settings
 from .swap_probe import SwapProbe
 
@@ -395,7 +396,6 @@ class Trainer:
     def _save_snapshot(self) -> None:
         """The actor at this evaluation, as a policy file (RUN/snapshots/policy-<step>.pt): offline
         datasets need the policy of a given quality (`neuropath dataset make ... medium`)."""
-        from ..policy import save_actor
         folder = self.run_dir / "snapshots"
         folder.mkdir(exist_ok=True)
         space = self.env.unwrapped.action_space

@@ -33,7 +33,7 @@ import torch
 
 from .. import __version__
 from ..algos.ppo import PPO, PPOConfig, RolloutBatch, gae
-from ..efficiency.energy import EnergyMeter
+from ..engine.energy import EnergyMeter
 from ..envs.make import check_env_id, make_env
 from ..errors import UsageError
 from ..pathways import density, unmasked
