@@ -76,6 +76,8 @@ def test_every_kind_trains_resumes_evaluates_inspects_counts_and_exports_through
     rows = read_csv(run / "metrics.csv")
     assert int(rows[-1]["step"]) == second and len({r["step"] for r in rows}) == len(rows)   # no row twice
 
+    from neuropath.training import checkpoint
+    assert "cuda" in checkpoint.load_state(checkpoint.latest(run))["rng"]    # every loop saves every stream
     assert main(["inspect", str(run)]) == 0
     for command, supported in (("eval", kind.policy is not None), ("flops", kind.flops is not None),
                                ("export", kind.exports)):

@@ -138,9 +138,9 @@ def _mlp_linears(net: torch.nn.Sequential, activation: type, where: str) -> list
 
 def network_of(policy) -> ExportedNetwork:
     """The exportable network of a SAC `Policy`, a `PPOPolicy` or a `DQNPolicy`."""
-    kind = type(policy).__name__
-    if kind == "PPOPolicy":
-        from ..training.onpolicy import EPS, OBS_CLIP
+    from ..training.dqn_loop import DQNPolicy
+    from ..training.onpolicy import EPS, OBS_CLIP, PPOPolicy
+    if isinstance(policy, PPOPolicy):
         actor = policy.algo.actor
         linears = _mlp_linears(actor.net, torch.nn.Tanh, "this PPO actor")
         extra = {}
@@ -155,7 +155,7 @@ def network_of(policy) -> ExportedNetwork:
             low, high = _action_bounds(policy.env_id)
             head, output = "clip", "mean of the PPO Gaussian, clipped to [-1, 1], rescaled to the bounds"
         return ExportedNetwork(linears, "tanh", head, None, low, high, policy.env_id, output, extra)
-    if kind == "DQNPolicy":
+    if isinstance(policy, DQNPolicy):
         q = policy.algo.q
         convs = [m for m in q.conv if isinstance(m, torch.nn.Conv2d)]
         if any(getattr(m, "use_mask", False) for m in convs):

@@ -36,7 +36,10 @@ def write_config(cfg: Config, run_dir: Path) -> None:
 
 
 def rng_state(rng: np.random.Generator | None = None) -> dict[str, Any]:
-    out = {"python": random.getstate(), "numpy_global": np.random.get_state(), "torch": torch.get_rng_state()}
+    """Every random stream a loop draws from (the run's own numpy generator ``rng`` included), CUDA's too:
+    one copy for all loops, so that a resumed run continues exactly on a GPU as on the CPU."""
+    out = {"python": random.getstate(), "numpy_global": np.random.get_state(), "torch": torch.get_rng_state(),
+           "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
     if rng is not None:
         out["numpy"] = rng.bit_generator.state
     return out
@@ -46,6 +49,8 @@ def set_rng_state(state: dict[str, Any], rng: np.random.Generator | None = None)
     random.setstate(state["python"])
     np.random.set_state(state["numpy_global"])
     torch.set_rng_state(state["torch"].cpu())
+    if state.get("cuda") is not None and torch.cuda.is_available():     # absent in older checkpoints
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
     if rng is not None and "numpy" in state:
         rng.bit_generator.state = state["numpy"]
 

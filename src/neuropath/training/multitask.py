@@ -18,13 +18,11 @@ restored, so the continued curve is not bit-identical to an uninterrupted one).
 
 from __future__ import annotations
 
-import random
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 import yaml
 
 from .. import __version__
@@ -41,7 +39,7 @@ from .checkpoint import write_text_atomic
 from .config import Config
 from .guards import CheckpointClock, check_finite_losses, check_finite_weights
 from .logging import read_csv
-from .loop_common import resume_trainer
+from .loop_common import resume_trainer, rng_state, set_rng_state
 from .run_dir import resolve_device, start_run
 
 FREEZE_FRACTION = 0.6
@@ -280,8 +278,7 @@ class MultiTaskTrainer:
                  "pathways": {k: m.state_dict() for k, m in self.dapd.items()},
                  "counters": {"step": self.step, "frozen": self.frozen, "last_success": self.last_success,
                               "cpu_seconds": self.cpu_before + (self.meter.cpu_seconds() if hasattr(self, "meter") else 0.0)},
-                 "rng": {"python": random.getstate(), "numpy_global": np.random.get_state(),
-                         "numpy": self.rng.bit_generator.state, "torch": torch.get_rng_state()}}
+                 "rng": rng_state(self.rng)}
         return checkpoint.save(self.run_dir, self.step, state, replay=self.replay, meta=meta,
                                keep=self.cfg.run.keep_checkpoints)
 
@@ -297,11 +294,7 @@ class MultiTaskTrainer:
         c = state["counters"]
         self.step, self.frozen, self.last_success = c["step"], c["frozen"], c["last_success"]
         self.cpu_before = c["cpu_seconds"]
-        rng = state["rng"]
-        random.setstate(rng["python"])
-        np.random.set_state(rng["numpy_global"])
-        self.rng.bit_generator.state = rng["numpy"]
-        torch.set_rng_state(rng["torch"].cpu())
+        set_rng_state(state["rng"], self.rng)
 
     def _truncate_logs(self) -> None:
         """Drop log lines written after the checkpoint we resume from (a run killed later)."""

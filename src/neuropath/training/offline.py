@@ -16,7 +16,6 @@ dataset's reference scores. Checkpoints and ``--resume`` as for online runs (the
 from __future__ import annotations
 
 import json
-import random
 import sys
 import time
 from pathlib import Path
@@ -44,7 +43,7 @@ from .config import Config
 from .evaluate import PredictsLikeSB3, run_episodes, summarise
 from .guards import CheckpointClock, check_finite_losses, check_finite_weights
 from .logging import cut_off_warning, read_csv
-from .loop_common import resume_trainer
+from .loop_common import resume_trainer, rng_state, set_rng_state
 from .run_dir import load_run_config, resolve_device, start_run
 
 FIELDS = ["step", "return_mean", "return_std", "normalized_score", "wall_time", "cpu_seconds"]
@@ -357,8 +356,7 @@ class OfflineTrainer:
                  "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
                  "counters": {"step": self.step, "initialised": self.initialised,
                               "cpu_seconds": self.cpu_before + (self.meter.cpu_seconds() if hasattr(self, "meter") else 0.0)},
-                 "rng": {"python": random.getstate(), "numpy_global": np.random.get_state(),
-                         "torch": torch.get_rng_state(), "generator": self.generator.get_state()}}
+                 "rng": {**rng_state(), "generator": self.generator.get_state()}}
         return checkpoint.save(self.run_dir, self.step, state, meta=meta, keep=self.cfg.run.keep_checkpoints)
 
     def load_checkpoint(self, path: Path) -> None:
@@ -368,11 +366,8 @@ class OfflineTrainer:
         self.algo.updates = state["algo_updates"]
         c = state["counters"]
         self.step, self.initialised, self.cpu_before = c["step"], c["initialised"], c["cpu_seconds"]
-        rng = state["rng"]
-        random.setstate(rng["python"])
-        np.random.set_state(rng["numpy_global"])
-        torch.set_rng_state(rng["torch"].cpu())
-        self.generator.set_state(rng["generator"].cpu())
+        set_rng_state(state["rng"])
+        self.generator.set_state(state["rng"]["generator"].cpu())
 
     def _truncate_logs(self) -> None:
         metrics = self.run_dir / "metrics.csv"

@@ -34,6 +34,7 @@ from .config import Config
 from .evaluate import EVAL_SEED_OFFSET, run_episodes, summarise
 from .guards import CheckpointClock, check_finite_losses, check_finite_weights, last_good
 from .logging import RunLogger, truncate_after
+from .loop_common import rng_state, set_rng_state
 from .policy_file import save_actor
 from .run_dir import check_new_run_dir, default_run_dir, resolve_device, resume_settings
 from .swap_probe import SwapProbe
@@ -470,10 +471,7 @@ class Trainer:
                          "last_eval": self.last_eval, "last_eval_row": self._last_eval_row,
                          "next_checkpoint": self.next_checkpoint, "reset_pending": reset_pending,
                          "ep_return": self.ep_return, "ep_len": self.ep_len, "spent": dict(self._spent)},
-            "rng": {"python": random.getstate(), "numpy_global": np.random.get_state(),
-                    "numpy": self.rng.bit_generator.state, "torch": torch.get_rng_state(),
-                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-                    "env": env_rng_state(self.env)},
+            "rng": {**rng_state(self.rng), "env": env_rng_state(self.env)},
             "replay": self.buffer.state_dict(),
             "swap_probe": self.probe.state_dict(),
         }
@@ -509,12 +507,7 @@ class Trainer:
         self.probe.load_state_dict(state.get("swap_probe", {}))
         self._saved_step = self.step
         rng = state["rng"]
-        random.setstate(rng["python"])
-        np.random.set_state(rng["numpy_global"])
-        self.rng.bit_generator.state = rng["numpy"]
-        torch.set_rng_state(rng["torch"].cpu())
-        if rng["cuda"] is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
+        set_rng_state(rng, self.rng)
         self.env.reset(seed=self.cfg.run.seed)      # build the env, then restore its RNG
         set_env_rng_state(self.env, rng["env"])
         # At an episode end the next reset replays exactly; a run that stopped at its step
