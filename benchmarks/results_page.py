@@ -390,7 +390,7 @@ def claim_row(claim: Claim, records: Records, notebook: list[tuple[str, str]]) -
         budget = claim.budget or "budget not known"
     else:
         budget = f"{steps_text(claim.steps)} steps" + (f" ({claim.budget})" if claim.budget else "")
-    budget += f", seeds {n[0]} vs {n[1]}<br>{env_text(claim)}"
+    budget += f", {n[0]} vs {n[1]} seeds so far<br>{env_text(claim)}"
     detail = {"too few seeds": f" ({n[0]} vs {n[1]}; {MIN_RUNS_FOR_VERDICT} a side needed)",
               "not yet measured": " (" + ", ".join(s.name for s, k in zip((claim.method, claim.versus), n) if not k)
               + " missing)"}.get(word, "")

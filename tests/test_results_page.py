@@ -125,7 +125,7 @@ def test_fake_records_give_their_mean_and_one_seed_is_too_few(tmp_path):
     text = out.read_text()
     row = _row(text, "HalfCheetah-v5 (MuJoCo v5", first="DAPD at 95% sparsity scores above SAC-Dense")
     assert "dapd: 1450 (n=1)" in row and "dense: 900 (n=1)" in row
-    assert "**too few seeds** (1 vs 1; 3 a side needed)" in row and "seeds 1 vs 1" in row
+    assert "**too few seeds** (1 vs 1; 3 a side needed)" in row and "1 vs 1 seeds so far" in row
     hopper = _row(text, "Hopper-v5 (MuJoCo", first="DAPD at 95% sparsity scores above SAC-Dense")
     assert "**not yet measured**" in hopper
     assert "| HalfCheetah-v5 | dense | 1 | 1 (7) | 1M | 900 (one seed) |" in text      # the per-folder table
