@@ -83,6 +83,7 @@ def test_preset_from_a_yaml_file_and_its_errors(tmp_path):
     (["--dataset", "mujoco/x", "--algo", "bcq", "--batch-size", "64"], "BCQ reads --bcq-batch-size"),
     (["--dataset", "mujoco/x", "--lr", "1e-3"], "IQL reads --offline-lr"),
     (["--dataset", "mujoco/x", "--algo", "bcq", "--expectile", "0.8"], "BCQ has no such setting"),
+    (["--benchmark", "MT10", "--init-steps", "500"], "--init-steps is not read by --benchmark MT10"),   # was ignored
 ])
 def test_a_flag_of_another_algorithm_is_refused(args, needle, capsys):
     """Each algorithm's flags are read by it alone: a flag another algorithm reads is refused in one line that

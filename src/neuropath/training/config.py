@@ -131,6 +131,9 @@ READS_INSTEAD = {
             "bcq_batch_size": "batch_size"},
 }
 
+# Online MT10 scores its first masks on the replay at --seed-steps, with no dense acting phase before.
+MT10_UNREAD = {"init_steps": "MT10 scores its first masks on the replay buffer at --seed-steps"}
+
 # DQN settings that only one kind of observation reads: the MLP's widths, the convolutions' masks.
 DQN_VECTOR_ONLY = ("dqn_hidden",)
 DQN_IMAGE_ONLY = ("mask_conv",)
@@ -558,6 +561,8 @@ class Config:
         """Whether this run's algorithm reads setting ``name`` (after `validate` resolved ``algo``)."""
         algo = self.run.algo
         section = self.fields()[name][0]
+        if name in MT10_UNREAD and self.run.benchmark is not None and self.offline.dataset is None:
+            return False
         if section == "sac":
             read = SAC_FIELDS_READ.get(algo)
             return read is None or name in read
@@ -577,6 +582,9 @@ class Config:
         for name in sorted(changed, key=list(self.fields()).index):
             if not self.reads(name):
                 algo = self.run.algo
+                if name in MT10_UNREAD and self.run.benchmark is not None:
+                    raise UsageError(f"--{_flag(name)} is not read by --benchmark {self.run.benchmark}: "
+                                     f"{MT10_UNREAD[name]}")
                 if algo == "dqn" and name in DQN_VECTOR_ONLY + DQN_IMAGE_ONLY:
                     kind = "vector observations (e.g. CartPole-v1)" if name in DQN_VECTOR_ONLY else \
                         "MinAtar/Atari games (convolutions)"
