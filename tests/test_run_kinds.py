@@ -123,3 +123,26 @@ def test_ctrl_c_in_any_kind_ends_in_one_line_with_status_130_and_the_run_resumes
     monkeypatch.setattr(cls, "evaluate", evaluate)
     assert main(["train", "--resume", str(run)]) == 0
     assert int(read_csv(run / "metrics.csv")[-1]["step"]) == second
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_an_evaluation_callback_sees_every_row_and_stops_any_kind_checkpointed(name, datasets, tmp_path):
+    """``npth.train(trainer, on_eval)``, SB3's EvalCallback for every kind: each evaluation row reaches the
+    callback as metrics.csv gets it; returning False stops the run there, checkpointed, and it resumes."""
+    import neuropath as npth
+    from neuropath.cli import build_parser
+    from neuropath.training.config import Config
+    flags, pathway, (first, second) = CASES[name]
+    run = tmp_path / name
+    args = vars(build_parser().parse_args(["train", *flags, "--pathway", pathway, "--steps", str(second),
+                                           "--run-dir", str(run)]))
+    cfg = Config().set({k: v for k, v in args.items() if k in Config.fields() and v is not None})
+    seen = []
+    row = npth.train(npth.Trainer(cfg), on_eval=lambda r: seen.append(r) or False)     # stop at the first
+    assert row is seen[-1] and len(seen) == 1 and int(row["step"]) < second
+    logged = read_csv(run / "metrics.csv")
+    assert [int(r["step"]) for r in logged] == [int(r["step"]) for r in seen]
+    resumed = npth.Trainer.resume(run)
+    assert int(npth.train(resumed, on_eval=lambda r: seen.append(r))["step"]) == second    # None: go on
+    logged = read_csv(run / "metrics.csv")
+    assert [int(r["step"]) for r in logged] == [int(r["step"]) for r in seen] and len(seen) > 1

@@ -15,9 +15,9 @@ __version__ = "0.1.0"
 from .errors import UsageError  # noqa: E402
 from .training.config import Config, PathwayConfig, RunConfig  # noqa: E402
 from .algos.sac import SACConfig  # noqa: E402
-from .kinds import Trainer  # noqa: E402  (any kind of run: SAC, PPO, DQN, MT10, offline)
+from .kinds import Trainer, train  # noqa: E402  (any kind of run: SAC, PPO, DQN, MT10, offline)
 from .policy import Policy, evaluate, load_policy  # noqa: E402
 from .experiments.presets import load_preset  # noqa: E402
 
 __all__ = ["Config", "PathwayConfig", "Policy", "RunConfig", "SACConfig", "Trainer", "UsageError",
-           "evaluate", "load_policy", "load_preset", "__version__"]
+           "evaluate", "load_policy", "load_preset", "train", "__version__"]
