@@ -1,3 +1,5 @@
+import contextlib
+
 import pytest
 import torch
 
@@ -48,3 +50,21 @@ def for_offline_algo(argv: list[str]) -> list[str]:
         if not skipping:
             out.append(arg)
     return out
+
+
+@contextlib.contextmanager
+def minari_datasets_in(folder):
+    """``MINARI_DATASETS_PATH`` set to ``folder`` while a module's datasets are made and read (the
+    ``monkeypatch`` fixture is per test; a module-scoped dataset fixture needs its own)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MINARI_DATASETS_PATH", str(folder))
+        yield folder
+
+
+def make_hopper_replay_dataset(run_dir, train_flags: list[str], transitions: int) -> str:
+    """A tiny Hopper SAC run at ``run_dir`` and its ``expert-replay`` dataset (inside `minari_datasets_in`):
+    the dataset's id."""
+    from neuropath.cli import main
+    assert main(["train", *train_flags, "--run-dir", str(run_dir)]) == 0
+    assert main(["dataset", "make", str(run_dir), "expert-replay", "--transitions", str(transitions)]) == 0
+    return "neuropath/hopper/expert-replay-v0"

@@ -12,7 +12,7 @@ from neuropath.cli import main
 from neuropath.training import checkpoint
 from neuropath.training.logging import read_csv
 
-from .conftest import TINY, for_offline_algo
+from .conftest import TINY, for_offline_algo, make_hopper_replay_dataset, minari_datasets_in
 from .test_train import _flags
 
 OFF = ["--steps", "300", "--eval-every", "150", "--eval-episodes", "1", "--hidden", "32", "32",
@@ -22,13 +22,8 @@ OFF = ["--steps", "300", "--eval-every", "150", "--eval-episodes", "1", "--hidde
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("offline")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("MINARI_DATASETS_PATH", str(root / "minari"))
-    run = root / "run"
-    assert main(for_offline_algo(["train", *_flags({**TINY, "steps": 400}), "--run-dir", str(run)])) == 0
-    assert main(["dataset", "make", str(run), "expert-replay", "--transitions", "400"]) == 0
-    yield "neuropath/hopper/expert-replay-v0"
-    mp.undo()
+    with minari_datasets_in(root / "minari"):
+        yield make_hopper_replay_dataset(root / "run", _flags({**TINY, "steps": 400}), 400)
 
 
 def test_expectile_and_advantage_weights_follow_the_formulas():

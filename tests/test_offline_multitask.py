@@ -13,7 +13,7 @@ from neuropath.training import checkpoint
 from neuropath.training.config import Config
 from neuropath.training.logging import read_csv
 
-from .conftest import for_offline_algo
+from .conftest import for_offline_algo, minari_datasets_in
 
 TASKS = ("reach-v3", "window-close-v3")
 SMALL = ["--benchmark", "MT10", "--tasks", ",".join(TASKS), "--dataset", "expert", "--steps", "40",
@@ -24,12 +24,9 @@ SMALL = ["--benchmark", "MT10", "--tasks", ",".join(TASKS), "--dataset", "expert
 
 @pytest.fixture(scope="module")
 def minari_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("mt-offline") / "minari"
-    mp = pytest.MonkeyPatch()
-    mp.setenv("MINARI_DATASETS_PATH", str(root))
-    make_mt10_datasets("expert", transitions=90, seed=0, episode_steps=30, tasks=TASKS)
-    yield root
-    mp.undo()
+    with minari_datasets_in(tmp_path_factory.mktemp("mt-offline") / "minari") as root:
+        make_mt10_datasets("expert", transitions=90, seed=0, episode_steps=30, tasks=TASKS)
+        yield root
 
 
 def _cfg(tmp_path, *extra: str) -> Config:

@@ -11,7 +11,7 @@ from neuropath.cli import main
 from neuropath.kinds import KINDS, kind_of_run
 from neuropath.training.logging import read_csv
 
-from .conftest import TINY
+from .conftest import TINY, make_hopper_replay_dataset, minari_datasets_in
 from .test_train import _flags
 
 SAC = _flags({**TINY, "eval_every": 100, "checkpoint_every": 100})
@@ -44,14 +44,10 @@ def datasets(tmp_path_factory):
     """A Hopper expert-replay dataset from a tiny SAC run and MT10 expert data for two tasks."""
     from neuropath.data.metaworld_datasets import make_mt10_datasets
     root = tmp_path_factory.mktemp("kinds")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("MINARI_DATASETS_PATH", str(root / "minari"))
-    run = root / "source"
-    assert main(["train", *SAC, "--steps", "300", "--run-dir", str(run)]) == 0
-    assert main(["dataset", "make", str(run), "expert-replay", "--transitions", "300"]) == 0
-    make_mt10_datasets("expert", transitions=60, seed=0, episode_steps=30, tasks=("reach-v3", "push-v3"))
-    yield root
-    mp.undo()
+    with minari_datasets_in(root / "minari"):
+        make_hopper_replay_dataset(root / "source", [*SAC, "--steps", "300"], 300)
+        make_mt10_datasets("expert", transitions=60, seed=0, episode_steps=30, tasks=("reach-v3", "push-v3"))
+        yield root
 
 
 def _one_line_refusal(argv: list[str], capsys, says: str) -> None:

@@ -173,7 +173,7 @@ def _train(args: argparse.Namespace) -> int:
 
     values = {k: v for k, v in vars(args).items()
               if k in Config.fields() and v is not None}
-    from .kinds import kind_of
+    from .kinds import Trainer
     if args.resume:
         allowed = {"steps", "device", "threads", "progress"}
         extra = sorted(set(values) - allowed)
@@ -183,9 +183,7 @@ def _train(args: argparse.Namespace) -> int:
                              f"{', '.join('--' + b.replace('_', '-') for b in bad)}")
         if "steps" in values:
             Config().set({"steps": values["steps"]}).validate()      # a bad --steps fails here
-        from .training.run_dir import load_run_config
-        kept = {k: v for k, v in values.items() if k in allowed}
-        trainer = kind_of(load_run_config(Path(args.resume))).trainer_class().resume(args.resume, **kept)
+        trainer = Trainer.resume(args.resume, **{k: v for k, v in values.items() if k in allowed})
     else:
         from .experiments.presets import config_file_values, preset_values
 
@@ -208,7 +206,7 @@ def _train(args: argparse.Namespace) -> int:
             import yaml
             print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
             return 0
-        trainer = kind_of(cfg).trainer_class()(cfg)
+        trainer = Trainer(cfg)
     return _run_trainer(trainer)
 
 

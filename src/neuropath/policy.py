@@ -49,8 +49,6 @@ class Policy(PredictsLikeSB3):
         return cls(*read_actor(path))
 
 
-
-
 def load_policy(run_dir: str | Path):
     """The policy of a run's latest checkpoint (a run directory or a saved policy file), for any kind of
     run that has one (`neuropath.kinds`): SAC's `Policy`, PPO's, DQN's, an offline run's; each with SB3's

@@ -557,11 +557,14 @@ class Config:
         self.check_read(given)
         return self
 
+    def _online_multitask(self) -> bool:
+        return self.run.benchmark is not None and self.offline.dataset is None
+
     def reads(self, name: str) -> bool:
         """Whether this run's algorithm reads setting ``name`` (after `validate` resolved ``algo``)."""
         algo = self.run.algo
         section = self.fields()[name][0]
-        if name in MT10_UNREAD and self.run.benchmark is not None and self.offline.dataset is None:
+        if name in MT10_UNREAD and self._online_multitask():
             return False
         if section == "sac":
             read = SAC_FIELDS_READ.get(algo)
@@ -582,7 +585,7 @@ class Config:
         for name in sorted(changed, key=list(self.fields()).index):
             if not self.reads(name):
                 algo = self.run.algo
-                if name in MT10_UNREAD and self.run.benchmark is not None:
+                if name in MT10_UNREAD and self._online_multitask():
                     raise UsageError(f"--{_flag(name)} is not read by --benchmark {self.run.benchmark}: "
                                      f"{MT10_UNREAD[name]}")
                 if algo == "dqn" and name in DQN_VECTOR_ONLY + DQN_IMAGE_ONLY:

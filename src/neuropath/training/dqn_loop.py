@@ -36,12 +36,11 @@ from ..pathways import density, unmasked
 from . import checkpoint, run_lock
 from .build import build_pathways, check_reachable, needs_init_data, use_sparse_execution
 from .config import Config
-from .evaluate import PredictsLikeSB3
+from .evaluate import EVAL_SEED_OFFSET, PredictsLikeSB3
 from .guards import CheckpointClock, check_finite_losses, check_finite_weights
 from .logging import RunLogger, truncate_after
 from .loop_common import PathwayEvents, resume_trainer, rng_state, set_rng_state, write_config
 from .run_dir import load_run_config, resolve_device, start_run
-from .evaluate import EVAL_SEED_OFFSET
 
 
 class DQNTrainer(PathwayEvents):

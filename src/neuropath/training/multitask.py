@@ -38,7 +38,6 @@ from . import checkpoint, run_lock
 from .checkpoint import write_text_atomic
 from .config import Config
 from .guards import CheckpointClock, check_finite_losses, check_finite_weights
-from .logging import read_csv
 from .loop_common import resume_trainer, rng_state, set_rng_state
 from .run_dir import resolve_device, start_run
 
@@ -161,10 +160,8 @@ class MultiTaskTrainer:
         write_text_atomic(self.run_dir / "config.yaml", yaml.safe_dump({"neuropath": __version__, **data}, sort_keys=False))
         self._fields = (["step", "success_mean", "return_mean", "phase", "actor_density", "critic_density",
                          "wall_time", "cpu_seconds"] + [f"success_{_safe(t)}" for t in self.tasks])
-        self._truncate_logs()
+        evaluated_at = self._truncate_logs()
         fresh = not (self.run_dir / "metrics.csv").is_file()
-        logged = [] if fresh else read_csv(self.run_dir / "metrics.csv")
-        evaluated_at = int(logged[-1]["step"]) if logged else None
         self._metrics = open(self.run_dir / "metrics.csv", "a")
         if fresh:
             self._metrics.write(",".join(self._fields) + "\n")
@@ -296,14 +293,18 @@ class MultiTaskTrainer:
         self.cpu_before = c["cpu_seconds"]
         set_rng_state(state["rng"], self.rng)
 
-    def _truncate_logs(self) -> None:
-        """Drop log lines written after the checkpoint we resume from (a run killed later)."""
+    def _truncate_logs(self) -> int | None:
+        """Drop log lines written after the checkpoint we resume from (a run killed later); returns the step
+        of the last evaluation row kept (None: none yet)."""
         import json
         metrics, events = self.run_dir / "metrics.csv", self.run_dir / "pathway.jsonl"
+        last = None
         if metrics.is_file():
             lines = metrics.read_text().splitlines()
             kept = lines[:1] + [x for x in lines[1:] if int(x.split(",")[0]) <= self.step]
             write_text_atomic(metrics, "\n".join(kept) + "\n")
+            last = int(kept[-1].split(",")[0]) if len(kept) > 1 else None
         if events.is_file():
             kept = [x for x in events.read_text().splitlines() if x.strip() and json.loads(x)["step"] <= self.step]
             write_text_atomic(events, "".join(x + "\n" for x in kept))
+        return last

@@ -42,7 +42,7 @@ from .checkpoint import write_text_atomic
 from .config import Config
 from .evaluate import PredictsLikeSB3, run_episodes, summarise
 from .guards import CheckpointClock, check_finite_losses, check_finite_weights
-from .logging import cut_off_warning, read_csv
+from .logging import cut_off_warning
 from .loop_common import resume_trainer, rng_state, set_rng_state
 from .run_dir import load_run_config, resolve_device, start_run
 
@@ -278,10 +278,8 @@ class OfflineTrainer:
         data = self.cfg.to_dict()
         data["run"]["run_dir"] = str(self.run_dir)
         write_text_atomic(self.run_dir / "config.yaml", yaml.safe_dump({"neuropath": __version__, **data}, sort_keys=False))
-        self._truncate_logs()
+        evaluated_at = self._truncate_logs()
         fresh = not (self.run_dir / "metrics.csv").is_file()
-        logged = [] if fresh else read_csv(self.run_dir / "metrics.csv")
-        evaluated_at = int(logged[-1]["step"]) if logged else None
         self._metrics = open(self.run_dir / "metrics.csv", "a")
         if fresh:
             self._metrics.write(",".join(self.fields) + "\n")
@@ -369,9 +367,13 @@ class OfflineTrainer:
         set_rng_state(state["rng"])
         self.generator.set_state(state["rng"]["generator"].cpu())
 
-    def _truncate_logs(self) -> None:
+    def _truncate_logs(self) -> int | None:
+        """Drop metrics rows written after the checkpoint we resume from; returns the step of the last row
+        kept (None: none yet)."""
         metrics = self.run_dir / "metrics.csv"
-        if metrics.is_file():
-            lines = metrics.read_text().splitlines()
-            kept = lines[:1] + [x for x in lines[1:] if int(x.split(",")[0]) <= self.step]
-            write_text_atomic(metrics, "\n".join(kept) + "\n")
+        if not metrics.is_file():
+            return None
+        lines = metrics.read_text().splitlines()
+        kept = lines[:1] + [x for x in lines[1:] if int(x.split(",")[0]) <= self.step]
+        write_text_atomic(metrics, "\n".join(kept) + "\n")
+        return int(kept[-1].split(",")[0]) if len(kept) > 1 else None

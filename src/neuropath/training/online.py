@@ -34,9 +34,9 @@ from .config import Config
 from .evaluate import EVAL_SEED_OFFSET, run_episodes, summarise
 from .guards import CheckpointClock, check_finite_losses, check_finite_weights, last_good
 from .logging import RunLogger, truncate_after
-from .loop_common import rng_state, set_rng_state
+from .loop_common import resume_trainer, rng_state, set_rng_state
 from .policy_file import save_actor
-from .run_dir import check_new_run_dir, default_run_dir, resolve_device, resume_settings
+from .run_dir import check_new_run_dir, default_run_dir, resolve_device
 from .swap_probe import SwapProbe
 
 Callback = Callable[[int, dict[str, Any]], bool]
@@ -117,11 +117,7 @@ class Trainer:
     def resume(cls, run_dir: str | Path, *, steps: int | None = None, progress: bool | None = None,
                device: str | None = None, threads: int | None = None) -> "Trainer":
         """Rebuild a run from its ``config.yaml`` and load its latest checkpoint."""
-        cfg, ckpt = resume_settings(run_dir, steps=steps, progress=progress, device=device, threads=threads)
-        run_dir = Path(run_dir)
-        trainer = cls(cfg, _resume_from=run_dir)
-        trainer.load_checkpoint(ckpt)
-        return trainer
+        return resume_trainer(cls, run_dir, steps=steps, threads=threads, progress=progress, device=device)
 
     # ---- the loop -----------------------------------------------------------------------------
 
