@@ -1,9 +1,12 @@
-"""FLOP accounting: dense counts against torch's FlopCounterMode (exact), sparse counts by
-hand and against equivalent smaller dense networks, run totals against the run's own logs."""
+"""FLOP accounting by the one layer-hook counter: dense counts against torch's FlopCounterMode (exact) for
+SAC's update, acting and scoring passes (and PPO's, DQN's), sparse counts by hand, against equivalent
+smaller dense networks and against re-counting at real masks, run totals against the run's own logs."""
 
+import copy
 import json
 import shutil
 
+import numpy as np
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -11,11 +14,14 @@ from torch.utils.flop_counter import FlopCounterMode
 import neuropath as npth
 from neuropath.algos.common import Batch, mlp
 from neuropath.algos.sac import SAC, Actor, SACConfig, TwinCritic
-from neuropath.efficiency.flops import (CONVENTION, LayerCount, NetCount, count_network, count_state,
-                                        flops_of_run, format_flops, forward_flops, sac_counts,
-                                        scoring_flops, update_flops)
+from neuropath.efficiency.counter import (CONVENTION, MAC_FLOPS, count, count_scoring, dense_flops, pathway_flops,
+                                          si)
+from neuropath.efficiency.flops import (_scoring_pass, count_update, flops_of_run, format_flops, load_sac,
+                                        sac_masks, sac_nets)
 from neuropath.errors import UsageError
 from neuropath.pathways import grad_scores, masked_layers, snip_scores, unmasked
+from neuropath.training import checkpoint
+from neuropath.training.config import Config
 from neuropath.training.logging import read_csv, read_jsonl
 
 from .conftest import TINY
@@ -44,8 +50,8 @@ def agent(hidden=(16, 16), actor_every: int = 1) -> SAC:
     return SAC(OBS, ACT, SACConfig(hidden=list(hidden), batch_size=B, actor_every=actor_every))
 
 
-def random_masks(sac: SAC, keep: float = 0.3) -> None:
-    g = torch.Generator().manual_seed(2)
+def random_masks(sac: SAC, keep: float = 0.3, seed: int = 2) -> None:
+    g = torch.Generator().manual_seed(seed)
     for net in (sac.actor, sac.critic):
         for m in masked_layers(net).values():
             m.set_mask(torch.rand(m.weight.shape, generator=g) < keep)
@@ -66,103 +72,158 @@ def block_masks(sac: SAC, small: list[int]) -> None:
             m.set_mask(mask)
 
 
+def counted(sac: SAC, fn) -> int:
+    return dense_flops(count(sac_nets(sac), fn))
+
+
 # ---- dense: equal to FlopCounterMode -----------------------------------------------------------
 
 def test_dense_forward_equals_flop_counter_and_hand_count():
     net = mlp(7, [16, 8], 3)
     x = torch.randn(5, 7)
-    assert forward_flops(count_network(net), 5) == measured(lambda: net(x)) == 2 * 5 * (7 * 16 + 16 * 8 + 8 * 3)
+    c = count({"net": net}, lambda: net(x))
+    assert dense_flops(c) == pathway_flops(c) == measured(lambda: net(x)) == 2 * 5 * (7 * 16 + 16 * 8 + 8 * 3)
     sac, b = agent(), batch()
-    n = sac_counts(sac)
-    assert forward_flops(n["actor"], B) == measured(lambda: sac.actor(b.obs))
-    assert forward_flops(n["critic"], B) == measured(lambda: sac.critic(b.obs, b.action))
-    assert forward_flops(n["critic"], B) == forward_flops(n["critic_target"], B)
+    assert counted(sac, lambda: sac.actor(b.obs)) == measured(lambda: sac.actor(b.obs))
+    assert counted(sac, lambda: sac.critic(b.obs, b.action)) == measured(lambda: sac.critic(b.obs, b.action))
+    obs = np.zeros(OBS, np.float32)
+    for deterministic in (False, True):                    # SAC's acting pass
+        assert counted(sac, lambda: sac.act(obs, deterministic)) == measured(lambda: sac.act(obs, deterministic)) > 0
 
 
 @pytest.mark.parametrize("nstep", [1, 3])
 @pytest.mark.parametrize("masked", [False, True], ids=["dense", "masked"])
-def test_sac_update_equals_flop_counter(nstep, masked):
-    """Two updates with actor_every=2: the first skips the actor, the second does not. A
-    masked agent still runs dense matmuls, which is what FlopCounterMode (and our dense
-    column) counts; its pathway count is smaller."""
+def test_sac_update_counts_equal_flop_counter(nstep, masked):
+    """`count_update`'s parts are real `SAC.update` calls: the critic-only part is an update that skips the
+    actor, critic + actor one that runs it, + nstep one on an n-step batch. A masked agent still runs dense
+    matmuls, which is what FlopCounterMode (and the dense count) sees; its pathway count is smaller."""
     sac = agent(actor_every=2)
     if masked:
         random_masks(sac)
-    opts, b, n = sac.make_optimizers(), batch(nstep=nstep), sac_counts(sac)
-    for actor_update in (False, True):
-        got = measured(lambda: sac.update(b, opts))
-        parts = update_flops(n, B, actor_update=actor_update, nstep=nstep, dense=True)
-        assert got == sum(parts.values())
-        assert (parts["actor"] > 0) == actor_update and (parts["nstep"] > 0) == (nstep > 1)
-        sparse = sum(update_flops(n, B, actor_update=actor_update, nstep=nstep).values())
-        assert (sparse < got) if masked else (sparse == got)
+    parts = count_update(sac, B, nstep=nstep)
+    work = copy.deepcopy(sac)
+    opts = work.make_optimizers()
+    skips = measured(lambda: work.update(batch(), opts))                   # update 1 of actor_every=2
+    runs = measured(lambda: work.update(batch(), opts))                    # update 2
+    assert dense_flops(parts["critic"]) == skips and dense_flops(parts["critic"]) + dense_flops(parts["actor"]) == runs
+    if nstep > 1:
+        work.updates = 2
+        assert dense_flops(parts["critic"]) + dense_flops(parts["nstep"]) == measured(
+            lambda: work.update(batch(nstep=nstep), opts))
+    for part in parts.values():
+        assert (pathway_flops(part) < dense_flops(part)) if masked else (pathway_flops(part) == dense_flops(part))
 
 
 def test_mask_scoring_passes_equal_flop_counter():
-    """DAPD's SNIP scoring (all networks dense) and RigL/RLx2's grow gradient, measured on
-    the real scoring code: the critic's first-layer input gradient is skipped in both of
-    its passes, the actor's critic pass back-propagates to the action."""
-    sac, b = agent(), batch()
+    """DAPD's SNIP scoring (all networks dense) and RigL/RLx2's grow gradient, as `flops_of_run` counts them,
+    against the real scoring code under FlopCounterMode: the hooks see which gradients autograd runs (the
+    critic's scoring loss runs the actor forward only; the actor's back-propagates through the critic to the
+    action without its weight gradients)."""
+    cfg = Config().set({"hidden": [16, 16], "score_batch": B})
+    from neuropath.algos.common import random_batch
+    sac = agent()
     random_masks(sac)
-    n = sac_counts(sac)
     scoring = sac.losses()
-    with unmasked(sac):
-        for name in ("actor", "critic"):
+    for name in ("actor", "critic"):
+        b = random_batch(B, OBS, ACT, torch.Generator().manual_seed(1))
+        c = _scoring_pass(cfg, sac, name, "dense")
+        with unmasked(sac):
             for score in (snip_scores, grad_scores):           # --score grad runs SNIP's passes (on θ ⊙ m)
-                got = measured(lambda: score(sac.networks[name], lambda: scoring[name](b)))
-                assert got == scoring_flops(n, name, "snip", B)
+                assert measured(lambda: score(sac.networks[name], lambda: scoring[name](b))) == dense_flops(c)
+        assert pathway_flops(c) == dense_flops(c)             # every network dense: the pathway pays it all
     dense = agent()
     training = dense.losses(training=True)
     for name in ("actor", "critic"):
+        b = random_batch(B, OBS, ACT, torch.Generator().manual_seed(1))
         got = measured(lambda: grad_scores(dense.networks[name], lambda: training[name](b)))
-        assert got == scoring_flops(sac_counts(dense), name, "gradient", B)
-    assert scoring_flops(n, "actor", "none", B) == 0
-    with pytest.raises(ValueError):
-        scoring_flops(n, "actor", "rigl", B)
+        assert got == dense_flops(_scoring_pass(cfg, dense, name, "grow"))
+        c = _scoring_pass(cfg, sac, name, "grow")             # masked: the grown network dense, the others not
+        assert dense_flops(c) == got and pathway_flops(c) < got
+    assert _scoring_pass(cfg, sac, "actor", "none") == {}
+    assert _scoring_pass(Config().set({"score": "magnitude"}), sac, "actor", "dense") == {}
 
 
-def test_every_score_is_charged_its_own_scoring_passes():
-    """SynFlow's rounds are batch-1 forward + backward passes of the scored network alone (by hand: rounds + 1
-    of them); GraSP costs more than SNIP; per-network scores pick per-network rules."""
-    from neuropath.efficiency.flops import MAC_FLOPS, _counted_scoring, _scoring_rule, _train_pass
-    from neuropath.training.config import Config
-    n = sac_counts(agent())
-    cfg = Config().set({"hidden": [16, 16], "score_batch": B, "score": "synflow", "synflow_rounds": 3,
-                        "actor_score": "grasp", "critic_score": "magnitude"})
-    assert _scoring_rule(cfg, "actor") == ("counted", "counted") and _scoring_rule(cfg, "critic") == ("none", "none")
-    cfg = cfg.set({"actor_score": None, "critic_score": None})
+def test_gradients_nobody_asked_for_are_not_counted():
+    """``autograd.grad`` w.r.t. the actor of a loss through the critic (whose weights could take a gradient):
+    the critic's weight gradients do not run, and the counter charges none of them; a backward pass right
+    after it, which wants every gradient, is charged them."""
+    sac = agent()
+    weights = [m.weight for m in masked_layers(sac.actor).values()]
+    partial = lambda: torch.autograd.grad(sac.actor_loss(batch(), critic_grad=True)[0], weights)   # noqa: E731
+    both = lambda: (partial(), sac.critic_loss(batch()).backward(), partial())                      # noqa: E731
+    for fn in (partial, both):
+        assert counted(sac, fn) == measured(fn)
+
+
+def test_plain_torch_layers_and_in_place_activations_are_counted():
+    """A new algorithm's networks need not be neuropath's: plain `nn.Linear` / `nn.Conv2d`, an in-place ReLU
+    after a layer (the probes hand on a copy, which autograd lets it modify)."""
+    net = torch.nn.Sequential(torch.nn.Conv2d(2, 4, 3, stride=2, padding=1), torch.nn.ReLU(inplace=True),
+                              torch.nn.Flatten(), torch.nn.Linear(4 * 3 * 3, 5), torch.nn.ReLU(inplace=True),
+                              torch.nn.Linear(5, 1))
+    x = torch.randn(6, 2, 6, 6, requires_grad=True)
+    for fn in (lambda: net(x), lambda: net(x).sum().backward()):
+        assert dense_flops(count({"net": net}, fn)) == measured(fn) > 0
+
+
+def test_grasp_and_synflow_are_counted_by_flop_counter_mode_dense():
+    """SynFlow's rounds are batch-1 forward + backward passes of the scored network alone, outside its
+    layers' forward (by hand: rounds + 1 of them, no input gradient into the first layer); GraSP's double
+    backward costs more than the SNIP gradient it starts from; per-network scores pick per-network rules."""
+    sac = agent()
+    random_masks(sac)
+    cfg = Config().set({"hidden": [16, 16], "score_batch": B, "score": "synflow", "synflow_rounds": 3})
     for name in ("actor", "critic"):
-        assert _counted_scoring(cfg, n, name) == 4 * MAC_FLOPS * _train_pass(n[name], dense=True)
-    grasp = Config().set({"hidden": [16, 16], "score_batch": B, "score": "grasp"})
-    for name in ("actor", "critic"):       # a Hessian-vector product costs more than the gradient it starts from
-        assert _counted_scoring(grasp, n, name) > 2 * scoring_flops(n, name, "snip", B)
+        layers = list(masked_layers(sac.networks[name]).values())
+        first = [m for m in layers if m.in_features in (OBS, OBS + ACT)]
+        by_hand = 4 * MAC_FLOPS * (3 * sum(m.weight.numel() for m in layers) - sum(m.weight.numel() for m in first))
+        c = _scoring_pass(cfg, sac, name, "dense")
+        assert dense_flops(c) == pathway_flops(c) == by_hand
+    def config(**kw) -> Config:                       # `Config.set` changes the config it is called on
+        return Config().set({"hidden": [16, 16], "score_batch": B, "synflow_rounds": 3, **kw})
+    grasp, snip = config(score="grasp"), config(score="snip")
+    for name in ("actor", "critic"):
+        assert dense_flops(_scoring_pass(grasp, sac, name, "dense")) > 2 * dense_flops(_scoring_pass(snip, sac, name, "dense"))
+    mixed = config(score="synflow", actor_score="grasp", critic_score="magnitude")
+    assert _scoring_pass(mixed, sac, "critic", "dense") == {}
+    assert dense_flops(_scoring_pass(mixed, sac, "actor", "dense")) == dense_flops(_scoring_pass(grasp, sac, "actor", "dense"))
 
 
-# ---- sparse: by hand, and equal to an equivalent smaller dense network ------------------------------
+def test_ppo_update_and_scoring_equal_flop_counter():
+    from neuropath.algos.ppo import PPO, PPOConfig, RolloutBatch
+    torch.manual_seed(0)
+    ppo = PPO(OBS, ACT, PPOConfig(hidden=[16, 8]))
+    b = RolloutBatch(torch.randn(9, OBS), torch.randn(9, ACT), torch.zeros(9), torch.randn(9), torch.randn(9),
+                     torch.randn(9))
+    nets = {"actor": ppo.actor, "value": ppo.value}
+    work = copy.deepcopy(ppo)
+    opts = work.make_optimizers()
+    c = count({"actor": work.actor, "value": work.value}, lambda: work.update(b, opts))
+    assert dense_flops(c) == measured(lambda: work.update(b, opts)) > 0
+    assert dense_flops(count(nets, lambda: ppo.step(b.obs[:1]))) == measured(lambda: ppo.step(b.obs[:1]))
+    losses = ppo.losses()
+    for name, net in nets.items():
+        got = dense_flops(count_scoring("snip", net, lambda n=name: losses[n](b), nets))
+        assert got == measured(lambda n=name: snip_scores(ppo.networks[n], lambda: losses[n](b)))
+
+
+# ---- sparse: by hand, against equivalent smaller dense networks, and re-priced masks -------------
 
 def test_hand_arithmetic_on_a_tiny_masked_network():
+    """forward rows·nnz; backward: weight gradient rows·nnz, input gradient rows·nnz but not into the first
+    layer (its input takes no gradient)."""
     net = mlp(3, [4], 2)
     l0, l1 = masked_layers(net).values()
     l0.set_mask(torch.tensor([[1, 0, 1], [0, 1, 0], [0, 0, 0], [1, 1, 1]]))        # 6 active
     l1.set_mask(torch.tensor([[1, 0, 0, 1], [0, 1, 1, 0]]))                        # 4 active
-    c = count_network(net)
-    assert [(x.active, x.weights, x.first) for x in c.layers] == [(6, 12, True), (4, 8, False)]
-    assert c.params() == {"total": 12 + 4 + 8 + 2, "active": 6 + 4 + 4 + 2, "weights": 20,
-                          "active_weights": 10, "biases": 6}
-    assert forward_flops(c, 5) == 2 * 5 * 10 and forward_flops(c, 5, dense=True) == 2 * 5 * 20
-    assert measured(lambda: net(torch.randn(5, 3))) == 2 * 5 * 20                 # the counter sees dense
-
-    # One update by hand: actor A=10 (first layer 6); critic C = 3+2 + 5+2 = 12 (first layers 8).
-    def layer(name, i, o, active, first):
-        return LayerCount(name, i, o, active, o, first)
-    actor = NetCount("actor", (layer("net.0", 3, 4, 6, True), layer("net.2", 4, 2, 4, False)))
-    critic = NetCount("critic", (layer("q1.0", 4, 2, 3, True), layer("q1.2", 2, 1, 2, False),
-                                 layer("q2.0", 4, 2, 5, True), layer("q2.2", 2, 1, 2, False)))
-    nets = {"actor": actor, "critic": critic, "critic_target": critic}
-    u = update_flops(nets, 2, nstep=3)
-    assert u["critic"] == 2 * 2 * (10 + 12 + (12 + 12 + (12 - 8)))    # actor(s') + target + fwd, dW, dx
-    assert u["actor"] == 2 * 2 * ((10 + 10 + (10 - 6)) + (12 + 12))   # actor fwd,dW,dx + critic fwd,dx
-    assert u["nstep"] == 2 * 2 * 2 * 10                                # actor on 2 intermediate states
+    x = torch.randn(5, 3)
+    c = count({"net": net}, lambda: net(x))
+    assert pathway_flops(c) == 2 * 5 * 10 and dense_flops(c) == 2 * 5 * 20 == measured(lambda: net(x))
+    c = count({"net": net}, lambda: net(x).sum().backward())
+    assert pathway_flops(c) == 2 * 5 * (6 + 4 + 6 + 4 + 4)            # fwd, dW of both, dx of the second
+    assert dense_flops(c) == 2 * 5 * (12 + 8 + 12 + 8 + 8) == measured(lambda: net(x).sum().backward())
+    with unmasked(net):                                                    # scoring runs every stored weight
+        assert pathway_flops(count({"net": net}, lambda: net(x))) == 2 * 5 * 20
 
 
 def test_masked_flops_follow_nnz_exactly():
@@ -175,35 +236,55 @@ def test_masked_flops_follow_nnz_exactly():
         for m in masked_layers(net).values():
             m.set_mask(torch.rand(m.weight.shape, generator=g) < keep)
         nnz = sum(int(m.mask.sum()) for m in masked_layers(net).values())
-        flops.append(forward_flops(count_network(net), 4))
+        flops.append(pathway_flops(count({"net": net}, lambda: net(x))))
         assert flops[-1] == 2 * 4 * nnz
     assert flops[0] == dense and flops[0] > flops[1] > flops[2]
 
 
 def test_block_masked_sac_counts_equal_the_small_dense_sac():
-    """A [16,16] SAC masked to the top-left block of a [4,8] one needs exactly the small
-    dense SAC's FLOPs: forward, updates (with n-step), and a grow gradient where only the
-    scored network is dense (measured on a hybrid: big dense scored net, small others)."""
+    """A [16,16] SAC masked to the top-left block of a [4,8] one needs exactly the small dense SAC's FLOPs:
+    forward, updates (with n-step), acting, and a grow gradient where only the scored network is dense
+    (measured on a hybrid: big dense scored net, small others)."""
     big, small, hidden = agent((16, 16)), agent((4, 8)), [4, 8]
     block_masks(big, hidden)
-    n = sac_counts(big)
-    assert count_state(big.state_dict(), "critic") == n["critic"]                 # saved == live
-    assert n["actor"].macs() == sac_counts(small)["actor"].macs(dense=True)
-    b, opts = batch(nstep=3), small.make_optimizers()
-    assert sum(update_flops(n, B, nstep=3).values()) == measured(lambda: small.update(b, opts))
+    b = batch(nstep=3)
+    assert pathway_flops(count(sac_nets(big), lambda: big.actor(b.obs))) == measured(lambda: small.actor(b.obs))
+    parts = count_update(big, B, nstep=3)
+    opts = small.make_optimizers()
+    small.updates = 0                                       # update 1 with actor_every=1 runs the actor
+    assert sum(pathway_flops(p) for p in parts.values()) == measured(lambda: small.update(b, opts))
+    obs = np.zeros(OBS, np.float32)
+    assert pathway_flops(count(sac_nets(big), lambda: big.act(obs))) == measured(lambda: small.act(obs))
 
+    cfg = Config().set({"hidden": [16, 16], "score_batch": B})
+    from neuropath.algos.common import random_batch
+    b1 = random_batch(B, OBS, ACT, torch.Generator().manual_seed(1))
     hybrid = agent((4, 8))                       # RigL actor event: actor dense, critic masked
     hybrid.actor = Actor(OBS, ACT, [16, 16])
     loss = hybrid.losses(training=True)["actor"]
-    got = measured(lambda: grad_scores(hybrid.actor, lambda: loss(b)))
-    assert got == scoring_flops(n, "actor", "gradient", B)
+    got = measured(lambda: grad_scores(hybrid.actor, lambda: loss(b1)))
+    assert got == pathway_flops(_scoring_pass(cfg, big, "actor", "grow"))
 
     hybrid = agent((4, 8))                       # RigL critic event: critic dense, actor + target masked
     hybrid.critic = TwinCritic(OBS, ACT, [16, 16])
     hybrid._critic_params = list(hybrid.critic.parameters())
     loss = hybrid.losses(training=True)["critic"]
-    got = measured(lambda: grad_scores(hybrid.critic, lambda: loss(b._replace(discount=None, mid_obs=None))))
-    assert got == scoring_flops(n, "critic", "gradient", B)
+    got = measured(lambda: grad_scores(hybrid.critic, lambda: loss(b1)))
+    assert got == pathway_flops(_scoring_pass(cfg, big, "critic", "grow"))
+
+
+def test_a_count_priced_at_other_masks_equals_counting_at_those_masks():
+    """How a SAC run's warm-up updates are charged: counted once at the final masks, priced at the
+    per-layer sizes of an earlier mask, equal to the hooks on an agent that really holds masks of those sizes."""
+    final, earlier = agent(actor_every=2), agent(actor_every=2)
+    random_masks(final, keep=0.3, seed=2)
+    random_masks(earlier, keep=0.1, seed=3)                 # other sizes per layer
+    masks = sac_masks(earlier)
+    assert masks["actor"] != sac_masks(final)["actor"]
+    priced = count_update(final, B, nstep=3)
+    real = count_update(earlier, B, nstep=3)
+    for key in priced:
+        assert pathway_flops(priced[key], masks) == pathway_flops(real[key]) != pathway_flops(priced[key])
 
 
 # ---- whole runs ----------------------------------------------------------------------------------
@@ -223,25 +304,32 @@ def runs(tmp_path_factory):
     return out
 
 
+def saved_agent(t) -> SAC:
+    ckpt = checkpoint.latest(t.run_dir)
+    return load_sac(t.cfg, checkpoint.load_state(ckpt), ckpt)
+
+
 def test_rlx2_run_totals_match_updates_events_and_passes(runs):
     t = runs["rlx2"]
     rep = flops_of_run(t.run_dir)
-    final = sac_counts(t.algo)                          # the live agent, not the checkpoint
+    sac = saved_agent(t)
+    assert sac_masks(sac) == sac_masks(t.algo)                 # the checkpoint holds the live agent's masks
     assert rep.updates == t.algo.updates == 300 - TINY["seed_steps"] + 1
-    per = update_flops(final, TINY["batch_size"], nstep=3)
-    per_dense = update_flops(final, TINY["batch_size"], nstep=3, dense=True)
+    parts = count_update(sac, TINY["batch_size"], nstep=3)
     lines = rep.run
-    assert lines["critic updates"].count == 201 and lines["critic updates"].pathway == 201 * per["critic"]
-    assert lines["actor updates"].count == 100 and lines["actor updates"].pathway == 100 * per["actor"]
-    assert lines["actor updates"].dense == 100 * per_dense["actor"]
+    assert lines["critic updates"].count == 201 and lines["critic updates"].pathway == 201 * pathway_flops(parts["critic"])
+    assert lines["actor updates"].count == 100 and lines["actor updates"].pathway == 100 * pathway_flops(parts["actor"])
+    assert lines["actor updates"].dense == 100 * dense_flops(parts["actor"])
     assert lines["n-step target forwards"].count == 201 - 150
-    assert lines["n-step target forwards"].pathway == 51 * per["nstep"]
+    assert lines["n-step target forwards"].pathway == 51 * pathway_flops(parts["nstep"])
     events = read_jsonl(t.run_dir / "pathway.jsonl")
+    cfg = t.cfg
     for net in ("actor", "critic"):
-        n_events = sum(e["event"] == "update" and e["net"] == net for e in events)
-        assert n_events == 4                             # steps 100, 150, 200, 250
+        mine = [e for e in events if e["event"] == "update" and e["net"] == net]
+        assert [e["step"] for e in mine] == [100, 150, 200, 250]
+        assert len({json.dumps(e["layers"], sort_keys=True) for e in mine}) == 1     # drop/grow keeps layer sizes
         line = lines[f"topology updates: {net}"]
-        assert line.count == 4 and line.pathway == 4 * scoring_flops(final, net, "gradient", TINY["score_batch"])
+        assert line.count == 4 and line.pathway == 4 * pathway_flops(_scoring_pass(cfg, sac, net, "grow"))
     assert lines["buffer checks (actor fwd)"].count == sum(e["event"] == "buffer" for e in events) == 3
     assert lines["training"].pathway == sum(c.pathway for k, c in lines.items()
                                             if k not in ("training", "total") and not k.startswith(("acting", "eval")))
@@ -251,30 +339,35 @@ def test_rlx2_run_totals_match_updates_events_and_passes(runs):
     assert data["run"]["critic updates"]["pathway_macs"] * 2 == lines["critic updates"].pathway
     text = format_flops(rep)
     assert CONVENTION in text and "MACs = FLOPs / 2" in text and "topology updates: critic" in text
+    row = next(line for line in text.splitlines() if line.startswith("| **training** |"))
+    assert f"| {si(lines['training'].dense)} | {si(lines['training'].pathway)} | {rep.ratio:.2f}x |" in row
 
 
 def test_dapd_run_charges_each_update_at_the_masks_of_its_time(runs):
-    """Brute force over steps: every update at the masks logged before it (first-layer
-    densities move during warm-up, which changes the backward cost)."""
+    """Brute force over steps: every update at the masks logged before it (first-layer densities move
+    during warm-up, which changes the backward cost), each priced by the hooks' counts of a real update."""
     t = runs["dapd"]
     rep = flops_of_run(t.run_dir)
-    final = sac_counts(t.algo)
+    sac = saved_agent(t)
+    parts = count_update(sac, TINY["batch_size"])
+    numel = {n: {k: m.weight.numel() for k, m in masked_layers(getattr(sac, n)).items()} for n in ("actor", "critic")}
     events = [e for e in read_jsonl(t.run_dir / "pathway.jsonl") if e["event"] in ("init", "update")]
     assert len({e["layers"]["net.0"] for e in events if e["net"] == "actor"}) > 1
-    total, current = 0, {}
+    assert t.cfg.sac.actor_every == 1
+    totals, current = {"critic": 0, "actor": 0}, {}
     for s in range(300 - rep.updates + 1, 301):
         for e in events:
             if e["step"] < s:
-                current[e["net"]] = {x.name: round(e["layers"][x.name] * x.weights) for x in final[e["net"]].layers}
-        nets = {"actor": final["actor"].with_active(current["actor"]),
-                "critic": final["critic"].with_active(current["critic"]),
-                "critic_target": final["critic_target"].with_active(current["critic"])}
-        total += update_flops(nets, TINY["batch_size"])["critic"]
-    assert rep.run["critic updates"].pathway == total
+                current[e["net"]] = {k: round(e["layers"][k] * w) for k, w in numel[e["net"]].items()}
+        masks = {"actor": current["actor"], "critic": current["critic"], "critic_target": current["critic"]}
+        for part in totals:
+            totals[part] += pathway_flops(parts[part], masks)
+    assert rep.run["critic updates"].pathway == totals["critic"]
+    assert rep.run["actor updates"].pathway == totals["actor"]
     for net in ("actor", "critic"):
         line = rep.run[f"mask scoring: {net}"]
         assert line.count == sum(e["net"] == net for e in events)           # init + warm-up updates
-        assert line.pathway == line.count * scoring_flops(final, net, "snip", TINY["score_batch"])
+        assert line.pathway == line.count * dense_flops(_scoring_pass(t.cfg, sac, net, "dense"))
     assert rep.run["acting (initial scoring data)"].count == TINY["init_steps"]
     evals = read_csv(t.run_dir / "metrics.csv")
     assert rep.run["evaluation"].count == sum(round(float(r["length_mean"]) * TINY["eval_episodes"]) for r in evals)
@@ -322,3 +415,7 @@ def test_dqn_update_counted_with_its_convolutions_equals_flop_counter_mode(torso
     with counting({"q": dqn.q, "q_target": dqn.q_target}) as macs:
         dqn.update(b, opts)
     assert MAC_FLOPS * sum(m.dense for m in macs.values()) == fc.get_total_flops()
+    nets = {"q": dqn.q, "q_target": dqn.q_target}
+    loss = lambda: dqn.td_loss(b)          # noqa: E731
+    with unmasked(dqn.q):                  # DAPD's scoring pass, as the DQN loop runs it
+        assert dense_flops(count_scoring("snip", dqn.q, loss, nets)) == measured(lambda: snip_scores(dqn.q, loss))

@@ -1,30 +1,22 @@
-"""FLOPs of offline runs (BCQ, IQL; single task and MT10), PPO and DQN runs, counted by running the real code once.
+"""FLOPs of PPO, DQN and offline runs (BCQ, IQL; single task and MT10), and the FLOP counter of every kind
+(`count_run`, `count_*_run`, named in `neuropath.kinds`).
 
-The SAC accounting (flops.py) is analytic because SAC's passes are few and fixed. BCQ's are not (the
-critic target decodes 10 next actions per state through the VAE, the perturbation actor and the
-target critic; acting scores 100 decodes), so here every linear layer (`MaskedLinear`, `TaskLinear`)
-counts its own multiply-accumulates while one real update, one action and one NPF scoring pass run
-on a copy of the run's networks (DQN: its convolutions too, masked or dense):
-
-* forward: rows · nnz, where rows are the samples through the layer (all tasks for a task layer; for a
-  convolution, samples × output positions) and nnz its active weights (all of them for the dense count);
-* backward, when the pass is differentiated: the weight gradient rows · nnz if the layer's weight
-  takes a gradient, the input gradient rows · nnz if its input needs one (the first layer on data
-  does not) — the passes autograd runs, the convention of torch's `FlopCounterMode` (on dense
-  networks the counts equal its count exactly; tested).
-
-1 MAC = 2 FLOPs; matmuls only (as flops.py). Scoring passes (NPF's single shot, DAPD's rescoring) are
-counted differently: the run's own score function runs once under torch's `FlopCounterMode` on the dense
-networks (GraSP's Hessian-vector product and SynFlow's rounds have passes the layer hooks do not see).
-The whole run = updates × one update + the NPF scoring; evaluation episodes are not included (their length
-is not logged for offline runs).
+Every kind is counted the same way (`counter`): the run's networks are rebuilt from its latest checkpoint
+and the algorithm's own code runs once, under the layer hooks, on a copy of them: one update, one action,
+each kind of scoring pass, set up as the training loop sets it up (which networks run dense while a mask is
+scored). BCQ's passes are why no per-algorithm formula is written: its critic target decodes 10 next actions
+per state through the VAE, the perturbation actor and the target critic, and acting scores 100 decodes.
+SAC's report (`flops.py`) is counted by the same hooks and adds the per-mask-state accounting of DAPD's
+warm-up. PPO and DQN updates are charged at the final masks (warm-up updates ran at other masks of the same
+size). The whole run = updates × one update (+ acting for PPO and DQN) + the scoring passes; evaluation
+episodes are not included (their length is not logged for these kinds).
 """
 
 from __future__ import annotations
 
 import copy
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,94 +27,56 @@ from ..errors import UsageError
 from ..pathways.layers import MaskedLinear
 from ..pathways.masks import unmasked
 from ..pathways.multitask import TaskLinear
-from .flops import CONVENTION, MAC_FLOPS
+from .counter import (CONVENTION, MAC_FLOPS, Cost, Counts, Macs, NetParams, count, count_scoring, counting,
+                      dense_flops, net_params, pathway_flops, report_text, total)
+
+__all__ = ["CONVENTION", "MAC_FLOPS", "Macs", "counting", "OfflineFlops", "LoopFlops", "offline_flops_of_run",
+           "ppo_flops_of_run", "dqn_flops_of_run", "format_offline_flops", "format_loop_flops", "count_run",
+           "count_sac_run", "count_ppo_run", "count_dqn_run", "count_offline_run"]
 
 
-@dataclass
-class Macs:
-    dense: int = 0
-    active: int = 0
-
-    def add(self, other: "Macs") -> None:
-        self.dense += other.dense
-        self.active += other.active
+def _nets(algo: nn.Module) -> dict[str, nn.Module]:
+    """The algorithm's networks that hold masked layers, by attribute name (targets included)."""
+    named = dict(algo.named_children())
+    return {n: named[n] for n in named if isinstance(named[n], nn.Module) and any(
+        isinstance(m, (MaskedLinear, TaskLinear)) for m in named[n].modules())}
 
 
-def _weights(layer: nn.Module) -> tuple[int, int]:
-    """(all weights, active weights) a pass through ``layer`` multiplies, summed over tasks."""
-    dense = layer.weight.numel()
-    if isinstance(layer, TaskLinear):
-        active = int(layer.mask.sum()) if layer.use_mask else dense
-    else:
-        active = int(layer.mask.sum()) if getattr(layer, "use_mask", False) else dense
-    return dense, active
+def _params(net: nn.Module, tasks: int = 0) -> dict[str, int]:
+    """``{"total", "active", "biases"}``: weights stored and active (per task: the mean), biases."""
+    p = net_params(net, tasks)
+    return {"total": p.weights, "active": p.active, "biases": p.biases}
 
 
-def scoring_pass_flops(score: str, net: nn.Module, loss, *, keep_ratio: float, synflow_rounds: int) -> int:
-    """FLOPs of one scoring pass of ``net`` by ``score``: the real score function run once under torch's
-    `FlopCounterMode` (matmuls and convolutions: GraSP's double backward and SynFlow's rounds included;
-    the scored network runs dense, so this is its dense cost). Magnitude and random scores cost none."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from ..pathways.scores import network_scores
-    with FlopCounterMode(display=False) as fc:
-        network_scores(score, net, loss, keep_ratio=keep_ratio, synflow_rounds=synflow_rounds,
-                       generator=torch.Generator().manual_seed(0))
-    return int(fc.get_total_flops())
+def _text_params(parameters: dict[str, dict[str, int]]) -> dict[str, NetParams]:
+    return {n: NetParams(v["total"], v["active"], v.get("biases", 0)) for n, v in parameters.items()}
 
 
-def config_scoring_flops(cfg, name: str, net: nn.Module, loss) -> int:
-    """`scoring_pass_flops` with the run's own score, keep ratio and SynFlow rounds for network ``name``."""
-    return scoring_pass_flops(cfg.score_of(name), net, loss, keep_ratio=cfg.keep_ratio_of(name),
-                              synflow_rounds=cfg.pathway.synflow_rounds)
+def _flops(counts: Counts) -> dict[str, int]:
+    return {"dense": dense_flops(counts), "pathway": pathway_flops(counts)}
 
 
-@contextmanager
-def counting(nets: dict[str, nn.Module]):
-    """Count every linear layer's MACs per network name while the block runs; yields the totals."""
-    totals = {name: Macs() for name in nets}
-    handles = []
-
-    def hook(name: str):
-        def fn(layer: nn.Module, inputs: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
-            x = inputs[0]
-            if isinstance(layer, nn.Conv2d):            # every output position is one row of the weight
-                rows = out.numel() // layer.out_channels
-            else:
-                rows = x.numel() // layer.in_features
-            if isinstance(layer, TaskLinear):
-                rows //= layer.tasks                    # a task's rows meet only its own weight slice
-            passes = 1
-            if torch.is_grad_enabled():
-                passes += int(layer.weight.requires_grad) + int(x.requires_grad)
-            dense, active = _weights(layer)
-            totals[name].add(Macs(passes * rows * dense, passes * rows * active))
-        return fn
-
-    seen: set[int] = set()
-    for name, net in nets.items():
-        for m in net.modules():
-            if isinstance(m, (nn.Linear, nn.Conv2d, TaskLinear)) and id(m) not in seen:
-                seen.add(id(m))
-                handles.append(m.register_forward_hook(hook(name)))
+def _load(algo: nn.Module, state: dict, ckpt: Path) -> None:
     try:
-        yield totals
-    finally:
-        for h in handles:
-            h.remove()
+        algo.load_state_dict(state["algo"])
+    except (RuntimeError, KeyError) as exc:
+        raise UsageError(f"checkpoint {str(ckpt)!r} does not fit its own config: {str(exc).splitlines()[0]}") from None
 
+
+# ---- offline ----------------------------------------------------------------------------------------
 
 @dataclass
 class OfflineFlops:
     algo: str
     pathway: str
     tasks: int
-    parameters: dict[str, dict[str, int]]        # network -> total / active weights (per task: mean)
+    parameters: dict[str, dict[str, int]]        # network -> total / active weights (per task: mean), biases
     update: dict[str, dict[str, int]]            # network -> dense / pathway FLOPs of one update
     action: dict[str, int]                       # dense / pathway FLOPs of one action (all tasks)
-    scoring: int                                 # FLOPs of the NPF scoring pass (once; 0 if none)
+    scoring: int                                 # FLOPs of the NPF scoring passes (once; 0 if none)
     updates: int
     convention: str = CONVENTION
+    run_dir: str = ""
 
     def totals(self) -> dict[str, int]:
         dense = sum(v["dense"] for v in self.update.values())
@@ -134,19 +88,10 @@ class OfflineFlops:
         return {**asdict(self), "totals": self.totals()}
 
 
-def _nets(algo: nn.Module) -> dict[str, nn.Module]:
-    named = dict(algo.named_children())
-    return {n: named[n] for n in named if isinstance(named[n], nn.Module) and any(
-        isinstance(m, (MaskedLinear, TaskLinear)) for m in named[n].modules())}
-
-
-def _flops(m: dict[str, Macs], key: str) -> dict[str, int]:
-    return {n: MAC_FLOPS * getattr(v, key) for n, v in m.items()}
-
-
 def offline_flops_of_run(run_dir: str | Path) -> OfflineFlops:
-    """Load an offline run's latest checkpoint into its algorithm and count one update, one action and
-    the NPF scoring pass (see the module docstring)."""
+    """Load an offline run's latest checkpoint into its algorithm and count one update, one action and the
+    NPF scoring passes (see the module docstring)."""
+    from ..algos.common import random_batch
     from ..training import checkpoint
     from ..training.offline import build_algo
     from ..training.run_dir import load_run_config
@@ -158,77 +103,59 @@ def offline_flops_of_run(run_dir: str | Path) -> OfflineFlops:
     tasks = len(meta.get("tasks") or [])
     algo = build_algo(cfg, meta["obs_dim"], meta["act_dim"], tasks=tasks, per_task_heads=meta.get("heads") == "per-task")
     state = checkpoint.load_state(ckpt)
-    try:
-        algo.load_state_dict(state["algo"])
-    except (RuntimeError, KeyError) as exc:
-        raise UsageError(f"checkpoint {str(ckpt)!r} does not fit its own config: {str(exc).splitlines()[0]}") from None
-    nets = _nets(algo)
+    _load(algo, state, ckpt)
     shape = (tasks,) if tasks else ()
-    batch = algo.cfg.batch_size
 
     def fake_batch(n: int):
-        from ..algos.common import random_batch
         return random_batch(n, algo.obs_dim, algo.act_dim, torch.Generator().manual_seed(0), shape)
 
     work = copy.deepcopy(algo)
-    work_nets = _nets(work)
     opts = work.make_optimizers()
-    with counting(work_nets) as upd:
-        work.update(fake_batch(batch), opts, work.make_schedulers(opts))
-    obs = torch.randn(*shape, algo.obs_dim).numpy()
-    with counting(nets) as act:
-        algo.act(obs, deterministic=True)
-    scoring = 0
-    if cfg.pathway.pathway == "npf":
-        p, o = cfg.pathway, cfg.offline
-        losses = algo.losses()
-        for name, net in algo.networks.items():
-            batches = [fake_batch(p.score_batch) for _ in range(o.npf_batches)]
-            scoring += config_scoring_flops(cfg, name, net, lambda n=name, bs=batches: sum(losses[n](b) for b in bs))
-    parameters = {}
-    for name in algo.networks:
-        layers = [m for m in nets[name].modules() if isinstance(m, (MaskedLinear, TaskLinear))]
-        dense = sum(_weights(m)[0] for m in layers)
-        active = sum(_weights(m)[1] for m in layers)
-        per = max(tasks, 1)
-        parameters[name] = {"total": dense // per, "active": active // per}
+    upd = count(_nets(work), lambda: work.update(fake_batch(algo.cfg.batch_size), opts, work.make_schedulers(opts)))
+    nets = _nets(algo)
+    act = count(nets, lambda: algo.act(torch.randn(*shape, algo.obs_dim).numpy()))
+    scoring = _npf_scoring(cfg, algo, nets, fake_batch) if cfg.pathway.pathway == "npf" else 0
+    parameters = {name: _params(nets[name], tasks) for name in algo.networks}
     update = {n: {"dense": MAC_FLOPS * v.dense, "pathway": MAC_FLOPS * v.active} for n, v in upd.items() if v.dense}
-    action = {"dense": MAC_FLOPS * sum(v.dense for v in act.values()),
-              "pathway": MAC_FLOPS * sum(v.active for v in act.values())}
-    return OfflineFlops(cfg.run.algo, cfg.pathway.pathway, tasks, parameters, update, action, scoring,
-                        int(state["algo_updates"]))
+    return OfflineFlops(cfg.run.algo, cfg.pathway.pathway, tasks, parameters, update, _flops(act), scoring,
+                        int(state["algo_updates"]), run_dir=str(run_dir))
 
 
-def _si(x: float) -> str:
-    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(x) >= scale:
-            return f"{x / scale:.2f}{unit}"
-    return f"{x:.0f}"
+def _npf_scoring(cfg: Any, algo: nn.Module, nets: dict[str, nn.Module], fake_batch: Callable[[int], Any]) -> int:
+    """NPF's single shot as the offline loop runs it: the networks scored one after another, each on its
+    loss summed over ``--npf-batches`` batches, the ones scored before it already on their (final) masks,
+    the ones after it and the target copies still dense."""
+    from ..training.offline import npf_losses
+    p, o = cfg.pathway, cfg.offline
+    losses = npf_losses(algo, o.npf_actor_loss)
+    names = list(algo.networks)
+    targets = [t for ts in algo.tied.values() for t in ts]
+    flops = 0
+    for i, name in enumerate(names):
+        batches = [fake_batch(p.score_batch) for _ in range(o.npf_batches)]
+        with unmasked(*[algo.networks[n] for n in names[i + 1:]], *targets):
+            c = count_scoring(cfg.score_of(name), algo.networks[name], lambda n=name: sum(losses[n](b) for b in batches),
+                              nets, keep_ratio=cfg.keep_ratio_of(name), synflow_rounds=p.synflow_rounds)
+        flops += pathway_flops(c)
+    return flops
 
 
 def format_offline_flops(r: OfflineFlops) -> str:
     per = f", per task over {r.tasks} tasks" if r.tasks else ""
-    lines = [f"offline {r.algo.upper()} run, pathway {r.pathway}{per}; {r.convention}", "",
-             "| network | weights | active | density |", "|---|---|---|---|"]
-    for n, v in r.parameters.items():
-        lines.append(f"| {n} | {v['total']:,} | {v['active']:,} | {v['active'] / v['total']:.3f} |")
-    lines += ["", "| one update | dense FLOPs | pathway FLOPs | dense / pathway |", "|---|---|---|---|"]
-    for n, v in r.update.items():
-        lines.append(f"| {n} | {_si(v['dense'])} | {_si(v['pathway'])} | {v['dense'] / max(v['pathway'], 1):.1f}x |")
     t = r.totals()
-    lines.append(f"| total | {_si(t['update_dense'])} | {_si(t['update_pathway'])} | "
-                 f"{t['update_dense'] / max(t['update_pathway'], 1):.1f}x |")
-    a = r.action
-    lines += ["", f"one action{' (all tasks)' if r.tasks else ''}: dense {_si(a['dense'])}, pathway {_si(a['pathway'])} "
-              f"FLOPs ({a['dense'] / max(a['pathway'], 1):.1f}x)"]
-    if r.scoring:
-        lines.append(f"NPF scoring (once, dense): {_si(r.scoring)} FLOPs")
-    lines.append(f"whole run ({r.updates:,} updates, evaluation not included): dense {_si(t['run_dense'])}, "
-                 f"pathway {_si(t['run_pathway'])} FLOPs ({t['run_dense'] / max(t['run_pathway'], 1):.1f}x)")
-    return "\n".join(lines)
+    one = {n: Cost(1, v["dense"], v["pathway"]) for n, v in r.update.items()}
+    one["update"] = total(one.values(), count=1)
+    one[f"action{' (all tasks)' if r.tasks else ''}"] = Cost(1, r.action["dense"], r.action["pathway"])
+    run = {"updates": Cost(r.updates, t["run_dense"], r.updates * t["update_pathway"])}
+    if r.scoring:                                   # NPF scores each network once
+        run["mask scoring (NPF)"] = Cost(len(r.parameters), 0, r.scoring)
+    run["training"] = total(run.values())
+    return report_text(f"FLOPs of {r.run_dir} (offline {r.algo.upper()}, {r.pathway}{per}, {r.updates:,} updates)",
+                       _text_params(r.parameters), [("one update, one action", one, False), ("whole run", run, True)],
+                       notes=["evaluation episodes are not included (their length is not logged for offline runs)"])
 
 
-# ---- PPO and DQN ---------------------------------------------------------------------------------
+# ---- PPO and DQN ------------------------------------------------------------------------------------
 
 @dataclass
 class LoopFlops:
@@ -236,11 +163,14 @@ class LoopFlops:
     parameters: dict[str, dict[str, int]]
     update: dict[str, int]           # dense / pathway FLOPs of one minibatch update
     step: dict[str, int]             # dense / pathway FLOPs of acting at one environment step
-    scoring: dict[str, int]          # dense FLOPs of all DAPD scoring passes of the run so far
+    scoring: dict[str, int]          # pathway FLOPs of all mask scoring passes of the run so far, by network
     updates: int
     steps: int
     convention: str = CONVENTION
     algo: str = "ppo"
+    scoring_passes: dict[str, int] = field(default_factory=dict)     # how many, by network
+    pathway: str = ""
+    run_dir: str = ""
 
     def totals(self) -> dict[str, int]:
         dense = self.updates * self.update["dense"] + self.steps * self.step["dense"]
@@ -251,12 +181,17 @@ class LoopFlops:
         return {**asdict(self), "totals": self.totals()}
 
 
+def _mask_events(run_dir: Path, name: str) -> int:
+    from ..training.logging import read_jsonl
+    return sum(1 for e in read_jsonl(run_dir / "pathway.jsonl") if e.get("net") == name
+               and e.get("event") in ("init", "update"))
+
+
 def ppo_flops_of_run(run_dir: str | Path) -> LoopFlops:
-    """One minibatch update and one acting step of a PPO run, counted per layer at its final masks
-    (warm-up updates ran at other masks of the same size); scoring passes from ``pathway.jsonl``."""
+    """One minibatch update and one acting step of a PPO run, counted per layer at its final masks; the DAPD
+    scoring passes (every network dense, as the loop scores them) from ``pathway.jsonl``."""
     from ..algos.ppo import PPO, PPOConfig, RolloutBatch
     from ..training import checkpoint
-    from ..training.logging import read_jsonl
     from ..training.run_dir import load_run_config
 
     run_dir = Path(run_dir)
@@ -266,10 +201,7 @@ def ppo_flops_of_run(run_dir: str | Path) -> LoopFlops:
     state = checkpoint.load_state(ckpt)
     discrete = bool(meta.get("discrete"))
     algo = PPO(meta["obs_dim"], meta["act_dim"], PPOConfig(hidden=cfg.ppo.ppo_hidden), discrete=discrete)
-    try:
-        algo.load_state_dict(state["algo"])
-    except (RuntimeError, KeyError) as exc:
-        raise UsageError(f"checkpoint {str(ckpt)!r} does not fit its own config: {str(exc).splitlines()[0]}") from None
+    _load(algo, state, ckpt)
     g = cfg.ppo
     size = g.rollout_steps * g.num_envs // g.minibatches
 
@@ -280,45 +212,30 @@ def ppo_flops_of_run(run_dir: str | Path) -> LoopFlops:
 
     nets = _nets(algo)
     work = copy.deepcopy(algo)
-    with counting(_nets(work)) as upd:
-        work.update(batch(size), work.make_optimizers())
-    with counting(nets) as act:
-        algo.step(torch.randn(1, algo.obs_dim))
-    scoring: dict[str, int] = {}
-    events = read_jsonl(run_dir / "pathway.jsonl")
-    for name in algo.networks:
-        passes = sum(1 for e in events if e["net"] == name and e["event"] in ("init", "update")
-                     and (cfg.pathway.pathway in ("dapd", "static")))
-        if passes:
-            with unmasked(*nets.values()):             # DAPD scores the dense networks
-                one = config_scoring_flops(cfg, name, algo.networks[name],
-                                           lambda n=name: algo.losses()[n](batch(cfg.pathway.score_batch)))
-            scoring[name] = passes * one
-    return _loop_flops(algo, upd, act, scoring, state, "ppo")
-
-
-def _loop_flops(algo, upd: dict[str, Macs], act: dict[str, Macs], scoring: dict[str, int], state: dict,
-                name: str) -> LoopFlops:
-    parameters = {}
-    for net_name, net in algo.networks.items():
-        layers = [m for m in net.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
-        parameters[net_name] = {"total": sum(_weights(m)[0] for m in layers),
-                                "active": sum(_weights(m)[1] for m in layers)}
-    return LoopFlops(parameters,
-                     {"dense": MAC_FLOPS * sum(v.dense for v in upd.values()),
-                      "pathway": MAC_FLOPS * sum(v.active for v in upd.values())},
-                     {"dense": MAC_FLOPS * sum(v.dense for v in act.values()),
-                      "pathway": MAC_FLOPS * sum(v.active for v in act.values())},
-                     scoring, int(state["algo_updates"]), int(state["counters"]["step"]), algo=name)
+    upd = count(_nets(work), lambda: work.update(batch(size), work.make_optimizers()))
+    act = count(nets, lambda: algo.step(torch.randn(1, algo.obs_dim)))
+    scoring, passes = {}, {}
+    if cfg.pathway.pathway in ("dapd", "static"):
+        losses = algo.losses()
+        for name in algo.networks:
+            n = _mask_events(run_dir, name)
+            if n:
+                b = batch(cfg.pathway.score_batch)
+                with unmasked(algo):                   # the loop scores every network dense
+                    c = count_scoring(cfg.score_of(name), algo.networks[name], lambda n=name: losses[n](b), nets,
+                                      keep_ratio=cfg.keep_ratio_of(name), synflow_rounds=cfg.pathway.synflow_rounds)
+                scoring[name], passes[name] = n * pathway_flops(c), n
+    return _loop_flops(algo, upd, act, scoring, passes, state, "ppo", cfg, run_dir)
 
 
 def dqn_flops_of_run(run_dir: str | Path) -> LoopFlops:
-    """One update (Q-network forward and backward, target forward) and one greedy action of a DQN run at
-    its final masks, convolutions included; ε-greedy's random actions are charged a forward pass too."""
+    """One update (Q-network forward and backward, target forward) and one greedy action of a DQN run at its
+    final masks, convolutions included (ε-greedy's random actions are charged a forward pass too); the
+    scoring passes as the loop runs them: DAPD's on the dense Q-network, RigL's grow gradient on the masked
+    one, the target network on its masks in both."""
     from ..algos.dqn import DQNBatch
     from ..training import checkpoint
     from ..training.dqn_loop import make_dqn
-    from ..training.logging import read_jsonl
     from ..training.run_dir import load_run_config
 
     run_dir = Path(run_dir)
@@ -328,47 +245,58 @@ def dqn_flops_of_run(run_dir: str | Path) -> LoopFlops:
     state = checkpoint.load_state(ckpt)
     shape = tuple(meta["obs_shape"])
     algo = make_dqn(cfg, shape, int(meta["n_actions"]))
-    try:
-        algo.load_state_dict(state["algo"])
-    except (RuntimeError, KeyError) as exc:
-        raise UsageError(f"checkpoint {str(ckpt)!r} does not fit its own config: {str(exc).splitlines()[0]}") from None
+    _load(algo, state, ckpt)
 
     def batch(n: int) -> DQNBatch:
         obs = torch.zeros(n, *shape)
         return DQNBatch(obs, torch.zeros(n, dtype=torch.long), torch.zeros(n), obs, torch.ones(n))
 
+    nets = {"q": algo.q, "q_target": algo.q_target}
     work = copy.deepcopy(algo)
-    with counting({"q": work.q, "q_target": work.q_target}) as upd:
-        work.update(batch(cfg.dqn.dqn_batch_size), work.make_optimizers())
-    with counting({"q": algo.q}) as act, torch.no_grad():
-        algo.q(torch.zeros(1, *shape))
-    scoring: dict[str, int] = {}
-    passes = sum(1 for e in read_jsonl(run_dir / "pathway.jsonl") if e["event"] in ("init", "update"))
-    loss = lambda: algo.td_loss(batch(cfg.pathway.score_batch))     # noqa: E731
-    if passes and cfg.pathway.pathway in ("dapd", "static"):
-        with unmasked(algo.q, algo.q_target):
-            scoring["q"] = passes * config_scoring_flops(cfg, "q", algo.q, loss)
-    elif passes and cfg.pathway.pathway == "rigl":                 # grows on the masked network's dense gradient
-        scoring["q"] = passes * scoring_pass_flops("grad", algo.q, loss, keep_ratio=1.0, synflow_rounds=1)
-    return _loop_flops(algo, upd, act, scoring, state, "dqn")
+    upd = count({"q": work.q, "q_target": work.q_target}, lambda: work.update(batch(cfg.dqn.dqn_batch_size),
+                                                                              work.make_optimizers()))
+    with torch.no_grad():
+        act = count({"q": algo.q}, lambda: algo.q(torch.zeros(1, *shape)))
+    scoring, passes = {}, {}
+    n = _mask_events(run_dir, "q")
+    b = batch(cfg.pathway.score_batch)
+    loss = lambda: algo.losses()["q"](b)     # noqa: E731
+    c: Counts = {}
+    if n and cfg.pathway.pathway in ("dapd", "static"):
+        with unmasked(algo.q):
+            c = count_scoring(cfg.score_of("q"), algo.q, loss, nets, keep_ratio=cfg.keep_ratio_of("q"),
+                              synflow_rounds=cfg.pathway.synflow_rounds)
+    elif n and cfg.pathway.pathway == "rigl":                        # grows on the masked network's dense gradient
+        c = count_scoring("grad", algo.q, loss, nets)
+    if c:
+        scoring["q"], passes["q"] = n * pathway_flops(c), n
+    return _loop_flops(algo, upd, act, scoring, passes, state, "dqn", cfg, run_dir)
+
+
+def _loop_flops(algo: nn.Module, upd: Counts, act: Counts, scoring: dict[str, int], passes: dict[str, int],
+                state: dict, name: str, cfg: Any, run_dir: Path) -> LoopFlops:
+    parameters = {net_name: _params(net) for net_name, net in algo.networks.items()}
+    return LoopFlops(parameters, _flops(upd), _flops(act), scoring, int(state["algo_updates"]),
+                     int(state["counters"]["step"]), algo=name, scoring_passes=passes, pathway=cfg.pathway.pathway,
+                     run_dir=str(run_dir))
 
 
 def format_loop_flops(r: LoopFlops) -> str:
-    lines = [f"{r.algo.upper()} run; {r.convention}", "", "| network | weights | active | density |",
-             "|---|---|---|---|"]
-    for n, v in r.parameters.items():
-        lines.append(f"| {n} | {v['total']:,} | {v['active']:,} | {v['active'] / v['total']:.3f} |")
-    u, s, t = r.update, r.step, r.totals()
-    lines += ["", f"one minibatch update: dense {_si(u['dense'])}, pathway {_si(u['pathway'])} FLOPs "
-              f"({u['dense'] / max(u['pathway'], 1):.1f}x)",
-              f"one environment step ({'actor + value' if r.algo == 'ppo' else 'one Q-network forward'}): dense {_si(s['dense'])}, pathway {_si(s['pathway'])} FLOPs"]
-    if r.scoring:
-        lines.append("mask scoring passes (dense): " + ", ".join(f"{n} {_si(v)}" for n, v in r.scoring.items()))
-    lines.append(f"whole run ({r.updates:,} minibatch updates, {r.steps:,} steps, evaluation not included): "
-                 f"dense {_si(t['run_dense'])}, pathway {_si(t['run_pathway'])} FLOPs "
-                 f"({t['run_dense'] / max(t['run_pathway'], 1):.1f}x)")
-    return "\n".join(lines)
+    acting = "actor + value" if r.algo == "ppo" else "one Q-network forward"
+    one = {"update": Cost(1, r.update["dense"], r.update["pathway"]),
+           f"environment step ({acting})": Cost(1, r.step["dense"], r.step["pathway"])}
+    run = {"minibatch updates": Cost(r.updates, r.updates * r.update["dense"], r.updates * r.update["pathway"]),
+           "acting": Cost(r.steps, r.steps * r.step["dense"], r.steps * r.step["pathway"])}
+    for n, v in r.scoring.items():
+        run[f"mask scoring: {n}"] = Cost(r.scoring_passes.get(n), 0, v)
+    run["total"] = total(run.values())
+    return report_text(f"FLOPs of {r.run_dir} ({r.algo.upper()}, {r.pathway}, {r.updates:,} minibatch updates, "
+                       f"{r.steps:,} steps)",
+                       _text_params(r.parameters), [("one update, one step", one, False), ("whole run", run, True)],
+                       notes=["evaluation episodes are not included"])
 
+
+# ---- the counter of every kind ----------------------------------------------------------------------
 
 def count_run(run_dir: str | Path) -> tuple[Any, str, float]:
     """Any run's FLOP count, by its kind (`neuropath.kinds`), as ``neuropath flops`` and ``neuropath report``
