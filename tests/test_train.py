@@ -477,4 +477,25 @@ def test_tensorboard_holds_the_settings_once_and_each_density_once(tmp_path):
     assert "|pathway.keep_ratio|0.05|" in table and "|sac.batch_size|32|" in table
     density = [t for t in acc.Tags()["scalars"] if "density" in t]
     assert sorted(density) == ["pathway/actor_density", "pathway/critic_density"], density
-    assert "sps" not in trainer._postfix()
+    assert "sps" not in trainer.postfix()
+
+
+def test_an_evaluation_callback_stop_ends_the_step_first_so_the_resumed_run_is_the_same_run(tmp_path):
+    """``on_eval`` returning False at an evaluation where a mask update is also due (Pendulum's episodes end at
+    multiples of 200 steps, so DAPD's warm-up updates fall on the evaluations): the step is finished (mask update,
+    episode end, checkpoint) before the run stops, and the resumed run is the uninterrupted one. It was stopped
+    inside the evaluation, skipping that step's mask update and episode end."""
+    cfg = {**TINY, "env": "Pendulum-v1", "steps": 800, "checkpoint_every": 10_000}
+    full = npth.Trainer(npth.Config().set({**cfg, "run_dir": str(tmp_path / "full")}))
+    full.train()
+    cut = npth.Trainer(npth.Config().set({**cfg, "run_dir": str(tmp_path / "cut")}))
+    row = npth.train(cut, on_eval=lambda r: r["step"] < 400)
+    assert row["step"] == 400 and (tmp_path / "cut" / "checkpoints" / "ckpt-000000400").is_dir()
+    npth.train(npth.Trainer.resume(tmp_path / "cut"))
+    a, b = read_csv(tmp_path / "full" / "metrics.csv"), read_csv(tmp_path / "cut" / "metrics.csv")
+    assert [(r["step"], r["return_mean"]) for r in a] == [(r["step"], r["return_mean"]) for r in b]
+    events = [[(e["step"], e["net"], e["event"], e.get("changed")) for e in read_jsonl(d / "pathway.jsonl")]
+              for d in (tmp_path / "full", tmp_path / "cut")]
+    assert (400, "actor", "update") in {e[:3] for e in events[0]} and events[0] == events[1]
+    episodes = [(d / "episodes.csv").read_text() for d in (tmp_path / "full", tmp_path / "cut")]
+    assert episodes[0] == episodes[1]

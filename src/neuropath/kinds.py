@@ -117,29 +117,8 @@ class Trainer:
         return kind_of_run(run_dir).trainer_class().resume(run_dir, **kept)
 
 
-class StopTraining(KeyboardInterrupt):
-    """Raised after an evaluation whose callback returned False. A KeyboardInterrupt, so that every loop
-    checkpoints what it did exactly as on Ctrl-C, and the run resumes from there."""
-
-
 def train(trainer, on_eval: Callable[[dict[str, Any]], bool | None] | None = None) -> dict[str, Any]:
     """Train any kind's trainer to its budget and return its last evaluation row; ``on_eval(row)`` sees
     every evaluation row as it is written (SB3's ``EvalCallback``), and returning False stops the run
-    there, checkpointed (``Trainer.resume`` continues it)."""
-    if on_eval is None:
-        return trainer.train()
-    evaluate = trainer.evaluate
-
-    def evaluate_and_ask(*args, **kwargs):
-        row = evaluate(*args, **kwargs)
-        if on_eval(row) is False:
-            raise StopTraining(row)
-        return row
-
-    trainer.evaluate = evaluate_and_ask           # the loops call self.evaluate(): this instance's, now
-    try:
-        return trainer.train()
-    except StopTraining as stop:
-        return stop.args[0]
-    finally:
-        del trainer.evaluate
+    after the step (rollout, update) it was evaluated in, on a checkpoint (``Trainer.resume`` continues it)."""
+    return trainer.train(on_eval=on_eval)

@@ -25,35 +25,41 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import __version__
 from ..algos.dqn import DQN, DQNConfig, linear_epsilon
 from ..data.frame_replay import FrameReplay
 from ..data.image_replay import ImageReplay
-from ..engine.energy import EnergyMeter
 from ..envs.pixels import check_dqn_env, dqn_torso, is_atari, make_dqn_env
 from ..errors import UsageError
 from ..pathways import density, unmasked
-from . import checkpoint, run_lock
+from . import checkpoint
 from .build import build_pathways, check_reachable, needs_init_data, use_sparse_execution
 from .config import Config
-from .evaluate import EVAL_SEED_OFFSET, PredictsLikeSB3
-from .guards import CheckpointClock, check_finite_losses, check_finite_weights
-from .logging import RunLogger, truncate_after
-from .loop_common import PathwayEvents, resume_trainer, rng_state, set_rng_state, write_config
-from .run_dir import load_run_config, resolve_device, start_run
+from .evaluate import PredictsLikeSB3, eval_seed, summarise
+from .guards import check_finite_losses
+from .logging import EVAL_FIELDS
+from .loop_common import PathwayEvents
+from .run import Run
+from .run_dir import load_run_config
 
 
-class DQNTrainer(PathwayEvents):
+DQN_FIELDS = [f for f in EVAL_FIELDS if f not in ("actor_density", "critic_density")]
+DQN_FIELDS.insert(EVAL_FIELDS.index("actor_density"), "q_density")
+"""DQN's metrics.csv: one network, so one density column (``q_density``) where SAC has actor and critic"""
+
+
+class DQNTrainer(PathwayEvents, Run):
     """One DQN run with pathways; ``DQNTrainer.resume(run_dir)`` continues one."""
 
+    fields = DQN_FIELDS
+    kind_name = "dqn"
+
     def __init__(self, cfg: Config, *, _resume_from: Path | None = None) -> None:
-        self.cfg = cfg.validate()
+        cfg.validate()
         r = cfg.run
         if r.algo != "dqn":
             raise UsageError("DQNTrainer needs --algo dqn")
         check_dqn_env(r.env)
-        self.run_dir = start_run(cfg, _resume_from)
-        self.device = resolve_device(r.device)
+        super().__init__(cfg, _resume_from)
         self.env = make_dqn_env(r.env)
         self.eval_env = make_dqn_env(r.env)
         self.atari = is_atari(r.env)
@@ -66,99 +72,76 @@ class DQNTrainer(PathwayEvents):
         self.sparse = use_sparse_execution(cfg, self.algo, self.device)
         # Atari: each frame once, a ring of --replay-size (fixed, so a resumed run with more steps fits);
         # MinAtar: whole observations, min(--replay-size, --steps).
-        self.replay = FrameReplay(shape, r.replay_size) if self.atari else ImageReplay(shape, min(r.replay_size, r.steps), self.obs_dtype)
+        self.replay = FrameReplay(shape, r.replay_size) if self.atari else \
+            ImageReplay(shape, min(r.replay_size, r.steps), self.obs_dtype)
         self.first = True
         self.rng = np.random.default_rng(r.seed)
-        self.step = self.episodes = 0
+        self.episodes = 0
         self.initialised = not self.pathways
-        self.last_eval: float | None = None
-        self._last_eval_row: dict[str, Any] = {}
-        self.next_checkpoint = r.checkpoint_every
-        self.clock = CheckpointClock(r.checkpoint_minutes)
         self.obs: np.ndarray | None = None
         self.lives = 0
         self.ep_return, self.ep_len = 0.0, 0
-        self.logger: RunLogger | None = None
-        self.meter: EnergyMeter | None = None
-        self.cpu_before = 0.0
-        self._saved_step = -1
-
-    @classmethod
-    def resume(cls, run_dir: str | Path, *, steps: int | None = None, threads: int | None = None,
-               progress: bool | None = None, device: str | None = None) -> "DQNTrainer":
-        return resume_trainer(cls, run_dir, steps=steps, threads=threads, progress=progress, device=device)
-
-    # ---- the loop -----------------------------------------------------------------------------
+        self._metrics: dict[str, torch.Tensor] = {}
+        self._sps_clock = (time.perf_counter(), 0)
 
     def epsilon(self) -> float:
         d = self.cfg.dqn
         return linear_epsilon(self.step, d.eps_start, d.eps_end, d.eps_decay_steps)
 
-    @run_lock.locked
-    def train(self) -> dict[str, Any]:
+    # ---- the loop -----------------------------------------------------------------------------
+
+    def begin(self) -> None:
+        if not self.initialised:
+            self._init_pathways()
+        if self.obs is None:
+            self._reset(seed=self.cfg.run.seed + self.episodes)
+        self._sps_clock = (time.perf_counter(), self.step)
+
+    def advance(self) -> dict[str, Any]:
+        """One environment step: ε-greedy act, store, an update every ``--train-every`` steps, the mask
+        update and evaluation when due, a checkpoint at the first episode end past its step."""
         r, d = self.cfg.run, self.cfg.dqn
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        write_config(self.cfg, self.run_dir)
-        truncate_after(self.run_dir, self.step)
-        self.logger = RunLogger(self.run_dir, start_step=self.step, total_steps=r.steps, progress=r.progress,
-                                hparams=self.cfg.to_dict())
-        self.meter = EnergyMeter(self.device).start()
-        metrics: dict[str, torch.Tensor] = {}
-        t_last, s_last = time.perf_counter(), self.step
-        try:
-            if not self.initialised:
-                self._init_pathways()
-            if self.obs is None:
-                self._reset(seed=r.seed + self.episodes)
-            while self.step < r.steps:
-                action = self.algo.act(self.obs, self.epsilon(), self.rng)
-                next_obs, reward, terminated, truncated, info = self.env.step(action)
-                lives = int(info.get("lives", 0))
-                life_lost = self.atari and lives < self.lives
-                self.lives = lives
-                stored = float(np.sign(reward)) if self.atari else float(reward)
-                self.replay.add(self.obs, action, stored, next_obs, bool(terminated or life_lost), first=self.first)
-                self.first = False
-                self.ep_return += float(reward)
-                self.ep_len += 1
-                self.step += 1
-                self.logger.tick()
-                self.obs = next_obs
-                done = bool(terminated or truncated)
-                if self.step > r.seed_steps and self.step % d.train_every == 0 and len(self.replay) >= d.dqn_batch_size:
-                    metrics = self.algo.update(self.replay.sample(d.dqn_batch_size).to(self.device), self.optimizers)
-                if self.pathways:
-                    self._maybe_update_masks(episode_end=done)
-                if self.step % r.eval_every == 0 or self.step == r.steps:
-                    self.evaluate()
-                if self.step % r.log_every == 0:
-                    now = time.perf_counter()
-                    sps = (self.step - s_last) / max(now - t_last, 1e-9)
-                    t_last, s_last = now, self.step
-                    check_finite_losses(metrics, self.step, self.run_dir)
-                    self.logger.scalars(self.step, {**{k: float(v) for k, v in metrics.items()}, "charts/SPS": sps,
-                                                    "charts/epsilon": self.epsilon(),
-                                                    "pathway/q_density": density(self.algo.q)})
-                    self.logger.progress(self.step, {"phase": self.phase(),
-                                                     "eval": "-" if self.last_eval is None else f"{self.last_eval:.1f}"})
-                if done:
-                    self.logger.episode(self.step, self.ep_return, self.ep_len)
-                    self.episodes += 1
-                    if self.step >= self.next_checkpoint or self.step >= r.steps or self.clock.due():
-                        self.save_checkpoint()
-                    self._reset(seed=r.seed + self.episodes)
-            if self._last_eval_row.get("step") != self.step:
-                self.evaluate()
-            if self._saved_step != self.step:
+        replay = self.replay
+        action = self.algo.act(self.obs, self.epsilon(), self.rng)
+        next_obs, reward, terminated, truncated, info = self.env.step(action)
+        lives = int(info.get("lives", 0))
+        life_lost = self.atari and lives < self.lives
+        self.lives = lives
+        stored = float(np.sign(reward)) if self.atari else float(reward)
+        replay.add(self.obs, action, stored, next_obs, bool(terminated or life_lost), first=self.first)
+        self.first = False
+        self.ep_return += float(reward)
+        self.ep_len += 1
+        self.step += 1
+        self.logger.tick()
+        self.obs = next_obs
+        done = bool(terminated or truncated)
+        if self.step > r.seed_steps and self.step % d.train_every == 0 and len(replay) >= d.dqn_batch_size:
+            self._metrics = self.algo.update(replay.sample(d.dqn_batch_size).to(self.device), self.optimizers)
+        if self.pathways:
+            self._maybe_update_masks(episode_end=done)
+        if self.step % r.eval_every == 0 or self.step == r.steps:
+            self.evaluate()
+        if self.step % r.log_every == 0:
+            now = time.perf_counter()
+            sps = (self.step - self._sps_clock[1]) / max(now - self._sps_clock[0], 1e-9)
+            self._sps_clock = (now, self.step)
+            check_finite_losses(self._metrics, self.step, self.run_dir)
+            self.logger.scalars(self.step, {**{k: float(v) for k, v in self._metrics.items()}, "charts/SPS": sps,
+                                            "charts/epsilon": self.epsilon(),
+                                            "pathway/q_density": density(self.algo.q)})
+            self.logger.progress(self.step, self.postfix())
+        if done:
+            self.logger.episode(self.step, self.ep_return, self.ep_len)
+            self.episodes += 1
+            # at the budget, or where on_eval asked to stop: before the reset, so a resume replays it exactly
+            if self.checkpoint_due() or self.step >= r.steps or self.stop_requested():
                 self.save_checkpoint()
-            return self._last_eval_row
-        except KeyboardInterrupt:
-            if self.step > 0 and self._saved_step != self.step:
-                self.save_checkpoint()
-            raise
-        finally:
-            self.logger.close()
-            self.logger = None
+            self._reset(seed=r.seed + self.episodes)
+        return {"done": done}
+
+    def postfix(self) -> dict[str, str]:
+        return {"phase": self.phase(), "eval": "-" if self.last_eval is None else f"{self.last_eval:.1f}"}
 
     def _reset(self, seed: int | None = None) -> None:
         self.obs, info = self.env.reset(seed=seed)
@@ -209,12 +192,14 @@ class DQNTrainer(PathwayEvents):
 
     # ---- evaluation ---------------------------------------------------------------------------------
 
-    def evaluate(self) -> dict[str, Any]:
+    def evaluation(self) -> dict[str, Any]:
+        """``--eval-episodes`` whole games, ε-greedy with ``--eval-epsilon`` (its draws seeded too)."""
         r, d = self.cfg.run, self.cfg.dqn
-        rng = np.random.default_rng(r.seed + EVAL_SEED_OFFSET + self.step)
+        seed = eval_seed(r.seed, self.step)
+        rng = np.random.default_rng(seed)
         returns, lengths = [], []
         for i in range(r.eval_episodes):
-            obs, _ = self.eval_env.reset(seed=r.seed + EVAL_SEED_OFFSET + self.step + i)
+            obs, _ = self.eval_env.reset(seed=seed + i)
             done, ret, n = False, 0.0, 0
             while not done:
                 obs, reward, terminated, truncated, _ = self.eval_env.step(self.algo.act(obs, d.eval_epsilon, rng))
@@ -222,54 +207,28 @@ class DQNTrainer(PathwayEvents):
                 done = terminated or truncated
             returns.append(ret)
             lengths.append(n)
-        a = np.asarray(returns)
-        row = {"step": self.step, "return_mean": float(a.mean()), "return_std": float(a.std()),
-               "return_min": float(a.min()), "return_max": float(a.max()), "length_mean": float(np.mean(lengths)),
-               "phase": self.phase(), "actor_density": round(density(self.algo.q), 6),
-               "critic_density": round(density(self.algo.q), 6), "wall_time": round(time.time(), 3),
-               "cpu_seconds": round(self.cpu_before + self.meter.cpu_seconds(), 2), "energy_j": "",
-               "energy_mode": self.meter.mode}
-        self.last_eval, self._last_eval_row = row["return_mean"], row
-        self.logger.evaluation(row)
+        return {**summarise(returns, lengths), "phase": self.phase(), "q_density": round(density(self.algo.q), 6)}
+
+    def after_evaluation(self, row: dict[str, Any]) -> None:
         self._observe_return(row["return_mean"])
-        return row
 
-    # ---- checkpoints ----------------------------------------------------------------------------------
+    def result_line(self, row: dict[str, Any]) -> str:
+        return (f"step {row['step']}: eval return {row['return_mean']:.1f} ± {row['return_std']:.1f} "
+                f"({self.phase()}, q density {row['q_density']:.3f})")
 
-    def save_checkpoint(self) -> Path:
-        """Never of non-finite weights; the log rows up to this step reach the disk first (a kill right after
-        loses none of them), and the wall-time clock restarts."""
-        r = self.cfg.run
-        check_finite_weights(self.algo, self.step, self.run_dir)
-        if self.logger is not None:
-            self.logger.flush()
-        self.clock.reset()
-        while self.next_checkpoint <= self.step:
-            self.next_checkpoint += r.checkpoint_every
-        state = {"algo": self.algo.state_dict(), "algo_updates": self.algo.updates,
-                 "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
-                 "pathways": {k: p.state_dict() for k, p in self.pathways.items()},
-                 "counters": {"step": self.step, "episodes": self.episodes, "initialised": self.initialised,
-                              "last_eval": self.last_eval, "last_eval_row": self._last_eval_row,
-                              "next_checkpoint": self.next_checkpoint,
-                              "cpu_seconds": self.cpu_before + (self.meter.cpu_seconds() if self.meter else 0.0)},
-                 "rng": rng_state(self.rng)}
-        meta = {"neuropath": __version__, "env": r.env, "algo": "dqn", "pathway": self.cfg.pathway.pathway,
-                "obs_shape": list(self.algo.obs_shape), "n_actions": self.algo.n_actions}
-        self._saved_step = self.step
-        return checkpoint.save(self.run_dir, self.step, state, replay=self.replay, meta=meta, keep=r.keep_checkpoints)
+    # ---- checkpoints: what DQN keeps beyond the common state -------------------------------------
 
-    def load_checkpoint(self, path: Path) -> None:
-        state = checkpoint.load_state(path, map_location=self.device)
-        checkpoint.restore(path, state, {"algo": self.algo, "optimizers": self.optimizers, "pathways": self.pathways},
-                           also=lambda: self.replay.load(path / "replay.npy"))
-        self.algo.updates = state["algo_updates"]
-        c = state["counters"]
-        self.step, self.episodes, self.initialised = c["step"], c["episodes"], c["initialised"]
-        self.last_eval, self._last_eval_row = c["last_eval"], c["last_eval_row"]
-        self.next_checkpoint, self.cpu_before = c["next_checkpoint"], c["cpu_seconds"]
-        self._saved_step = self.step
-        set_rng_state(state["rng"], self.rng)
+    def meta(self) -> dict[str, Any]:
+        return {"env": self.cfg.run.env, "obs_shape": list(self.algo.obs_shape), "n_actions": self.algo.n_actions}
+
+    def extra_counters(self) -> dict[str, Any]:
+        return {"episodes": self.episodes}
+
+    def load_counters(self, counters: dict[str, Any]) -> None:
+        self.episodes = counters["episodes"]
+
+    def checkpointed_replay(self):
+        return self.replay
 
 
 class DQNPolicy(PredictsLikeSB3):

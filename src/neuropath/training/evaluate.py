@@ -13,6 +13,12 @@ EVAL_SEED_OFFSET = 1_000_003
 """evaluation episodes are seeded ``seed + EVAL_SEED_OFFSET + step``: never a training episode's seed"""
 
 
+def eval_seed(seed: int, step: int) -> int:
+    """The seed of the evaluation at ``step`` of a run seeded ``seed`` (every loop's: a resumed run
+    evaluates as an uninterrupted one, and no evaluation replays a training episode)."""
+    return seed + EVAL_SEED_OFFSET + step
+
+
 class PredictsLikeSB3:
     """SB3's ``predict(observation, state, episode_start, deterministic=False)`` from a policy's
     ``act_unit(observation, deterministic)``: the action in the environment's own space, and no state.

@@ -55,13 +55,14 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return out
 
 
-def truncate_after(run_dir: Path, step: int) -> list[dict[str, str]]:
+def truncate_after(run_dir: Path, step: int, fields: list[str] = EVAL_FIELDS) -> list[dict[str, str]]:
     """Drop log rows written after ``step`` (by a run killed after its last checkpoint); returns the metrics
-    rows kept."""
+    rows kept. ``metrics.csv`` is rewritten with the loop's columns ``fields`` (an older run's rows get
+    empty new columns)."""
     run_dir = Path(run_dir)
     rows = [r for r in read_csv(run_dir / "metrics.csv") if int(r["step"]) <= step]
     if (run_dir / "metrics.csv").is_file():
-        lines = [",".join(EVAL_FIELDS)] + [",".join(r.get(k, "") for k in EVAL_FIELDS) for r in rows]
+        lines = [",".join(fields)] + [",".join(r.get(k) or "" for k in fields) for r in rows]
         write_text_atomic(run_dir / "metrics.csv", "\n".join(lines) + "\n")
     for name in ("pathway.jsonl", "episodes.csv"):
         path = run_dir / name
@@ -94,8 +95,12 @@ def cut_off_warning(name: str, net, cut: dict[str, list[int]]) -> str:
 
 
 class RunLogger:
+    """Every file a run writes as it goes. ``fields``: the loop's ``metrics.csv`` columns; ``episodes``:
+    whether it has training episodes to log (offline runs have none)."""
+
     def __init__(self, run_dir: Path, *, start_step: int, total_steps: int, progress: bool,
-                 hparams: dict[str, dict[str, Any]] | None = None) -> None:
+                 hparams: dict[str, dict[str, Any]] | None = None, fields: list[str] = EVAL_FIELDS,
+                 episodes: bool = True, desc: str | None = None) -> None:
         from torch.utils.tensorboard import SummaryWriter  # slow import: only when a run starts
 
         self.run_dir = Path(run_dir)
@@ -107,21 +112,23 @@ class RunLogger:
         new = not (self.run_dir / "metrics.csv").is_file()
         # `truncate_after` has rewritten an existing file with today's columns (older runs'
         # rows get empty new columns), so one header fits every row.
-        self._fields = EVAL_FIELDS
+        self._fields = list(fields)
         self._metrics = open(self.run_dir / "metrics.csv", "a", newline="")
         self._writer = csv.DictWriter(self._metrics, fieldnames=self._fields)
         if new:
             self._writer.writeheader()
         self._pathway = open(self.run_dir / "pathway.jsonl", "a")
-        new_ep = not (self.run_dir / "episodes.csv").is_file()
-        self._episodes = open(self.run_dir / "episodes.csv", "a")
-        if new_ep:
-            self._episodes.write("step,return,length\n")
+        self._episodes = None
+        if episodes:
+            new_ep = not (self.run_dir / "episodes.csv").is_file()
+            self._episodes = open(self.run_dir / "episodes.csv", "a")
+            if new_ep:
+                self._episodes.write("step,return,length\n")
         self.bar = None
         if progress:
             from tqdm import tqdm
             self.bar = tqdm(total=total_steps, initial=start_step, unit="step", dynamic_ncols=True,
-                            file=sys.stderr, smoothing=0.05)
+                            file=sys.stderr, smoothing=0.05, desc=desc)
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
         for key, value in values.items():
@@ -135,14 +142,17 @@ class RunLogger:
     def evaluation(self, row: dict[str, Any]) -> None:
         self._writer.writerow({k: row.get(k, "") for k in self._fields})
         self._metrics.flush()
-        self.tb.add_scalar("eval/return", row["return_mean"], row["step"])
+        if "return_mean" in row:
+            self.tb.add_scalar("eval/return", row["return_mean"], row["step"])
 
     def pathway_event(self, event: dict[str, Any]) -> None:
         self._pathway.write(json.dumps(event) + "\n")
         self._pathway.flush()
         if "changed" in event:
             # (the density itself is logged every --log-every steps as pathway/<net>_density)
-            self.tb.add_scalar(f"pathway/{event['net']}/changed", event["changed"], event["step"])
+            changed = event["changed"]          # a multi-task network's: one count per task
+            self.tb.add_scalar(f"pathway/{event['net']}/changed", sum(changed) if isinstance(changed, list) else changed,
+                               event["step"])
         if event.get("event") == "freeze":
             self.tb.add_scalar(f"pathway/{event['net']}/frozen_at", event.get("frozen_at", event["step"]),
                                event["step"])
@@ -175,12 +185,14 @@ class RunLogger:
             self.bar.set_postfix(postfix, refresh=True)
 
     def flush(self) -> None:
-        self._episodes.flush()
+        if self._episodes is not None:
+            self._episodes.flush()
         self.tb.flush()
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
         for f in (self._metrics, self._pathway, self._episodes):
-            f.close()
+            if f is not None:
+                f.close()
         self.tb.close()

@@ -15,38 +15,33 @@ dataset's reference scores. Checkpoints and ``--resume`` as for online runs (the
 
 from __future__ import annotations
 
-import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from tqdm import tqdm
 
-from .. import __version__
 from ..algos.common import Batch
 from ..algos.bcq import BCQ, BCQConfig
 from ..algos.iql import IQL, IQLConfig
-from ..engine.energy import EnergyMeter
 from ..engine.sparse_exec import enable_sparse_execution, resolve_sparse
 from ..envs.make import make_env
 from ..errors import UsageError
 from ..pathways import density
 from ..pathways.masks import copy_masks, cut_off_inputs
 from ..pathways.methods import RandomStatic, StaticSNIP
-from . import checkpoint, run_lock
-from .checkpoint import write_text_atomic
+from . import checkpoint
 from .config import Config
-from .evaluate import PredictsLikeSB3, run_episodes, summarise
-from .guards import CheckpointClock, check_finite_losses, check_finite_weights
+from .evaluate import PredictsLikeSB3, eval_seed, run_episodes, summarise
+from .guards import check_finite_losses
 from .logging import cut_off_warning
-from .loop_common import resume_trainer, rng_state, set_rng_state
-from .run_dir import load_run_config, resolve_device, start_run
+from .run import Run
+from .run_dir import load_run_config
 
-FIELDS = ["step", "return_mean", "return_std", "normalized_score", "wall_time", "cpu_seconds"]
+FIELDS = ["step", "return_mean", "return_std", "normalized_score", "wall_time", "cpu_seconds", "energy_j",
+          "energy_mode"]
 
 
 class OfflineData:
@@ -171,32 +166,30 @@ def npf_losses(algo: IQL | BCQ, actor_loss: str) -> dict:
     return losses
 
 
-class OfflineTrainer:
+class OfflineTrainer(Run):
     """The single-task offline loop; `MultiTaskOfflineTrainer` overrides the data, the algorithm's
     shape, the pathway initialisation and the evaluation hooks."""
 
+    logs_episodes = False
+
     def __init__(self, cfg: Config, *, _resume_from: Path | None = None) -> None:
-        self.cfg = cfg.validate()
-        r, o = cfg.run, cfg.offline
-        if o.dataset is None:
+        cfg.validate()
+        if cfg.offline.dataset is None:
             raise UsageError("OfflineTrainer needs --dataset")
-        self.run_dir = start_run(cfg, _resume_from)
+        super().__init__(cfg, _resume_from)
+        r = cfg.run
+        self.kind_name = r.algo
         self.generator = torch.Generator().manual_seed(r.seed)      # on the CPU: indices are drawn there
-        self.device = resolve_device(r.device)
         obs_dim, act_dim = self._load_data()
         self.data.to(self.device)
         self.algo = self._build_algo(obs_dim, act_dim).to(self.device)
         self.fields = self._fields()
         self.optimizers = self.algo.make_optimizers()
         self.schedulers = self.algo.make_schedulers(self.optimizers)
-        self.step = 0
-        self.checkpoint_clock = CheckpointClock(cfg.run.checkpoint_minutes)
-        self.initialised = False
         self.tied = [t for ts in self.algo.tied.values() for t in ts]
         self.sparse = self._use_sparse()
         if self.sparse:
             enable_sparse_execution(*self.algo.networks.values(), *self.tied)
-        self.cpu_before = 0.0
 
     # ---- hooks ----------------------------------------------------------------------------------
 
@@ -220,17 +213,13 @@ class OfflineTrainer:
     def _fields(self) -> list[str]:
         return FIELDS[:4] + [f"{n}_density" for n in self.algo.networks] + FIELDS[4:]
 
-    def _progress(self, row: dict[str, Any]) -> dict[str, str]:
-        return {"ret": f"{row['return_mean']:.0f}", "score": str(row["normalized_score"])}
+    def postfix(self) -> dict[str, str]:
+        row = self._last_eval_row
+        return {"ret": f"{row['return_mean']:.0f}", "score": str(row["normalized_score"])} if row else {}
 
     def _use_sparse(self) -> bool:
         p = self.cfg.pathway
         return resolve_sparse(self.cfg.run.sparse, self.device, [p.keep_ratio], p.pathway == "dense")
-
-    @classmethod
-    def resume(cls, run_dir: str | Path, *, steps: int | None = None, threads: int | None = None,
-               progress: bool | None = None, device: str | None = None) -> "OfflineTrainer":
-        return resume_trainer(cls, run_dir, steps=steps, threads=threads, progress=progress, device=device)
 
     # ---- NPF: one score from the dataset, fixed masks --------------------------------------------
 
@@ -271,109 +260,50 @@ class OfflineTrainer:
         return (f"update {row['step']}: eval return {row['return_mean']:.1f} ± {row['return_std']:.1f}{score} "
                 f"(actor density {row['actor_density']:.3f})")
 
-    @run_lock.locked
-    def train(self) -> dict[str, Any]:
-        r = self.cfg.run
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        data = self.cfg.to_dict()
-        data["run"]["run_dir"] = str(self.run_dir)
-        write_text_atomic(self.run_dir / "config.yaml", yaml.safe_dump({"neuropath": __version__, **data}, sort_keys=False))
-        evaluated_at = self._truncate_logs()
-        fresh = not (self.run_dir / "metrics.csv").is_file()
-        self._metrics = open(self.run_dir / "metrics.csv", "a")
-        if fresh:
-            self._metrics.write(",".join(self.fields) + "\n")
-        self.meter = EnergyMeter(self.device).start()
-        row: dict[str, Any] = {}
-        bar = None
-        if r.progress:
-            from tqdm import tqdm
-            bar = tqdm(total=r.steps, initial=self.step, desc=f"{self.cfg.run.algo} {self.cfg.pathway.pathway}",
-                       unit="upd")
-        try:
-            if not self.initialised:
-                with open(self.run_dir / "pathway.jsonl", "a") as f:
-                    for event in self._init_pathways():
-                        f.write(json.dumps(event) + "\n")
-            while self.step < r.steps:
-                losses = self.algo.update(self.data.sample(self.algo.cfg.batch_size, self.generator),
-                                          self.optimizers, self.schedulers)
-                self.step += 1
-                if self.step % r.log_every == 0:
-                    check_finite_losses(losses, self.step, self.run_dir)
-                if self.step % r.eval_every == 0 or self.step == r.steps:
-                    row = self.evaluate()
-                    evaluated_at = self.step
-                    if bar is not None:
-                        bar.set_postfix(self._progress(row))
-                if (self.step % r.checkpoint_every == 0 or self.checkpoint_clock.due()) and self.step < r.steps:
-                    self.save()
-                if bar is not None:
-                    bar.update(1)
-            if evaluated_at != self.step:       # interrupted in its final evaluation: the budget's row
-                row = self.evaluate()
-            self.save()
-        except KeyboardInterrupt:
-            if self.step > 0:
-                self.save()
-            raise
-        finally:
-            if bar is not None:
-                bar.close()
-            self._metrics.close()
-        return row
+    def begin(self) -> None:
+        if not self.initialised:
+            for event in self._init_pathways():
+                self.logger.pathway_event(event)
 
-    def evaluate(self) -> dict[str, Any]:
+    def advance(self) -> None:
+        """One update on a dataset batch; an evaluation and a checkpoint when due."""
+        r = self.cfg.run
+        losses = self.algo.update(self.data.sample(self.algo.cfg.batch_size, self.generator),
+                                  self.optimizers, self.schedulers)
+        self.step += 1
+        self.logger.tick()
+        if self.step % r.log_every == 0:
+            check_finite_losses(losses, self.step, self.run_dir)
+            self.logger.scalars(self.step, {k: float(v) for k, v in losses.items()})
+        if self.step % r.eval_every == 0 or self.step == r.steps:
+            self.evaluate()
+        if self.checkpoint_due() and self.step < r.steps:
+            self.save_checkpoint()
+
+    def evaluation(self) -> dict[str, Any]:
         r = self.cfg.run
         returns, lengths = run_episodes(self.env, lambda o: self.algo.act(o, deterministic=True),
-                                        r.eval_episodes, seed=r.seed + 10_000 + self.step)
+                                        r.eval_episodes, seed=eval_seed(r.seed, self.step))
         s = summarise(returns, lengths)
         score = self.data.normalized(s["return_mean"])
-        row = {"step": self.step, "return_mean": round(s["return_mean"], 3), "return_std": round(s["return_std"], 3),
-               "normalized_score": "" if score is None else round(score, 2),
-               **{f"{n}_density": round(density(net), 6) for n, net in self.algo.networks.items()},
-               "wall_time": round(time.time(), 3), "cpu_seconds": round(self.cpu_before + self.meter.cpu_seconds(), 2)}
-        self._metrics.write(",".join(str(row[k]) for k in self.fields) + "\n")
-        self._metrics.flush()
-        return row
+        return {"return_mean": round(s["return_mean"], 3), "return_std": round(s["return_std"], 3),
+                "normalized_score": "" if score is None else round(score, 2),
+                **{f"{n}_density": round(density(net), 6) for n, net in self.algo.networks.items()}}
 
-    # ---- checkpoints --------------------------------------------------------------------------------
+    # ---- checkpoints: what an offline run keeps beyond the common state -----------------------------
 
-    def _meta(self) -> dict[str, Any]:
-        return {"neuropath": __version__, "dataset": self.cfg.offline.dataset, "algo": self.cfg.run.algo,
-                "env": self.data.env_id, "pathway": self.cfg.pathway.pathway, "obs_dim": self.algo.obs_dim,
-                "act_dim": self.algo.act_dim, "hidden": self.cfg.sac.hidden}
+    def meta(self) -> dict[str, Any]:
+        return {"dataset": self.cfg.offline.dataset, "algo": self.cfg.run.algo, "env": self.data.env_id,
+                "obs_dim": self.algo.obs_dim, "act_dim": self.algo.act_dim, "hidden": self.cfg.sac.hidden}
 
-    def save(self) -> Path:
-        """A checkpoint (never of non-finite weights)."""
-        check_finite_weights(self.algo, self.step, self.run_dir)
-        self.checkpoint_clock.reset()
-        meta = self._meta()
-        state = {"algo": self.algo.state_dict(), "algo_updates": self.algo.updates,
-                 "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
-                 "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
-                 "counters": {"step": self.step, "initialised": self.initialised,
-                              "cpu_seconds": self.cpu_before + (self.meter.cpu_seconds() if hasattr(self, "meter") else 0.0)},
-                 "rng": {**rng_state(), "generator": self.generator.get_state()}}
-        return checkpoint.save(self.run_dir, self.step, state, meta=meta, keep=self.cfg.run.keep_checkpoints)
+    def extra_modules(self) -> dict[str, Any]:
+        return {"schedulers": self.schedulers}
 
-    def load_checkpoint(self, path: Path) -> None:
-        state = checkpoint.load_state(path, map_location=self.device)
-        checkpoint.restore(path, state, {"algo": self.algo, "optimizers": self.optimizers,
-                                         "schedulers": self.schedulers})
-        self.algo.updates = state["algo_updates"]
-        c = state["counters"]
-        self.step, self.initialised, self.cpu_before = c["step"], c["initialised"], c["cpu_seconds"]
-        set_rng_state(state["rng"])
+    def extra_state(self) -> dict[str, Any]:
+        return {"schedulers": {k: s.state_dict() for k, s in self.schedulers.items()}}
+
+    def extra_rng(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state()}
+
+    def load_extra(self, state: dict[str, Any], path: Path) -> None:
         self.generator.set_state(state["rng"]["generator"].cpu())
-
-    def _truncate_logs(self) -> int | None:
-        """Drop metrics rows written after the checkpoint we resume from; returns the step of the last row
-        kept (None: none yet)."""
-        metrics = self.run_dir / "metrics.csv"
-        if not metrics.is_file():
-            return None
-        lines = metrics.read_text().splitlines()
-        kept = lines[:1] + [x for x in lines[1:] if int(x.split(",")[0]) <= self.step]
-        write_text_atomic(metrics, "\n".join(kept) + "\n")
-        return int(kept[-1].split(",")[0]) if len(kept) > 1 else None

@@ -21,7 +21,6 @@ success at any step), as the paper reports MT10. Episodes are as long as the dat
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
@@ -33,6 +32,7 @@ from ..envs.metaworld import MAX_EPISODE_STEPS, make_benchmark, resolve_tasks
 from ..errors import UsageError
 from ..pathways.multitask import install_task_masks, merge_task_weights, task_density
 from ..pathways.scores import network_scores
+from .evaluate import eval_seed
 from .offline import OfflineData, OfflineTrainer, build_algo, npf_losses
 from .multitask import _safe, evaluate_tasks
 
@@ -102,12 +102,15 @@ class TaskOfflineData:
 class MultiTaskOfflineTrainer(OfflineTrainer):
     """`OfflineTrainer` over all tasks of a benchmark at once; see the module docstring."""
 
+    score_column = "success_mean"
+
     def _load_data(self) -> tuple[int, int]:
         r, o = self.cfg.run, self.cfg.offline
         self.tasks = resolve_tasks(r.benchmark, r.tasks)
         self.data = TaskOfflineData(self.tasks, o.dataset, o.normalize_reward, o.transitions, r.seed)
         self.episode_steps = r.episode_steps or self.data.episode_steps or MAX_EPISODE_STEPS
-        self.env = make_benchmark(r.benchmark, seed=r.seed + 10_000, episode_steps=self.episode_steps, tasks=r.tasks)
+        self.env = make_benchmark(r.benchmark, seed=eval_seed(r.seed, 0), episode_steps=self.episode_steps,
+                                  tasks=r.tasks)
         return META_WORLD_OBS + len(self.tasks), 4
 
     def _build_algo(self, obs_dim: int, act_dim: int):
@@ -116,10 +119,10 @@ class MultiTaskOfflineTrainer(OfflineTrainer):
 
     def _fields(self) -> list[str]:
         return (["step", "success_mean", "return_mean"] + [f"{n}_density" for n in self.algo.networks]
-                + ["wall_time", "cpu_seconds"] + [f"success_{_safe(t)}" for t in self.tasks])
+                + ["wall_time", "cpu_seconds", "energy_j", "energy_mode"] + [f"success_{_safe(t)}" for t in self.tasks])
 
-    def _progress(self, row: dict[str, Any]) -> dict[str, str]:
-        return {"success": f"{row['success_mean']:.2f}"}
+    def postfix(self) -> dict[str, str]:
+        return {} if self.last_eval is None else {"success": f"{self.last_eval:.2f}"}
 
     def _use_sparse(self) -> bool:
         """Only with ``--sparse on``: one kernel call per task measured slower than the batched dense bmm
@@ -127,19 +130,18 @@ class MultiTaskOfflineTrainer(OfflineTrainer):
         p = self.cfg.pathway
         return self.cfg.run.sparse == "on" and self.device.type == "cpu" and p.pathway != "dense"
 
-    def _meta(self) -> dict[str, Any]:
-        meta = super()._meta()
+    def meta(self) -> dict[str, Any]:
+        meta = super().meta()
         meta.update(benchmark=self.cfg.run.benchmark, tasks=list(self.tasks), heads=self.cfg.run.heads,
                     episode_steps=self.episode_steps)
         return meta
 
-    def load_checkpoint(self, path) -> None:
+    def check_checkpoint(self, path) -> None:
         from . import checkpoint
         saved = checkpoint.read_meta(path).get("tasks")
         if saved is not None and tuple(saved) != tuple(self.tasks):
             raise UsageError(f"checkpoint {str(path)!r} has {len(saved)} tasks ({', '.join(saved)}) but this run "
                              f"has {len(self.tasks)} ({', '.join(self.tasks)})")
-        super().load_checkpoint(path)
 
     def _init_pathways(self) -> list[dict]:
         """Per-task masks (npf: SNIP on each task's own data; random), then one shared weight per layer."""
@@ -166,15 +168,10 @@ class MultiTaskOfflineTrainer(OfflineTrainer):
         self.initialised = True
         return events
 
-    def evaluate(self) -> dict[str, Any]:
+    def evaluation(self) -> dict[str, Any]:
         r = self.cfg.run
         per_task, returns = evaluate_tasks(self.env, lambda o: self.algo.act(o, deterministic=True),
-                                           r.eval_episodes, self.episode_steps, seed=r.seed + 10_000 + self.step)
-        row = {"step": self.step, "success_mean": round(float(per_task.mean()), 4),
-               "return_mean": round(float(returns.mean()), 2),
-               **{f"{n}_density": round(float(np.mean(task_density(net))), 6) for n, net in self.algo.networks.items()},
-               "wall_time": round(time.time(), 3), "cpu_seconds": round(self.cpu_before + self.meter.cpu_seconds(), 2),
-               **{f"success_{_safe(t)}": round(float(s), 4) for t, s in zip(self.tasks, per_task)}}
-        self._metrics.write(",".join(str(row[k]) for k in self.fields) + "\n")
-        self._metrics.flush()
-        return row
+                                           r.eval_episodes, self.episode_steps, seed=eval_seed(r.seed, self.step))
+        return {"success_mean": round(float(per_task.mean()), 4), "return_mean": round(float(returns.mean()), 2),
+                **{f"{n}_density": round(float(np.mean(task_density(net))), 6) for n, net in self.algo.networks.items()},
+                **{f"success_{_safe(t)}": round(float(s), 4) for t, s in zip(self.tasks, per_task)}}

@@ -8,7 +8,6 @@ and a resumed run replays exactly the same transitions (tested on CPU).
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,38 +15,31 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 
-from .. import __version__
 from ..algos.sac import SAC
 from ..data.replay import ReplayBuffer
-from ..engine.energy import EnergyMeter
 from ..engine.fused_sac import FusedSACUpdate
 from ..engine.sparse_act import SparseActing
 from ..envs.make import check_env_id, env_rng_state, make_env, set_env_rng_state
-from ..errors import RunFault, UsageError
+from ..errors import UsageError
 from ..pathways import density, layer_density, unmasked
 from ..pathways.masks import ranges
-from . import checkpoint, run_lock
+from . import checkpoint
 from .build import build_pathways, check_reachable, needs_init_data, use_sparse_execution, uses_rlx2_extras
 from .config import Config
-from .evaluate import EVAL_SEED_OFFSET, run_episodes, summarise
-from .guards import CheckpointClock, check_finite_losses, check_finite_weights, last_good
-from .logging import RunLogger, truncate_after
-from .loop_common import resume_trainer, rng_state, set_rng_state
+from .evaluate import eval_seed, run_episodes, summarise
+from .guards import check_finite_losses
 from .policy_file import save_actor
-from .run_dir import check_new_run_dir, default_run_dir, resolve_device
+from .run import Run
 from .swap_probe import SwapProbe
 
-Callback = Callable[[int, dict[str, Any]], bool]
 
-
-class Trainer:
+class Trainer(Run):
     """One SAC run with pathways. ``Trainer(cfg).train()`` starts a new run directory and
     refuses an existing non-empty one; ``Trainer.resume(run_dir).train()`` continues."""
 
     def __init__(self, cfg: Config, *, _resume_from: Path | None = None) -> None:
-        self.cfg = cfg.validate()
+        cfg.validate()
         if cfg.offline.dataset is not None:
             raise UsageError("an offline run (--dataset): train it with OfflineTrainer (`neuropath train --dataset`)")
         if cfg.run.benchmark is not None:
@@ -56,17 +48,8 @@ class Trainer:
         if cfg.run.algo != "sac":
             raise UsageError(f"Trainer runs SAC; --algo {cfg.run.algo} runs with its own loop (`neuropath train`)")
         check_env_id(cfg.run.env)
+        super().__init__(cfg, _resume_from)
         r = cfg.run
-        if _resume_from is None:
-            self.run_dir = Path(r.run_dir) if r.run_dir else default_run_dir(cfg)
-            check_new_run_dir(self.run_dir)
-        else:
-            self.run_dir = _resume_from
-        if r.threads:
-            torch.set_num_threads(r.threads)
-        self.device = resolve_device(r.device)
-        self._seed_everything(r.seed)
-
         self.env = make_env(r.env)
         self.eval_env = make_env(r.env)
         obs_dim = self.env.observation_space.shape[0]
@@ -89,130 +72,77 @@ class Trainer:
         self.rng = np.random.default_rng(r.seed)
         self.probe = SwapProbe(self.algo)
 
-        self.step = 0
         self.episodes = 0
-        self.initialised = False
-        self.last_eval: float | None = None
-        self.next_checkpoint = r.checkpoint_every
-        self.clock = CheckpointClock(cfg.run.checkpoint_minutes)
         self.obs: np.ndarray | None = None
         self.ep_return, self.ep_len = 0.0, 0
-        self.logger: RunLogger | None = None
-        self._last_eval_row: dict[str, Any] = {}
-        self._saved_step = -1
-        # CPU seconds and measured joules of earlier sessions of this run (resume adds to them)
-        self._spent: dict[str, float | None] = {"cpu_seconds": 0.0, "energy_j": None}
-        self._spent_before = dict(self._spent)
-        self.meter: EnergyMeter | None = None
-
-    # ---- construction helpers -------------------------------------------------------------
-
-    @staticmethod
-    def _seed_everything(seed: int) -> None:
-        random.seed(seed)
-        np.random.seed(seed)
-        torch.manual_seed(seed)
-
-    @classmethod
-    def resume(cls, run_dir: str | Path, *, steps: int | None = None, progress: bool | None = None,
-               device: str | None = None, threads: int | None = None) -> "Trainer":
-        """Rebuild a run from its ``config.yaml`` and load its latest checkpoint."""
-        return resume_trainer(cls, run_dir, steps=steps, threads=threads, progress=progress, device=device)
+        self._metrics: dict[str, torch.Tensor] = {}
+        self._sps_clock = (time.perf_counter(), 0)
 
     # ---- the loop -----------------------------------------------------------------------------
 
-    @run_lock.locked
-    def train(self, callback: Callback | None = None) -> dict[str, Any]:
-        """Run until ``cfg.run.steps``; ``callback(step, info)`` returning False stops early.
-        Either way a checkpoint is written at the stop, so `Trainer.resume` continues from
-        there (a stop mid-episode resumes with a new episode). Returns the last evaluation."""
-        r = self.cfg.run
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        if self.step == 0 and not (self.run_dir / "config.yaml").exists():
-            self._write_config()
-        rows = truncate_after(self.run_dir, self.step)
-        self.logger = RunLogger(self.run_dir, start_step=self.step, total_steps=r.steps, progress=r.progress,
-                                hparams=self.cfg.to_dict())
-        self._restore_last_row(rows)
-        self.meter = EnergyMeter(self.device).start()
-        self._spent_before = dict(self._spent)
-        try:
-            if not self.initialised:
-                self._init_pathways()
-            if self.obs is None:
-                self.obs = self._reset()
-            try:
-                return self._loop(callback)
-            except KeyboardInterrupt:
-                # Ctrl-C: keep what was done; `--resume` continues (with a new episode).
-                if self.initialised and self.obs is not None and self.step > 0:
-                    self.save_checkpoint(reset_pending=False)
-                raise
-        finally:
-            self.logger.close()
-            self.logger = None
+    def begin(self) -> None:
+        if not self.initialised:
+            self._init_pathways()
+        if self.obs is None:
+            self.obs = self._reset()
+        self._sps_clock = (time.perf_counter(), self.step)
 
-    def _loop(self, callback: Callback | None) -> dict[str, Any]:
+    def can_checkpoint(self) -> bool:
+        return self.initialised and self.obs is not None and self.step > 0
+
+    def advance(self) -> dict[str, Any]:
+        """One environment step: act, store, update, the mask update and evaluation when due (in the order
+        ``--boundary-order`` says), logging, and a checkpoint at the first episode end past its step."""
         r, algo, buf = self.cfg.run, self.algo, self.buffer
         batch_size = self.cfg.sac.batch_size
+        mean = None
+        if self.step < r.seed_steps:
+            action = self.rng.uniform(-1.0, 1.0, self.algo.act_dim).astype(np.float32)
+        elif self.dynamic_buffer:
+            action, mean = algo.act_with_mean(self.obs)
+        else:
+            action = algo.act(self.obs)
+        next_obs, reward, terminated, truncated, _ = self.env.step(action)
+        buf.add(self.obs, action, float(reward), next_obs, bool(terminated), mean)
+        self.ep_return += float(reward)
+        self.ep_len += 1
+        self.step += 1
+        self.logger.tick()
+        done = bool(terminated or truncated)
+        self.obs = next_obs
+
+        if self.step >= r.seed_steps and len(buf) >= batch_size:
+            self._metrics = self._update(self._sample(batch_size))
+        # At a step where both fall, the authors evaluate (and test the freeze) before the mask
+        # changes: an evaluation then never sees a pathway swapped in a moment ago (eval-first).
         eval_first = self.cfg.pathway.boundary_order == "eval-first"
-        metrics: dict[str, torch.Tensor] = {}
-        t_last, s_last = time.perf_counter(), self.step
-        sps = 0.0
-        while self.step < r.steps:
-            mean = None
-            if self.step < r.seed_steps:
-                action = self.rng.uniform(-1.0, 1.0, self.algo.act_dim).astype(np.float32)
-            elif self.dynamic_buffer:
-                action, mean = algo.act_with_mean(self.obs)
-            else:
-                action = algo.act(self.obs)
-            next_obs, reward, terminated, truncated, _ = self.env.step(action)
-            buf.add(self.obs, action, float(reward), next_obs, bool(terminated), mean)
-            self.ep_return += float(reward)
-            self.ep_len += 1
-            self.step += 1
-            self.logger.tick()
-            done = bool(terminated or truncated)
-            self.obs = next_obs
-
-            if self.step >= r.seed_steps and len(buf) >= batch_size:
-                metrics = self._update(self._sample(batch_size))
-            # At a step where both fall, the authors evaluate (and test the freeze) before the mask
-            # changes: an evaluation then never sees a pathway swapped in a moment ago (eval-first).
-            evaluate = self.step % r.eval_every == 0 or self.step == r.steps   # and always at the end
-            if evaluate and eval_first:
-                self.evaluate()
-            self._maybe_update_masks(episode_end=done)
-            if self.probe.pending:
-                for event in self.probe.due(self.step):
-                    self.logger.pathway_event(event)
-            if self.dynamic_buffer and self.step % self.rlx2.buffer_check_every == 0:
-                self._adjust_buffer()
-
-            if evaluate and not eval_first:
-                self.evaluate()
-            if self.step % r.log_every == 0:
-                now = time.perf_counter()
-                sps = (self.step - s_last) / max(now - t_last, 1e-9)
-                t_last, s_last = now, self.step
-                check_finite_losses(metrics, self.step, self.run_dir)
-                self._log_scalars(metrics, sps)
-                self.logger.progress(self.step, self._postfix())
-            if done:
-                self.logger.episode(self.step, self.ep_return, self.ep_len)
-                self.episodes += 1
-                if self.step >= self.next_checkpoint or self.step >= r.steps or self.clock.due():
-                    self.save_checkpoint()
-                self.obs = self._reset()
-            if callback is not None and callback(self.step, {"done": done}) is False:
-                break
-        if self._last_eval_row.get("step") != self.step:   # stopped early: end on an evaluation
+        evaluate = self.step % r.eval_every == 0 or self.step == r.steps   # and always at the end
+        if evaluate and eval_first:
             self.evaluate()
-        if self._saved_step != self.step:   # stopped mid-episode: keep its end state
-            self.save_checkpoint(reset_pending=False)
-        self.logger.progress(self.step, self._postfix())
-        return self._last_eval_row
+        self._maybe_update_masks(episode_end=done)
+        if self.probe.pending:
+            for event in self.probe.due(self.step):
+                self.logger.pathway_event(event)
+        if self.dynamic_buffer and self.step % self.rlx2.buffer_check_every == 0:
+            self._adjust_buffer()
+
+        if evaluate and not eval_first:
+            self.evaluate()
+        if self.step % r.log_every == 0:
+            now = time.perf_counter()
+            sps = (self.step - self._sps_clock[1]) / max(now - self._sps_clock[0], 1e-9)
+            self._sps_clock = (now, self.step)
+            check_finite_losses(self._metrics, self.step, self.run_dir)
+            self._log_scalars(self._metrics, sps)
+            self.logger.progress(self.step, self.postfix())
+        if done:
+            self.logger.episode(self.step, self.ep_return, self.ep_len)
+            self.episodes += 1
+            # at the budget, or where on_eval asked to stop: before the reset, so a resume replays it exactly
+            if self.checkpoint_due() or self.step >= r.steps or self.stop_requested():
+                self.save_checkpoint()
+            self.obs = self._reset()
+        return {"done": done}
 
     def _update(self, batch) -> dict[str, torch.Tensor]:
         """One SAC update: the fused engine's where it applies, else torch's (on a whole state)."""
@@ -371,24 +301,23 @@ class Trainer:
 
     # ---- evaluation and logging -------------------------------------------------------------
 
-    def evaluate(self) -> dict[str, Any]:
+    def evaluation(self) -> dict[str, Any]:
         r = self.cfg.run
         returns, lengths = run_episodes(self.eval_env, lambda o: self.algo.act(o, deterministic=True),
-                                        r.eval_episodes, seed=r.seed + EVAL_SEED_OFFSET + self.step)
-        row = {"step": self.step, **summarise(returns, lengths), "phase": self.phase(),
-               "actor_density": round(density(self.algo.actor), 6),
-               "critic_density": round(density(self.algo.critic), 6), "wall_time": round(time.time(), 3),
-               **self._energy_columns()}
-        self.last_eval = row["return_mean"]
-        self._last_eval_row = row
+                                        r.eval_episodes, seed=eval_seed(r.seed, self.step))
+        return {**summarise(returns, lengths), "phase": self.phase(),
+                "actor_density": round(density(self.algo.actor), 6),
+                "critic_density": round(density(self.algo.critic), 6)}
+
+    def before_logging(self, row: dict[str, Any]) -> None:
         self._save_snapshot()
-        self.logger.evaluation(row)
+
+    def after_evaluation(self, row: dict[str, Any]) -> None:
         for name, pw in self.pathways.items():
             was_frozen = pw.frozen
             pw.observe(self.step, row["return_mean"])
             if pw.frozen and not was_frozen:
                 self._log_freeze(name, pw)
-        return row
 
     def _save_snapshot(self) -> None:
         """The actor at this evaluation, as a policy file (RUN/snapshots/policy-<step>.pt): offline
@@ -402,26 +331,8 @@ class Trainer:
         except (OSError, RuntimeError) as exc:
             if checkpoint.is_disk_full(exc):
                 path.with_name(f".tmp-{path.name}").unlink(missing_ok=True)
-                raise RunFault(f"the disk is full: {path} could not be written; {last_good(self.run_dir)}") from None
+                raise self.disk_full(path) from None
             raise
-
-    def _update_spent(self) -> None:
-        if self.meter is None:
-            return
-        before = self._spent_before
-        self._spent["cpu_seconds"] = before["cpu_seconds"] + self.meter.cpu_seconds()
-        joules = self.meter.joules()
-        if joules is not None:
-            self._spent["energy_j"] = (before["energy_j"] or 0.0) + joules
-
-    def _energy_columns(self) -> dict[str, Any]:
-        """Cumulative CPU seconds and (where measured) joules of the run, across resumes."""
-        if self.meter is None:
-            return {}
-        self._update_spent()
-        return {"cpu_seconds": round(self._spent["cpu_seconds"], 2),
-                "energy_j": "" if self._spent["energy_j"] is None else round(self._spent["energy_j"], 1),
-                "energy_mode": self.meter.mode}
 
     def _log_scalars(self, metrics: dict[str, torch.Tensor], sps: float) -> None:
         values = {k: float(v) for k, v in metrics.items()}
@@ -431,81 +342,45 @@ class Trainer:
         self.logger.scalars(self.step, values)
         self.logger.flush()
 
-    def _restore_last_row(self, rows: list[dict[str, str]]) -> None:
-        """Put back the checkpoint's last evaluation row where ``metrics.csv`` (its kept ``rows``) lost it (a crash cut it while it was
-        written, and `read_csv` leaves a cut row out): the checkpoint holds the row, so nothing finished is lost."""
-        row = self._last_eval_row
-        if not row or not self.step:
-            return
-        if not rows or int(rows[-1]["step"]) < int(row["step"]):
-            self.logger.evaluation(row)
-            self.logger.warn(f"neuropath: metrics.csv had lost its row of step {row['step']} (cut mid-write); "
-                             "restored from the checkpoint")
-
-    def _postfix(self) -> dict[str, str]:
+    def postfix(self) -> dict[str, str]:
         ret = "-" if self.last_eval is None else f"{self.last_eval:.0f}"
         return {"eval": ret, "phase": self.phase(),
                 "actor_sp": f"{1 - density(self.algo.actor):.1%}",
                 "critic_sp": f"{1 - density(self.algo.critic):.1%}"}
 
-    def _write_config(self) -> None:
-        data = self.cfg.to_dict()
-        data["run"]["run_dir"] = str(self.run_dir)
-        text = yaml.safe_dump({"neuropath": __version__, **data}, sort_keys=False)
-        checkpoint.write_text_atomic(self.run_dir / "config.yaml", text)
+    # ---- checkpoints: what SAC keeps beyond the common state ------------------------------------
 
-    # ---- checkpoints -------------------------------------------------------------------------
+    def meta(self) -> dict[str, Any]:
+        return {"env": self.cfg.run.env, "obs_dim": self.algo.obs_dim, "act_dim": self.algo.act_dim,
+                "hidden": self.cfg.sac.hidden}
 
-    def state_dict(self, *, reset_pending: bool = True) -> dict[str, Any]:
-        self.sync()
-        self._update_spent()
-        return {
-            "algo": self.algo.state_dict(), "algo_updates": self.algo.updates,
-            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
-            "pathways": {k: p.state_dict() for k, p in self.pathways.items()},
-            "counters": {"step": self.step, "episodes": self.episodes, "initialised": self.initialised,
-                         "last_eval": self.last_eval, "last_eval_row": self._last_eval_row,
-                         "next_checkpoint": self.next_checkpoint, "reset_pending": reset_pending,
-                         "ep_return": self.ep_return, "ep_len": self.ep_len, "spent": dict(self._spent)},
-            "rng": {**rng_state(self.rng), "env": env_rng_state(self.env)},
-            "replay": self.buffer.state_dict(),
-            "swap_probe": self.probe.state_dict(),
-        }
+    def extra_counters(self) -> dict[str, Any]:
+        return {"episodes": self.episodes, "ep_return": self.ep_return, "ep_len": self.ep_len}
 
-    def save_checkpoint(self, *, reset_pending: bool = True) -> Path:
-        r = self.cfg.run
-        self.sync()
-        check_finite_weights(self.algo, self.step, self.run_dir)
-        if self.logger is not None:        # the rows up to this step are on disk before the checkpoint is
-            self.logger.flush()
-        self.clock.reset()
-        while self.next_checkpoint <= self.step:
-            self.next_checkpoint += r.checkpoint_every
-        meta = {"neuropath": __version__, "env": r.env, "pathway": self.cfg.pathway.pathway,
-                "obs_dim": self.algo.obs_dim, "act_dim": self.algo.act_dim, "hidden": self.cfg.sac.hidden}
-        path = checkpoint.save(self.run_dir, self.step, self.state_dict(reset_pending=reset_pending),
-                               replay=self.buffer, meta=meta, keep=r.keep_checkpoints)
-        self._saved_step = self.step
-        return path
+    def load_counters(self, counters: dict[str, Any]) -> None:
+        self.episodes = counters["episodes"]
+
+    def extra_rng(self) -> dict[str, Any]:
+        return {"env": env_rng_state(self.env)}
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"replay": self.buffer.state_dict(), "swap_probe": self.probe.state_dict()}
+
+    def checkpointed_replay(self) -> ReplayBuffer:
+        return self.buffer
+
+    def load_replay(self, path: Path, state: dict[str, Any]) -> None:
+        self.buffer.load(path / "replay.npy", state["replay"])
 
     def load_checkpoint(self, path: Path) -> None:
-        state = checkpoint.load_state(path, map_location=self.device)
         if self.fused is not None:
             self.fused.forget()           # its views and skipped work belong to the state being replaced
-        checkpoint.restore(path, state, {"algo": self.algo, "optimizers": self.optimizers, "pathways": self.pathways},
-                           also=lambda: self.buffer.load(path / "replay.npy", state["replay"]))
-        self.algo.updates = state["algo_updates"]
-        c = state["counters"]
-        self.step, self.episodes, self.initialised = c["step"], c["episodes"], c["initialised"]
-        self.last_eval, self._last_eval_row = c["last_eval"], c["last_eval_row"]
-        self.next_checkpoint = c["next_checkpoint"]
-        self._spent = dict(c.get("spent", self._spent))
+        super().load_checkpoint(path)
+
+    def load_extra(self, state: dict[str, Any], path: Path) -> None:
         self.probe.load_state_dict(state.get("swap_probe", {}))
-        self._saved_step = self.step
-        rng = state["rng"]
-        set_rng_state(rng, self.rng)
         self.env.reset(seed=self.cfg.run.seed)      # build the env, then restore its RNG
-        set_env_rng_state(self.env, rng["env"])
+        set_env_rng_state(self.env, state["rng"]["env"])
         # At an episode end the next reset replays exactly; a run that stopped at its step
         # budget mid-episode and is extended starts a new episode there.
         self.obs = None

@@ -31,36 +31,35 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from .. import __version__
 from ..algos.ppo import PPO, PPOConfig, RolloutBatch, gae
-from ..engine.energy import EnergyMeter
 from ..envs.make import check_env_id, make_env
 from ..errors import UsageError
 from ..pathways import density, unmasked
-from . import checkpoint, run_lock
+from . import checkpoint
 from .build import build_pathways, use_sparse_execution
 from .config import Config
-from .evaluate import EVAL_SEED_OFFSET, PredictsLikeSB3, run_episodes, summarise
-from .guards import CheckpointClock, check_finite_losses, check_finite_weights
-from .logging import RunLogger, truncate_after
-from .loop_common import PathwayEvents, resume_trainer, rng_state, set_rng_state, write_config
-from .run_dir import load_run_config, resolve_device, start_run
+from .evaluate import PredictsLikeSB3, eval_seed, run_episodes, summarise
+from .guards import check_finite_losses, check_finite_weights
+from .loop_common import PathwayEvents
+from .run import Run
+from .run_dir import load_run_config
 
 OBS_CLIP = 10.0
 EPS = 1e-8
 
 
-class PPOTrainer(PathwayEvents):
+class PPOTrainer(PathwayEvents, Run):
     """One PPO run with pathways; ``PPOTrainer.resume(run_dir)`` continues one."""
 
+    kind_name = "ppo"
+
     def __init__(self, cfg: Config, *, _resume_from: Path | None = None) -> None:
-        self.cfg = cfg.validate()
+        cfg.validate()
         r, g = cfg.run, cfg.ppo
         if r.algo != "ppo":
             raise UsageError("PPOTrainer needs --algo ppo")
         check_env_id(r.env)
-        self.run_dir = start_run(cfg, _resume_from)
-        self.device = resolve_device(r.device)
+        super().__init__(cfg, _resume_from)
         self.eval_env = make_env(r.env, actions="any")
         space = self.eval_env.action_space
         self.discrete = isinstance(space, gym.spaces.Discrete)
@@ -77,18 +76,11 @@ class PPOTrainer(PathwayEvents):
         self.envs = self._make_envs()
         self.batch = g.rollout_steps * g.num_envs
         self.iterations = math.ceil(r.steps / self.batch)
-        self.step = self.iteration = 0
+        self.iteration = 0
         self.initialised = not self.pathways
-        self.last_eval: float | None = None
-        self._last_eval_row: dict[str, Any] = {}
         self.next_eval = r.eval_every
-        self.next_checkpoint = r.checkpoint_every
-        self.clock = CheckpointClock(r.checkpoint_minutes)
         self.next_obs: np.ndarray | None = None
         self.next_done = np.zeros(g.num_envs, dtype=np.float32)
-        self.logger: RunLogger | None = None
-        self.meter: EnergyMeter | None = None
-        self.cpu_before = 0.0
 
     def _make_envs(self) -> gym.vector.VectorEnv:
         """The training vector env. Normalisation is applied here in the loop with Gymnasium's
@@ -122,11 +114,6 @@ class PPOTrainer(PathwayEvents):
         self.discounted[done] = 0.0
         return np.clip(reward / np.sqrt(self.ret_rms.var + EPS), -OBS_CLIP, OBS_CLIP)
 
-    @classmethod
-    def resume(cls, run_dir: str | Path, *, steps: int | None = None, threads: int | None = None,
-               progress: bool | None = None, device: str | None = None) -> "PPOTrainer":
-        return resume_trainer(cls, run_dir, steps=steps, threads=threads, progress=progress, device=device)
-
     # ---- acting with the training statistics ------------------------------------------------------
 
     def _obs_tensor(self, obs: np.ndarray) -> torch.Tensor:
@@ -141,32 +128,19 @@ class PPOTrainer(PathwayEvents):
 
     # ---- the loop ----------------------------------------------------------------------------------
 
-    @run_lock.locked
-    def train(self) -> dict[str, Any]:
-        r = self.cfg.run
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        write_config(self.cfg, self.run_dir)
-        truncate_after(self.run_dir, self.step)
-        self.logger = RunLogger(self.run_dir, start_step=self.step, total_steps=r.steps, progress=r.progress,
-                                hparams=self.cfg.to_dict())
-        self.meter = EnergyMeter(self.device).start()
-        try:
-            if self.next_obs is None:
-                self.next_obs = self._observe(self.envs.reset(seed=r.seed + 1000 * self.iteration)[0])
-            while self.step < r.steps:
-                self._iteration()
-                if self.step >= self.next_checkpoint or self.step >= r.steps or self.clock.due():
-                    self.save_checkpoint()
-            if self._last_eval_row.get("step") != self.step:
-                self.evaluate()
-            return self._last_eval_row
-        except KeyboardInterrupt:
-            if self.iteration > 0:
-                self.save_checkpoint()
-            raise
-        finally:
-            self.logger.close()
-            self.logger = None
+    def begin(self) -> None:
+        if self.next_obs is None:
+            self.next_obs = self._observe(self.envs.reset(seed=self.cfg.run.seed + 1000 * self.iteration)[0])
+
+    def can_checkpoint(self) -> bool:
+        return self.iteration > 0
+
+    def advance(self) -> None:
+        """One rollout and its update (evaluations fall inside the rollout when due), then a checkpoint if
+        one is due."""
+        self._iteration()
+        if self.checkpoint_due() or self.step >= self.cfg.run.steps:
+            self.save_checkpoint()
 
     def _iteration(self) -> None:
         g, algo = self.cfg.ppo, self.algo
@@ -288,19 +262,16 @@ class PPOTrainer(PathwayEvents):
 
     # ---- evaluation -----------------------------------------------------------------------------
 
-    def evaluate(self) -> dict[str, Any]:
+    def evaluation(self) -> dict[str, Any]:
         r = self.cfg.run
         returns, lengths = run_episodes(self.eval_env, lambda o: self._eval_action(o), r.eval_episodes,
-                                        seed=r.seed + EVAL_SEED_OFFSET + self.step)
-        row = {"step": self.step, **summarise(returns, lengths), "phase": self.phase(),
-               "actor_density": round(density(self.algo.actor), 6),
-               "critic_density": round(density(self.algo.value), 6), "wall_time": round(time.time(), 3),
-               "cpu_seconds": round(self.cpu_before + self.meter.cpu_seconds(), 2), "energy_j": "",
-               "energy_mode": self.meter.mode}
-        self.last_eval, self._last_eval_row = row["return_mean"], row
-        self.logger.evaluation(row)
+                                        seed=eval_seed(r.seed, self.step))
+        return {**summarise(returns, lengths), "phase": self.phase(),
+                "actor_density": round(density(self.algo.actor), 6),
+                "critic_density": round(density(self.algo.value), 6)}       # the value network: PPO's critic
+
+    def after_evaluation(self, row: dict[str, Any]) -> None:
         self._observe_return(row["return_mean"])
-        return row
 
     def _eval_action(self, obs: np.ndarray) -> np.ndarray:
         a = self.algo.act(self.normalise(obs).astype(np.float32), deterministic=True)
@@ -315,44 +286,25 @@ class PPOTrainer(PathwayEvents):
                 out[key] = {"mean": np.array(rms.mean), "var": np.array(rms.var), "count": float(rms.count)}
         return out
 
-    def save_checkpoint(self) -> Path:
-        """Never of non-finite weights; the log rows up to this step reach the disk first (a kill right after
-        loses none of them), and the wall-time clock restarts."""
-        r = self.cfg.run
-        check_finite_weights(self.algo, self.step, self.run_dir)
-        if self.logger is not None:
-            self.logger.flush()
-        self.clock.reset()
-        while self.next_checkpoint <= self.step:
-            self.next_checkpoint += r.checkpoint_every
-        state = {"algo": self.algo.state_dict(), "algo_updates": self.algo.updates,
-                 "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
-                 "pathways": {k: p.state_dict() for k, p in self.pathways.items()},
-                 "normalisation": self._norm_state(),
-                 "counters": {"step": self.step, "iteration": self.iteration, "initialised": self.initialised,
-                              "last_eval": self.last_eval, "last_eval_row": self._last_eval_row,
-                              "next_eval": self.next_eval, "next_checkpoint": self.next_checkpoint,
-                              "cpu_seconds": self.cpu_before + (self.meter.cpu_seconds() if self.meter else 0.0)},
-                 "rng": rng_state()}
-        meta = {"neuropath": __version__, "env": r.env, "algo": "ppo", "pathway": self.cfg.pathway.pathway,
-                "obs_dim": self.algo.obs_dim, "act_dim": self.algo.act_dim, "discrete": self.discrete,
-                "hidden": self.cfg.ppo.ppo_hidden}
-        return checkpoint.save(self.run_dir, self.step, state, meta=meta, keep=r.keep_checkpoints)
+    def meta(self) -> dict[str, Any]:
+        return {"env": self.cfg.run.env, "obs_dim": self.algo.obs_dim, "act_dim": self.algo.act_dim,
+                "discrete": self.discrete, "hidden": self.cfg.ppo.ppo_hidden}
 
-    def load_checkpoint(self, path: Path) -> None:
-        state = checkpoint.load_state(path, map_location=self.device)
-        checkpoint.restore(path, state, {"algo": self.algo, "optimizers": self.optimizers, "pathways": self.pathways})
+    def extra_counters(self) -> dict[str, Any]:
+        return {"iteration": self.iteration, "next_eval": self.next_eval}
+
+    def load_counters(self, counters: dict[str, Any]) -> None:
+        self.iteration, self.next_eval = counters["iteration"], counters["next_eval"]
+        self.iterations = max(self.iterations, self.iteration)
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"normalisation": self._norm_state()}
+
+    def load_extra(self, state: dict[str, Any], path: Path) -> None:
         norm = state["normalisation"]
         for key, rms in (("obs", self.obs_rms), ("return", self.ret_rms)):
             if rms is not None and key in norm:
                 rms.mean, rms.var, rms.count = norm[key]["mean"], norm[key]["var"], norm[key]["count"]
-        self.algo.updates = state["algo_updates"]
-        c = state["counters"]
-        self.step, self.iteration, self.initialised = c["step"], c["iteration"], c["initialised"]
-        self.last_eval, self._last_eval_row = c["last_eval"], c["last_eval_row"]
-        self.next_eval, self.next_checkpoint, self.cpu_before = c["next_eval"], c["next_checkpoint"], c["cpu_seconds"]
-        set_rng_state(state["rng"])
-        self.iterations = max(self.iterations, self.iteration)
 
 
 class PPOPolicy(PredictsLikeSB3):
