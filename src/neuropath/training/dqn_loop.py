@@ -30,14 +30,14 @@ from ..data.frame_replay import FrameReplay
 from ..data.image_replay import ImageReplay
 from ..envs.pixels import check_dqn_env, dqn_torso, is_atari, make_dqn_env
 from ..errors import UsageError
-from ..pathways import density, unmasked
+from ..pathways import density
 from . import checkpoint
 from .build import build_pathways, check_reachable, needs_init_data, use_sparse_execution
 from .config import Config
 from .evaluate import PredictsLikeSB3, eval_seed, summarise
 from .guards import check_finite_losses
 from .logging import EVAL_FIELDS
-from .loop_common import PathwayEvents
+from .pathway_driver import PathwayDriver
 from .run import Run
 from .run_dir import load_run_config
 
@@ -47,7 +47,7 @@ DQN_FIELDS.insert(EVAL_FIELDS.index("actor_density"), "q_density")
 """DQN's metrics.csv: one network, so one density column (``q_density``) where SAC has actor and critic"""
 
 
-class DQNTrainer(PathwayEvents, Run):
+class DQNTrainer(Run):
     """One DQN run with pathways; ``DQNTrainer.resume(run_dir)`` continues one."""
 
     fields = DQN_FIELDS
@@ -69,6 +69,7 @@ class DQNTrainer(PathwayEvents, Run):
         check_reachable(cfg, self.algo)
         self.optimizers = self.algo.make_optimizers()
         self.pathways = build_pathways(cfg, self.algo, self.optimizers)
+        self.driver = PathwayDriver(cfg, self.algo, self.pathways, lambda: self.logger, unmask=self.algo.q)
         self.sparse = use_sparse_execution(cfg, self.algo, self.device)
         # Atari: each frame once, a ring of --replay-size (fixed, so a resumed run with more steps fits);
         # MinAtar: whole observations, min(--replay-size, --steps).
@@ -152,8 +153,9 @@ class DQNTrainer(PathwayEvents, Run):
     # ---- pathways -----------------------------------------------------------------------------
 
     def _init_pathways(self) -> None:
+        """Initial masks: DAPD and static SNIP score the dense untrained Q-network on ``--init-steps``
+        transitions of the ε=1 policy (dropped afterwards)."""
         p = self.cfg.pathway
-        losses = self.algo.losses()
         sample = None
         if needs_init_data(self.cfg):
             init = ImageReplay(self.env.observation_space.shape, max(p.init_steps, 1), self.obs_dtype)
@@ -164,31 +166,23 @@ class DQNTrainer(PathwayEvents, Run):
                 init.add(obs, a, float(rew), nxt, bool(term))
                 obs = nxt if not (term or trunc) else self.env.reset()[0]
             sample = lambda: init.sample(p.score_batch).to(self.device)  # noqa: E731
-        with unmasked(self.algo.q):
-            for name, pw in self.pathways.items():
-                result = pw.init((lambda n=name: losses[n](sample())) if sample else None)
-                self.logger.pathway_event(self._event("init", name, result))
+        self.driver.init(self.step, sample, self.algo.losses())
         self.initialised = True
 
     def _maybe_update_masks(self, *, episode_end: bool) -> None:
         """DAPD: re-score the dense network on the last ``--window`` transitions at episode ends (or every
         ``--mask-every`` steps) in warm-up. SET/RigL: every ΔT steps, drop and grow on the masked network's
-        TD loss over a replay minibatch (RigL's grow gradient is dense by construction)."""
-        p = self.cfg.pathway
-        for name, pw in self.pathways.items():
-            was_frozen = pw.frozen
-            if pw.due(self.step, episode_end=episode_end) and len(self.replay) >= p.score_batch:
-                losses = self.algo.losses()          # only when due: this runs at every environment step
-                if getattr(pw.method, "data", "recent") == "replay":
-                    result = pw.update(self.step, lambda n=name: losses[n](
-                        self.replay.sample(p.score_batch).to(self.device)))
-                else:
-                    with unmasked(self.algo.q):
-                        result = pw.update(self.step, lambda n=name: losses[n](self.replay.sample_recent(
-                            p.score_batch, p.window).to(self.device)))
-                self.logger.pathway_event(self._event("update", name, result))
-            elif pw.frozen and not was_frozen:
-                self._log_freeze(name, pw)
+        TD loss over a replay minibatch (RigL's grow gradient is dense by construction). Losses are built only
+        when something is due: this runs at every environment step."""
+        p, replay = self.cfg.pathway, self.replay
+        due = self.driver.due(self.step, episode_end=episode_end)
+        if due and len(replay) >= p.score_batch:
+            self.driver.update(self.step, due, losses=self.algo.losses,
+                               recent=lambda: replay.sample_recent(p.score_batch, p.window).to(self.device),
+                               replay=lambda: replay.sample(p.score_batch).to(self.device))
+
+    def phase(self) -> str:
+        return self.driver.phase()
 
     # ---- evaluation ---------------------------------------------------------------------------------
 
@@ -210,7 +204,7 @@ class DQNTrainer(PathwayEvents, Run):
         return {**summarise(returns, lengths), "phase": self.phase(), "q_density": round(density(self.algo.q), 6)}
 
     def after_evaluation(self, row: dict[str, Any]) -> None:
-        self._observe_return(row["return_mean"])
+        self.driver.observe(self.step, row["return_mean"])
 
     def result_line(self, row: dict[str, Any]) -> str:
         return (f"step {row['step']}: eval return {row['return_mean']:.1f} ± {row['return_std']:.1f} "

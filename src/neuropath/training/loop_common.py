@@ -1,4 +1,4 @@
-"""What the PPO and DQN loops share: resuming, the run's config file, RNG state, pathway event logging."""
+"""What `Run` builds on: resuming a trainer class, the run's config file, every RNG's state."""
 
 from __future__ import annotations
 
@@ -53,35 +53,3 @@ def set_rng_state(state: dict[str, Any], rng: np.random.Generator | None = None)
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
     if rng is not None and "numpy" in state:
         rng.bit_generator.state = state["numpy"]
-
-
-class PathwayEvents:
-    """Mask events and freezes into ``pathway.jsonl`` (needs ``self.pathways``, ``self.logger``, ``self.step``)."""
-
-    def result_line(self, row: dict[str, Any]) -> str:
-        """The last evaluation in one line, as ``neuropath train`` prints it at the end."""
-        from ..pathways import density
-        nets = " and ".join(f"{n} density {density(net):.3f}" for n, net in self.algo.networks.items())
-        return (f"step {row['step']}: eval return {row['return_mean']:.1f} ± {row['return_std']:.1f} "
-                f"({self.phase()}, {nets})")
-
-    def _event(self, kind: str, name: str, result) -> dict[str, Any]:
-        return {"step": self.step, "net": name, "event": kind, "changed": result.changed,
-                "density": round(result.density, 6), "frozen": self.pathways[name].frozen}
-
-    def _log_freeze(self, name: str, pw) -> None:
-        self.logger.freeze(self.step, name, pw)
-
-    def phase(self) -> str:
-        if not self.pathways:
-            return "dense"
-        phases = {pw.schedule.phase for pw in self.pathways.values()}
-        return phases.pop() if len(phases) == 1 else "mixed"
-
-    def _observe_return(self, mean_return: float) -> None:
-        """An evaluation's mean return to every pathway's schedule (DAPD may freeze on it)."""
-        for name, pw in self.pathways.items():
-            was_frozen = pw.frozen
-            pw.observe(self.step, mean_return)
-            if pw.frozen and not was_frozen:
-                self._log_freeze(name, pw)

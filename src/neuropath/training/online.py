@@ -22,13 +22,14 @@ from ..engine.fused_sac import FusedSACUpdate
 from ..engine.sparse_act import SparseActing
 from ..envs.make import check_env_id, env_rng_state, make_env, set_env_rng_state
 from ..errors import UsageError
-from ..pathways import density, layer_density, unmasked
+from ..pathways import density
 from ..pathways.masks import ranges
 from . import checkpoint
 from .build import build_pathways, check_reachable, needs_init_data, use_sparse_execution, uses_rlx2_extras
 from .config import Config
 from .evaluate import eval_seed, run_episodes, summarise
 from .guards import check_finite_losses
+from .pathway_driver import PathwayDriver
 from .policy_file import save_actor
 from .run import Run
 from .swap_probe import SwapProbe
@@ -58,6 +59,8 @@ class Trainer(Run):
         self.optimizers = self.algo.make_optimizers()
         check_reachable(cfg, self.algo)
         self.pathways = build_pathways(cfg, self.algo, self.optimizers)
+        self.driver = PathwayDriver(cfg, self.algo, self.pathways, lambda: self.logger,
+                                    on_freeze=self._warn_blind_actions)
         self.sparse = use_sparse_execution(cfg, self.algo, self.device)
         # with the sparse kernels, the whole update runs over the pathway's entries where it can
         self.fused = FusedSACUpdate(self.algo, self.optimizers) if self.sparse else None
@@ -193,18 +196,11 @@ class Trainer(Run):
         then dropped and does not count towards the step budget."""
         p = self.cfg.pathway
         if self.pathways:
-            losses = self.algo.losses()
             sample: Callable[[], Any] | None = None
             if needs_init_data(self.cfg):
                 init_buf = self._collect_init_data(max(p.init_steps, 1))
-                sample = self._batches(lambda: init_buf.sample(p.score_batch))
-            with unmasked(self.algo):
-                for name, pw in self.pathways.items():
-                    closure = (lambda n=name: losses[n](sample())) if sample else None
-                    result = pw.init(closure)
-                    self.logger.pathway_event(self._event("init", name, result))
-                    if pw.frozen:
-                        self._log_freeze(name, pw)
+                sample = lambda: init_buf.sample(p.score_batch)   # noqa: E731
+            self.driver.init(self.step, sample, self.algo.losses())
         self.initialised = True
 
     def _collect_init_data(self, n: int) -> ReplayBuffer:
@@ -218,80 +214,41 @@ class Trainer(Run):
         return buf
 
     def _maybe_update_masks(self, *, episode_end: bool) -> None:
+        """The due pathways' new masks (`PathwayDriver.update`), with the swap probe measuring on one fixed
+        batch what each swap does to the policy and the critic."""
         if not self.pathways:
             return
-        due = []
-        for name, pw in self.pathways.items():
-            was_frozen = pw.frozen
-            if pw.due(self.step, episode_end=episode_end):
-                due.append(name)
-            elif pw.frozen and not was_frozen:
-                self._log_freeze(name, pw)
+        due = self.driver.due(self.step, episode_end=episode_end)
         if not due:
             return
         self.sync()                       # scoring reads the dense networks, the update the optimizers
-        p = self.cfg.pathway
-        recent = self._batches(lambda: self.buffer.sample_recent(p.score_batch, p.window))
-        probe_batch = self.buffer.recent_spread(self.probe.rows, p.window)    # one fixed batch for every network
-        for name in due:
-            pw = self.pathways[name]
-            self.probe.before(name, probe_batch)
-            if getattr(pw.method, "data", "recent") == "replay":
-                # Sparse training: the network's own loss on a replay minibatch, every other
-                # network as it trains (masked); the grow gradient is dense by construction.
-                losses = self.algo.losses(training=True)
-                result = pw.update(self.step, lambda n=name: losses[n](self.buffer.sample(p.score_batch)))
-            else:
-                losses = self.algo.losses(temperature=self._score_temperature())
-                with unmasked(self.algo):   # DAPD: score the dense networks on recent data
-                    result = pw.update(self.step, lambda n=name: losses[n](recent()))
-            event = self._event("update", name, result)
-            event["shift"] = round(self.probe.after(name, self.step), 6)
-            if pw.entry_ages is not None:
-                event["young"] = pw.entry_ages.young()
-            self.logger.pathway_event(event)
+        p, buf = self.cfg.pathway, self.buffer
+        probe_batch = buf.recent_spread(self.probe.rows, p.window)    # one fixed batch for every network
+        self.driver.update(
+            self.step, due, recent=lambda: buf.sample_recent(p.score_batch, p.window),
+            losses=lambda: self.algo.losses(temperature=self._score_temperature()),
+            replay=lambda: buf.sample(p.score_batch), replay_losses=lambda: self.algo.losses(training=True),
+            before=lambda name: self.probe.before(name, probe_batch),
+            after=lambda name, event: event.update(shift=round(self.probe.after(name, self.step), 6)))
 
     def _score_temperature(self) -> float | None:
         """α in the scoring losses: None (the learned one) or the initial one (the authors)."""
         return self.cfg.sac.init_temperature if self.cfg.pathway.score_temperature == "init" else None
 
-    def _batches(self, draw: Callable[[], Any]) -> Callable[[], Any]:
-        """The scoring batches of one mask update: a new one for each network (separate), or the first
-        one drawn for all of them (shared, the authors: one batch scores actor and critic)."""
-        if self.cfg.pathway.score_batches == "separate":
-            return draw
-        drawn: list[Any] = []
-
-        def shared() -> Any:
-            if not drawn:
-                drawn.append(draw())
-            return drawn[0]
-        return shared
-
-    def _log_freeze(self, name: str, pw) -> None:
-        cut = self.logger.freeze(self.step, name, pw)
-        if name == "critic" and len(cut) == 2:
-            # SAC's actor learns through min(Q1, Q2): an action both Q networks are blind to gets no gradient
-            n_obs = self.algo.obs_dim
-            blind = sorted(i - n_obs for i in set.intersection(*(set(idx) for idx in cut.values())) if i >= n_obs)
-            if blind:
-                what, it = ("actions", "them") if len(blind) > 1 else ("action", "it")
-                self.logger.warn(f"warning: both Q networks are blind to {what} {ranges(blind)}, so the actor gets "
-                                 f"no gradient for {it}; in the score ablation such runs never learnt, while DAPD "
-                                 "and --score synflow kept every action connected")
-
-    def _event(self, kind: str, name: str, result) -> dict[str, Any]:
-        net = self.algo.networks[name]
-        return {"step": self.step, "net": name, "event": kind, "changed": result.changed,
-                "density": round(result.density, 6),
-                "layers": {k: round(v, 6) for k, v in layer_density(net).items()},
-                "frozen": self.pathways[name].frozen}
+    def _warn_blind_actions(self, name: str, cut: dict[str, list[int]]) -> None:
+        """SAC's actor learns through min(Q1, Q2): an action both Q networks are blind to gets no gradient."""
+        if name != "critic" or len(cut) != 2:
+            return
+        n_obs = self.algo.obs_dim
+        blind = sorted(i - n_obs for i in set.intersection(*(set(idx) for idx in cut.values())) if i >= n_obs)
+        if blind:
+            what, it = ("actions", "them") if len(blind) > 1 else ("action", "it")
+            self.logger.warn(f"warning: both Q networks are blind to {what} {ranges(blind)}, so the actor gets "
+                             f"no gradient for {it}; in the score ablation such runs never learnt, while DAPD "
+                             "and --score synflow kept every action connected")
 
     def phase(self) -> str:
-        if not self.pathways:
-            return "dense"
-        schedules = [pw.schedule for pw in self.pathways.values()]
-        return schedules[0].phase if all(s.phase == schedules[0].phase for s in schedules) else "mixed"
+        return self.driver.phase()
 
     def result_line(self, row: dict[str, Any]) -> str:
         """The last evaluation in one line, as ``neuropath train`` prints it at the end."""
@@ -313,11 +270,7 @@ class Trainer(Run):
         self._save_snapshot()
 
     def after_evaluation(self, row: dict[str, Any]) -> None:
-        for name, pw in self.pathways.items():
-            was_frozen = pw.frozen
-            pw.observe(self.step, row["return_mean"])
-            if pw.frozen and not was_frozen:
-                self._log_freeze(name, pw)
+        self.driver.observe(self.step, row["return_mean"])
 
     def _save_snapshot(self) -> None:
         """The actor at this evaluation, as a policy file (RUN/snapshots/policy-<step>.pt): offline

@@ -34,13 +34,13 @@ import torch
 from ..algos.ppo import PPO, PPOConfig, RolloutBatch, gae
 from ..envs.make import check_env_id, make_env
 from ..errors import UsageError
-from ..pathways import density, unmasked
+from ..pathways import density
 from . import checkpoint
 from .build import build_pathways, use_sparse_execution
 from .config import Config
 from .evaluate import PredictsLikeSB3, eval_seed, run_episodes, summarise
 from .guards import check_finite_losses, check_finite_weights
-from .loop_common import PathwayEvents
+from .pathway_driver import PathwayDriver
 from .run import Run
 from .run_dir import load_run_config
 
@@ -48,7 +48,7 @@ OBS_CLIP = 10.0
 EPS = 1e-8
 
 
-class PPOTrainer(PathwayEvents, Run):
+class PPOTrainer(Run):
     """One PPO run with pathways; ``PPOTrainer.resume(run_dir)`` continues one."""
 
     kind_name = "ppo"
@@ -72,6 +72,7 @@ class PPOTrainer(PathwayEvents, Run):
         self.algo.to(self.device)
         self.optimizers = self.algo.make_optimizers()
         self.pathways = build_pathways(cfg, self.algo, self.optimizers)
+        self.driver = PathwayDriver(cfg, self.algo, self.pathways, lambda: self.logger)
         self.sparse = use_sparse_execution(cfg, self.algo, self.device)
         self.envs = self._make_envs()
         self.batch = g.rollout_steps * g.num_envs
@@ -236,11 +237,7 @@ class PPOTrainer(PathwayEvents, Run):
         """Initial masks from the first rollout (dense networks), then the rollout re-evaluated
         under the masked policy so that the first update's ratios start at 1."""
         batch = self._advantages(ro)
-        losses = self.algo.losses()
-        with unmasked(self.algo):
-            for name, pw in self.pathways.items():
-                result = pw.init(lambda n=name: losses[n](self._score_sample(batch)))
-                self.logger.pathway_event(self._event("init", name, result))
+        self.driver.init(self.step, lambda: self._score_sample(batch), self.algo.losses())
         with torch.no_grad():
             x = ro["obs"].reshape(-1, self.algo.obs_dim)
             a = ro["action"].reshape(-1) if self.discrete else ro["action"].reshape(-1, self.algo.act_dim)
@@ -250,15 +247,19 @@ class PPOTrainer(PathwayEvents, Run):
         self.initialised = True
 
     def _maybe_update_masks(self, batch: RolloutBatch) -> None:
-        losses = self.algo.losses()
-        for name, pw in self.pathways.items():
-            was_frozen = pw.frozen
-            if pw.due(self.step, episode_end=True):               # every rollout end in warm-up
-                with unmasked(self.algo):
-                    result = pw.update(self.step, lambda n=name: losses[n](self._score_sample(batch)))
-                self.logger.pathway_event(self._event("update", name, result))
-            elif pw.frozen and not was_frozen:
-                self._log_freeze(name, pw)
+        """In warm-up, after every rollout's update: each due network re-scored on samples of that rollout."""
+        due = self.driver.due(self.step, episode_end=True)
+        if due:
+            self.driver.update(self.step, due, recent=lambda: self._score_sample(batch), losses=self.algo.losses)
+
+    def phase(self) -> str:
+        return self.driver.phase()
+
+    def result_line(self, row: dict[str, Any]) -> str:
+        """The last evaluation in one line, as ``neuropath train`` prints it at the end."""
+        return (f"step {row['step']}: eval return {row['return_mean']:.1f} ± {row['return_std']:.1f} "
+                f"({self.phase()}, actor density {row['actor_density']:.3f}, "
+                f"value density {row['critic_density']:.3f})")
 
     # ---- evaluation -----------------------------------------------------------------------------
 
@@ -271,7 +272,7 @@ class PPOTrainer(PathwayEvents, Run):
                 "critic_density": round(density(self.algo.value), 6)}       # the value network: PPO's critic
 
     def after_evaluation(self, row: dict[str, Any]) -> None:
-        self._observe_return(row["return_mean"])
+        self.driver.observe(self.step, row["return_mean"])
 
     def _eval_action(self, obs: np.ndarray) -> np.ndarray:
         a = self.algo.act(self.normalise(obs).astype(np.float32), deterministic=True)
