@@ -125,3 +125,17 @@ def test_help_pages_show_choices_one_default_and_every_argument(capsys):
     for cmd in ("train", "eval", "runs", "inspect"):   # every argument has a description
         missing = [a.dest for a in sub.choices[cmd]._actions if not a.help and a.dest != "help"]
         assert not missing, (cmd, missing)
+
+
+def test_an_offline_run_defaults_to_npf_in_the_python_api_as_on_the_command_line(capsys):
+    """The offline default pathway (NPF's single shot) was filled in by the CLI only: `npth.Config` with a
+    dataset kept "dapd" and refused itself. Now `validate` fills it; a --pathway dapd that was asked for is
+    still refused."""
+    from neuropath.cli import main
+    cfg = Config().set({"dataset": "neuropath/hopper/expert-v0", "algo": "iql"}).validate()
+    assert cfg.pathway.pathway == "npf"
+    assert Config().set({"dataset": "d", "pathway": "random"}).validate().pathway.pathway == "random"
+    with pytest.raises(UsageError, match="not an offline method"):
+        Config().set({"dataset": "d", "pathway": "dapd"}).validate(given={"pathway"})
+    assert main(["train", "--dataset", "d", "--pathway", "dapd", "--print-config"]) == 2
+    assert "not an offline method" in capsys.readouterr().err

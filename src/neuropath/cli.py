@@ -193,8 +193,6 @@ def _train(args: argparse.Namespace) -> int:
         preset = preset_values(args.preset) if args.preset else config_file_values(args.config) if args.config else {}
         cfg.set(preset)
         cfg.set(values)
-        if cfg.offline.dataset is not None and "pathway" not in values and "pathway" not in preset:
-            cfg.set({"pathway": "npf"})      # offline's pathway method is the single-shot one
         cfg.validate(given=set(values))      # a flag of another algorithm is refused even at its default value
         if cfg.run.algo == "dqn":
             from .envs.pixels import check_dqn_env

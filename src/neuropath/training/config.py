@@ -420,6 +420,8 @@ class Config:
         """Check every setting; ``given``: the names set on the command line (`check_read` refuses those the
         algorithm does not read even at their default value)."""
         r, p, s = self.run, self.pathway, self.sac
+        if self.offline.dataset is not None and p.pathway == "dapd" and "pathway" not in given:
+            p.pathway = "npf"     # offline's default pathway method is the single-shot one (CLI and API alike)
         self._check_finite()
         if r.seed < 0:
             raise UsageError(f"--seed must be >= 0, got {r.seed}")
