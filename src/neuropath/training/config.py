@@ -417,147 +417,25 @@ class Config:
         return self.pathway.score if own is None else own
 
     def validate(self, given: set[str] | frozenset[str] = frozenset()) -> "Config":
-        """Check every setting; ``given``: the names set on the command line (`check_read` refuses those the
-        algorithm does not read even at their default value)."""
-        r, p, s = self.run, self.pathway, self.sac
-        if self.offline.dataset is not None and p.pathway == "dapd" and "pathway" not in given:
-            p.pathway = "npf"     # offline's default pathway method is the single-shot one (CLI and API alike)
+        """Fill the defaults that depend on other settings, then let every section check itself
+        (`SECTION_CHECKS`: its own values, and how they combine with the rest); ``given``: the names set on
+        the command line (`check_read` refuses those the algorithm does not read even at their default)."""
+        self._fill_defaults(given)
         self._check_finite()
-        if r.seed < 0:
-            raise UsageError(f"--seed must be >= 0, got {r.seed}")
-        if r.checkpoint_minutes < 0:
-            raise UsageError(f"--checkpoint-minutes must be >= 0 (0 = off), got {r.checkpoint_minutes}")
-        _positive("steps", r.steps)
-        _positive("eval_every", r.eval_every)
-        _positive("eval_episodes", r.eval_episodes)
-        _positive("replay_size", r.replay_size)
-        _positive("checkpoint_every", r.checkpoint_every)
-        _positive("keep_checkpoints", r.keep_checkpoints)
-        _positive("log_every", r.log_every)
-        _positive("batch_size", s.batch_size)
-        _positive("window", p.window)
-        _positive("score_batch", p.score_batch)
-        _positive("moving_average", p.moving_average)
-        _positive("target_every", s.target_every)
-        _positive("actor_every", s.actor_every)
-        for obj, name in ((r, "seed_steps"), (r, "threads"), (p, "mask_every"), (p, "init_steps")):
-            if getattr(obj, name) < 0:
-                raise UsageError(f"--{_flag(name)} must be >= 0, got {getattr(obj, name)}")
-        if not s.hidden or any(h < 1 for h in s.hidden):
-            raise UsageError(f"--hidden needs one or more positive widths, got {s.hidden}")
-        if p.pathway not in PATHWAYS:
-            raise UsageError(f"unknown pathway method {p.pathway!r}; allowed: {', '.join(PATHWAYS)}")
-        if not (isinstance(p.keep_ratio, float) and 0.0 < p.keep_ratio <= 1.0) or math.isnan(p.keep_ratio):
-            raise UsageError(f"--keep-ratio must be in (0, 1], got {p.keep_ratio}")
-        for name in ("actor_keep", "critic_keep"):
-            value = getattr(p, name)
-            if value is not None and (not 0.0 < value <= 1.0 or math.isnan(value)):
-                raise UsageError(f"--{_flag(name)} must be in (0, 1], got {value}")
-        if p.distribution not in ("erk", "uniform"):
-            raise UsageError(f"--distribution must be erk or uniform, got {p.distribution!r}")
-        if p.update_every is not None:
-            _positive("update_every", p.update_every)
-        if p.drop_fraction is not None and not 0.0 <= p.drop_fraction <= 1.0:
-            raise UsageError(f"--drop-fraction must be in [0, 1], got {p.drop_fraction}")
-        if p.update_end is not None and not 0.0 < p.update_end <= 1.0:
-            raise UsageError(f"--update-end must be in (0, 1], got {p.update_end}")
-        x = self.rlx2
-        for name in ("nstep", "buffer_check_every", "buffer_check_size", "buffer_min"):
-            _positive(name, getattr(x, name))
-        if x.nstep_delay < 0:
-            raise UsageError(f"--nstep-delay must be >= 0, got {x.nstep_delay}")
-        if not 0.0 < x.buffer_drop < 1.0 or x.buffer_threshold < 0:
-            raise UsageError("--buffer-drop must be in (0, 1) and --buffer-threshold >= 0")
-        if p.prune not in ("keep", "zero"):
-            raise UsageError(f"--prune must be keep or zero, got {p.prune!r}")
-        for name, allowed in CHOICES.items():
-            if getattr(p, name) not in allowed:
-                raise UsageError(f"--{_flag(name)} must be one of {', '.join(allowed)}, got {getattr(p, name)!r}")
-        from ..pathways.topk import SCOPES
-        if p.scope not in SCOPES:
-            raise UsageError(f"--scope must be one of {', '.join(SCOPES)}, got {p.scope!r}")
-        if p.scope != "global" and self.run.benchmark is not None:
-            raise UsageError(f"--scope {p.scope} is for single-task pathways; a multi-task pathway is ranked "
-                             "globally per task")
-        from ..pathways.scores import SCORES
-        for name in ("score", "actor_score", "critic_score"):
-            value = getattr(p, name)
-            if value is not None and value not in SCORES:
-                raise UsageError(f"--{_flag(name)} must be one of {', '.join(SCORES)}, got {value!r}")
-        if p.synflow_rounds < 1:
-            raise UsageError(f"--synflow-rounds must be >= 1, got {p.synflow_rounds}")
-        chosen = [f"--{_flag(n)} {getattr(p, n)}" for n in ("score", "actor_score", "critic_score")
-                  if getattr(p, n) not in (None, "snip")]
-        if chosen and p.pathway not in SCORING_PATHWAYS:
-            raise UsageError(f"{chosen[0]}: --pathway {p.pathway} does not score its pathway (scores apply to "
-                             f"{', '.join(SCORING_PATHWAYS)})")
-        if p.freeze_step is not None and p.freeze_step < 0:
-            raise UsageError(f"--freeze-step must be >= 0, got {p.freeze_step}")
-        try:
-            self.resolved_freeze_return()
-        except ValueError:
-            raise UsageError(f"--freeze-return must be a number, auto or none, got {p.freeze_return!r}") from None
-        if r.benchmark is not None:
-            from ..envs.metaworld import check_benchmark, resolve_tasks
-            check_benchmark(r.benchmark, r.episode_steps or 500)
-            resolve_tasks(r.benchmark, r.tasks)
-            allowed = OFFLINE_PATHWAYS if self.offline.dataset is not None else ("dapd", "dense")
-            if p.pathway not in allowed:
-                raise UsageError(f"--pathway {p.pathway} is not available with --benchmark "
-                                 f"{'and --dataset ' if self.offline.dataset else ''}yet ({', '.join(allowed)})")
-            if r.heads not in ("shared", "per-task"):
-                raise UsageError(f"--heads must be shared or per-task, got {r.heads!r}")
-            if not 0.0 <= p.freeze_success <= 1.0:
-                raise UsageError(f"--freeze-success must be in [0, 1], got {p.freeze_success}")
-        elif r.tasks is not None:
-            raise UsageError("--tasks chooses tasks of a multi-task benchmark: it needs --benchmark")
-        o = self.offline
-        if o.dataset is not None:
-            if r.benchmark is not None:
-                from ..data.metaworld_datasets import MT10_TRAIN_KINDS
-                if o.dataset not in MT10_TRAIN_KINDS:
-                    raise UsageError(f"with --benchmark, --dataset is a dataset kind ({', '.join(MT10_TRAIN_KINDS)}), "
-                                     f"got {o.dataset!r}")
-            if o.transitions is not None:
-                _positive("transitions", o.transitions)
-            if r.algo == "auto":
-                r.algo = "iql"
-            if r.algo not in OFFLINE_ALGOS:
-                raise UsageError(f"--algo must be one of {', '.join(OFFLINE_ALGOS)} with --dataset, got {r.algo!r}")
-            if p.pathway not in OFFLINE_PATHWAYS:
-                raise UsageError(f"--pathway {p.pathway} is not an offline method; allowed with --dataset: "
-                                 f"{', '.join(OFFLINE_PATHWAYS)}")
-            _positive("npf_batches", o.npf_batches)
-            if o.npf_actor_loss not in ("own", "bc"):
-                raise UsageError(f"--npf-actor-loss must be own or bc, got {o.npf_actor_loss!r}")
-            if o.npf_actor_loss == "bc" and r.algo != "iql":
-                raise UsageError("--npf-actor-loss bc is for IQL's actor (BCQ's perturbation actor has no "
-                                 "likelihood to score)")
-            _positive("bcq_batch_size", o.bcq_batch_size)
-            if not 0.0 < o.expectile < 1.0 or o.offline_lr <= 0:
-                raise UsageError("--expectile must be in (0, 1) and --offline-lr > 0")
-        else:
-            if p.pathway == "npf":
-                raise UsageError("--pathway npf is the offline single-shot pathway: it needs --dataset")
-            if r.algo == "auto":
-                r.algo = "sac"
-            if r.algo in OFFLINE_ALGOS:
-                raise UsageError(f"--algo {r.algo} is an offline algorithm: it needs --dataset")
-            if r.algo not in ONLINE_ALGOS:
-                raise UsageError(f"unknown algorithm {r.algo!r}; online: {', '.join(ONLINE_ALGOS)}; "
-                                 f"offline (with --dataset): {', '.join(OFFLINE_ALGOS)}")
-            if r.algo == "ppo":
-                self._validate_ppo()
-            if r.algo == "dqn":
-                self._validate_dqn()
-        if r.sparse not in ("auto", "on", "off"):
-            raise UsageError(f"--sparse must be auto, on or off, got {r.sparse!r}")
-        if r.device not in ("auto", "cpu", "cuda") and not r.device.startswith("cuda:"):
-            raise UsageError(f"--device must be auto, cpu or cuda, got {r.device!r}")
-        if not 0.0 < s.gamma <= 1.0 or not 0.0 < s.tau <= 1.0 or s.lr <= 0 or s.init_temperature <= 0:
-            raise UsageError("gamma and tau must be in (0, 1]; lr and init temperature > 0")
+        for section in self.SECTIONS:
+            SECTION_CHECKS[section](getattr(self, section), self)
         self.check_read(given)
         return self
+
+    def _fill_defaults(self, given: set[str] | frozenset[str]) -> None:
+        """The one place defaults that depend on other settings are filled (CLI and Python API alike):
+        ``--algo auto`` is IQL offline and SAC online; an offline run's default pathway is NPF's single shot."""
+        r, p = self.run, self.pathway
+        offline = self.offline.dataset is not None
+        if r.algo == "auto":
+            r.algo = "iql" if offline else "sac"
+        if offline and p.pathway == "dapd" and "pathway" not in given:
+            p.pathway = "npf"
 
     def _online_multitask(self) -> bool:
         return self.run.benchmark is not None and self.offline.dataset is None
@@ -616,42 +494,198 @@ class Config:
             if not math.isfinite(number):
                 raise UsageError(f"--freeze-return must be a finite number, auto or none, got {value}")
 
-    def _validate_ppo(self) -> None:
-        g, p = self.ppo, self.pathway
-        if self.run.benchmark is not None:
-            raise UsageError("--algo ppo runs on one environment (--env), not on --benchmark")
-        if p.pathway not in ("dapd", "dense", "static", "random"):
-            raise UsageError(f"--pathway {p.pathway} is not available with --algo ppo (dapd, dense, static, random)")
-        for name in ("rollout_steps", "num_envs", "epochs", "minibatches"):
-            _positive(name, getattr(g, name))
-        if (g.rollout_steps * g.num_envs) % g.minibatches:
-            raise UsageError(f"--rollout-steps × --num-envs ({g.rollout_steps * g.num_envs}) must divide into "
-                             f"--minibatches ({g.minibatches})")
-        if not g.ppo_hidden or any(h < 1 for h in g.ppo_hidden):
-            raise UsageError(f"--ppo-hidden needs one or more positive widths, got {g.ppo_hidden}")
-        if g.ppo_lr <= 0 or g.clip <= 0 or not 0.0 <= g.gae_lambda <= 1.0 or g.max_grad_norm <= 0:
-            raise UsageError("--ppo-lr, --clip and --max-grad-norm must be > 0 and --gae-lambda in [0, 1]")
+
+# ---- each section's checks -----------------------------------------------------------------------------
+# One function per section: its own values first, then how they combine with the others (``cfg``). The
+# algorithms' sections (ppo, dqn, offline) check themselves only when their algorithm runs.
+
+def _check_run(r: RunConfig, cfg: Config) -> None:
+    if r.seed < 0:
+        raise UsageError(f"--seed must be >= 0, got {r.seed}")
+    if r.checkpoint_minutes < 0:
+        raise UsageError(f"--checkpoint-minutes must be >= 0 (0 = off), got {r.checkpoint_minutes}")
+    for name in ("steps", "eval_every", "eval_episodes", "replay_size", "checkpoint_every", "keep_checkpoints",
+                 "log_every"):
+        _positive(name, getattr(r, name))
+    for name in ("seed_steps", "threads"):
+        if getattr(r, name) < 0:
+            raise UsageError(f"--{_flag(name)} must be >= 0, got {getattr(r, name)}")
+    if r.benchmark is not None:
+        from ..envs.metaworld import check_benchmark, resolve_tasks
+        check_benchmark(r.benchmark, r.episode_steps or 500)
+        resolve_tasks(r.benchmark, r.tasks)
+        if r.heads not in ("shared", "per-task"):
+            raise UsageError(f"--heads must be shared or per-task, got {r.heads!r}")
+    elif r.tasks is not None:
+        raise UsageError("--tasks chooses tasks of a multi-task benchmark: it needs --benchmark")
+    if cfg.offline.dataset is not None:
+        if r.algo not in OFFLINE_ALGOS:
+            raise UsageError(f"--algo must be one of {', '.join(OFFLINE_ALGOS)} with --dataset, got {r.algo!r}")
+    else:
+        if r.algo in OFFLINE_ALGOS:
+            raise UsageError(f"--algo {r.algo} is an offline algorithm: it needs --dataset")
+        if r.algo not in ONLINE_ALGOS:
+            raise UsageError(f"unknown algorithm {r.algo!r}; online: {', '.join(ONLINE_ALGOS)}; "
+                             f"offline (with --dataset): {', '.join(OFFLINE_ALGOS)}")
+        if r.algo in ("ppo", "dqn") and r.benchmark is not None:
+            where = "--env" if r.algo == "ppo" else "--env CartPole-v1, MinAtar/<Game>-v1 or ALE/<Game>-v5"
+            raise UsageError(f"--algo {r.algo} runs on one environment ({where}), not on --benchmark")
+    if r.sparse not in ("auto", "on", "off"):
+        raise UsageError(f"--sparse must be auto, on or off, got {r.sparse!r}")
+    if r.device not in ("auto", "cpu", "cuda") and not r.device.startswith("cuda:"):
+        raise UsageError(f"--device must be auto, cpu or cuda, got {r.device!r}")
 
 
-    def _validate_dqn(self) -> None:
-        d, p = self.dqn, self.pathway
-        if self.run.benchmark is not None:
-            raise UsageError("--algo dqn runs on one environment (--env CartPole-v1, MinAtar/<Game>-v1 or "
-                             "ALE/<Game>-v5), not on --benchmark")
-        if p.pathway not in ("dapd", "dense", "static", "random", "set", "rigl"):
-            raise UsageError(f"--pathway {p.pathway} is not available with --algo dqn "
-                             "(dapd, dense, static, random, set, rigl)")
-        if p.score == "synflow" and d.mask_conv and p.pathway in ("dapd", "static"):
-            raise UsageError("--score synflow scores MLP pathways; with --mask-conv use snip, grad, grasp or magnitude")
-        for name in ("dqn_batch_size", "train_every", "dqn_target_every"):
-            _positive(name, getattr(d, name))
-        if not (0.0 <= d.eps_end <= d.eps_start <= 1.0 and 0.0 <= d.eval_epsilon <= 1.0) or d.eps_decay_steps < 0:
-            raise UsageError("ε settings need 0 <= --eps-end <= --eps-start <= 1, --eval-epsilon in [0, 1] "
-                             "and --eps-decay-steps >= 0")
-        if d.dqn_lr <= 0:
-            raise UsageError(f"--dqn-lr must be > 0, got {d.dqn_lr}")
-        if not d.dqn_hidden or any(h < 1 for h in d.dqn_hidden):
-            raise UsageError(f"--dqn-hidden needs one or more positive widths, got {d.dqn_hidden}")
+def _check_sac(s: SACConfig, cfg: Config) -> None:
+    for name in ("batch_size", "target_every", "actor_every"):
+        _positive(name, getattr(s, name))
+    if not s.hidden or any(h < 1 for h in s.hidden):
+        raise UsageError(f"--hidden needs one or more positive widths, got {s.hidden}")
+    if not 0.0 < s.gamma <= 1.0 or not 0.0 < s.tau <= 1.0 or s.lr <= 0 or s.init_temperature <= 0:
+        raise UsageError("gamma and tau must be in (0, 1]; lr and init temperature > 0")
+
+
+# the pathway methods each algorithm runs (online MT10: DAPD or dense; the offline kinds: OFFLINE_PATHWAYS)
+ALGO_PATHWAYS = {"ppo": ("dapd", "dense", "static", "random"),
+                 "dqn": ("dapd", "dense", "static", "random", "set", "rigl")}
+
+
+def _check_pathway(p: PathwayConfig, cfg: Config) -> None:
+    r, offline = cfg.run, cfg.offline.dataset is not None
+    for name in ("window", "score_batch", "moving_average"):
+        _positive(name, getattr(p, name))
+    for name in ("mask_every", "init_steps"):
+        if getattr(p, name) < 0:
+            raise UsageError(f"--{_flag(name)} must be >= 0, got {getattr(p, name)}")
+    if p.pathway not in PATHWAYS:
+        raise UsageError(f"unknown pathway method {p.pathway!r}; allowed: {', '.join(PATHWAYS)}")
+    if not (isinstance(p.keep_ratio, float) and 0.0 < p.keep_ratio <= 1.0) or math.isnan(p.keep_ratio):
+        raise UsageError(f"--keep-ratio must be in (0, 1], got {p.keep_ratio}")
+    for name in ("actor_keep", "critic_keep"):
+        value = getattr(p, name)
+        if value is not None and (not 0.0 < value <= 1.0 or math.isnan(value)):
+            raise UsageError(f"--{_flag(name)} must be in (0, 1], got {value}")
+    if p.distribution not in ("erk", "uniform"):
+        raise UsageError(f"--distribution must be erk or uniform, got {p.distribution!r}")
+    if p.update_every is not None:
+        _positive("update_every", p.update_every)
+    if p.drop_fraction is not None and not 0.0 <= p.drop_fraction <= 1.0:
+        raise UsageError(f"--drop-fraction must be in [0, 1], got {p.drop_fraction}")
+    if p.update_end is not None and not 0.0 < p.update_end <= 1.0:
+        raise UsageError(f"--update-end must be in (0, 1], got {p.update_end}")
+    if p.prune not in ("keep", "zero"):
+        raise UsageError(f"--prune must be keep or zero, got {p.prune!r}")
+    for name, allowed in CHOICES.items():
+        if getattr(p, name) not in allowed:
+            raise UsageError(f"--{_flag(name)} must be one of {', '.join(allowed)}, got {getattr(p, name)!r}")
+    from ..pathways.topk import SCOPES
+    if p.scope not in SCOPES:
+        raise UsageError(f"--scope must be one of {', '.join(SCOPES)}, got {p.scope!r}")
+    if p.scope != "global" and r.benchmark is not None:
+        raise UsageError(f"--scope {p.scope} is for single-task pathways; a multi-task pathway is ranked "
+                         "globally per task")
+    from ..pathways.scores import SCORES
+    for name in ("score", "actor_score", "critic_score"):
+        value = getattr(p, name)
+        if value is not None and value not in SCORES:
+            raise UsageError(f"--{_flag(name)} must be one of {', '.join(SCORES)}, got {value!r}")
+    if p.synflow_rounds < 1:
+        raise UsageError(f"--synflow-rounds must be >= 1, got {p.synflow_rounds}")
+    chosen = [f"--{_flag(n)} {getattr(p, n)}" for n in ("score", "actor_score", "critic_score")
+              if getattr(p, n) not in (None, "snip")]
+    if chosen and p.pathway not in SCORING_PATHWAYS:
+        raise UsageError(f"{chosen[0]}: --pathway {p.pathway} does not score its pathway (scores apply to "
+                         f"{', '.join(SCORING_PATHWAYS)})")
+    if p.freeze_step is not None and p.freeze_step < 0:
+        raise UsageError(f"--freeze-step must be >= 0, got {p.freeze_step}")
+    try:
+        cfg.resolved_freeze_return()
+    except ValueError:
+        raise UsageError(f"--freeze-return must be a number, auto or none, got {p.freeze_return!r}") from None
+    # which methods the run's kind can train
+    if r.benchmark is not None:
+        allowed = OFFLINE_PATHWAYS if offline else ("dapd", "dense")
+        if p.pathway not in allowed:
+            raise UsageError(f"--pathway {p.pathway} is not available with --benchmark "
+                             f"{'and --dataset ' if offline else ''}yet ({', '.join(allowed)})")
+        if not 0.0 <= p.freeze_success <= 1.0:
+            raise UsageError(f"--freeze-success must be in [0, 1], got {p.freeze_success}")
+    if offline:
+        if p.pathway not in OFFLINE_PATHWAYS:
+            raise UsageError(f"--pathway {p.pathway} is not an offline method; allowed with --dataset: "
+                             f"{', '.join(OFFLINE_PATHWAYS)}")
+    elif p.pathway == "npf":
+        raise UsageError("--pathway npf is the offline single-shot pathway: it needs --dataset")
+    elif r.algo in ALGO_PATHWAYS and p.pathway not in ALGO_PATHWAYS[r.algo]:
+        raise UsageError(f"--pathway {p.pathway} is not available with --algo {r.algo} "
+                         f"({', '.join(ALGO_PATHWAYS[r.algo])})")
+
+
+def _check_rlx2(x: RLx2Config, cfg: Config) -> None:
+    for name in ("nstep", "buffer_check_every", "buffer_check_size", "buffer_min"):
+        _positive(name, getattr(x, name))
+    if x.nstep_delay < 0:
+        raise UsageError(f"--nstep-delay must be >= 0, got {x.nstep_delay}")
+    if not 0.0 < x.buffer_drop < 1.0 or x.buffer_threshold < 0:
+        raise UsageError("--buffer-drop must be in (0, 1) and --buffer-threshold >= 0")
+
+
+def _check_offline(o: OfflineConfig, cfg: Config) -> None:
+    if o.dataset is None:
+        return
+    if cfg.run.benchmark is not None:
+        from ..data.metaworld_datasets import MT10_TRAIN_KINDS
+        if o.dataset not in MT10_TRAIN_KINDS:
+            raise UsageError(f"with --benchmark, --dataset is a dataset kind ({', '.join(MT10_TRAIN_KINDS)}), "
+                             f"got {o.dataset!r}")
+    if o.transitions is not None:
+        _positive("transitions", o.transitions)
+    _positive("npf_batches", o.npf_batches)
+    if o.npf_actor_loss not in ("own", "bc"):
+        raise UsageError(f"--npf-actor-loss must be own or bc, got {o.npf_actor_loss!r}")
+    if o.npf_actor_loss == "bc" and cfg.run.algo != "iql":
+        raise UsageError("--npf-actor-loss bc is for IQL's actor (BCQ's perturbation actor has no "
+                         "likelihood to score)")
+    _positive("bcq_batch_size", o.bcq_batch_size)
+    if not 0.0 < o.expectile < 1.0 or o.offline_lr <= 0:
+        raise UsageError("--expectile must be in (0, 1) and --offline-lr > 0")
+
+
+def _check_ppo(g: PPOSettings, cfg: Config) -> None:
+    if cfg.run.algo != "ppo" or cfg.offline.dataset is not None:
+        return
+    for name in ("rollout_steps", "num_envs", "epochs", "minibatches"):
+        _positive(name, getattr(g, name))
+    if (g.rollout_steps * g.num_envs) % g.minibatches:
+        raise UsageError(f"--rollout-steps × --num-envs ({g.rollout_steps * g.num_envs}) must divide into "
+                         f"--minibatches ({g.minibatches})")
+    if not g.ppo_hidden or any(h < 1 for h in g.ppo_hidden):
+        raise UsageError(f"--ppo-hidden needs one or more positive widths, got {g.ppo_hidden}")
+    if g.ppo_lr <= 0 or g.clip <= 0 or not 0.0 <= g.gae_lambda <= 1.0 or g.max_grad_norm <= 0:
+        raise UsageError("--ppo-lr, --clip and --max-grad-norm must be > 0 and --gae-lambda in [0, 1]")
+
+
+def _check_dqn(d: DQNSettings, cfg: Config) -> None:
+    if cfg.run.algo != "dqn" or cfg.offline.dataset is not None:
+        return
+    p = cfg.pathway
+    if p.score == "synflow" and d.mask_conv and p.pathway in ("dapd", "static"):
+        raise UsageError("--score synflow scores MLP pathways; with --mask-conv use snip, grad, grasp or magnitude")
+    for name in ("dqn_batch_size", "train_every", "dqn_target_every"):
+        _positive(name, getattr(d, name))
+    if not (0.0 <= d.eps_end <= d.eps_start <= 1.0 and 0.0 <= d.eval_epsilon <= 1.0) or d.eps_decay_steps < 0:
+        raise UsageError("ε settings need 0 <= --eps-end <= --eps-start <= 1, --eval-epsilon in [0, 1] "
+                         "and --eps-decay-steps >= 0")
+    if d.dqn_lr <= 0:
+        raise UsageError(f"--dqn-lr must be > 0, got {d.dqn_lr}")
+    if not d.dqn_hidden or any(h < 1 for h in d.dqn_hidden):
+        raise UsageError(f"--dqn-hidden needs one or more positive widths, got {d.dqn_hidden}")
+
+
+SECTION_CHECKS = {"run": _check_run, "sac": _check_sac, "pathway": _check_pathway, "rlx2": _check_rlx2,
+                  "offline": _check_offline, "ppo": _check_ppo, "dqn": _check_dqn}
+"""section → its checks (`Config.validate` runs them in `Config.SECTIONS` order); a new algorithm's section
+adds one"""
 
 
 def _flag(name: str) -> str:
