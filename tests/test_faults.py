@@ -173,7 +173,8 @@ def test_a_diverging_dqn_or_ppo_run_stops_in_one_line_and_keeps_the_last_good_ch
         argv = _ppo_cartpole(run)
     assert main(["train", *argv]) == 1
     text = capsys.readouterr().err
-    err = [line for line in text.strip().splitlines() if not line.startswith("run directory:")]
+    # (a static pathway's freeze at the start may warn of inputs it cuts off: a line of its own, not the fault's)
+    err = [line for line in text.strip().splitlines() if not line.startswith(("run directory:", "warning:"))]
     assert "Traceback" not in text and len(err) == 1 and "training diverged at step" in err[0], err
     ckpt = checkpoint.latest(run)
     assert ckpt.name in err[0]
