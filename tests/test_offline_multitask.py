@@ -175,9 +175,7 @@ def test_npf_with_a_data_free_score_gives_each_task_the_same_exact_pathway(minar
 def test_sparse_kernels_for_task_layers_only_when_asked(tmp_path):
     """`--sparse on` puts the per-task pathways on the sparse kernels; `auto` keeps the batched dense bmm,
     measured faster for multi-task layers on this CPU (the kernels' equality: test_sparse_exec.py)."""
-    from neuropath.training.offline_multitask import MultiTaskOfflineTrainer
+    from neuropath.training.build import wants_sparse
     for mode, pathway, expected in (("on", "npf", True), ("auto", "npf", False), ("on", "dense", False)):
-        trainer = MultiTaskOfflineTrainer.__new__(MultiTaskOfflineTrainer)     # the rule alone: no envs, no data
-        trainer.cfg = _cfg(tmp_path, "--algo", "iql", "--pathway", pathway, "--sparse", mode)
-        trainer.device = torch.device("cpu")
-        assert trainer._use_sparse() == expected
+        cfg = _cfg(tmp_path, "--algo", "iql", "--pathway", pathway, "--sparse", mode)    # the rule alone
+        assert wants_sparse(cfg, torch.device("cpu"), [0.05]) == expected

@@ -11,16 +11,24 @@ from ..pathways.scores import DATA_SCORES
 from .config import DYNAMIC, Config
 
 
-def use_sparse_execution(cfg: Config, algo, device) -> bool:
-    """Switch ``algo``'s masked layers (target copies included) to the sparse kernels where ``--sparse``
-    resolves to them; returns whether it did. ``auto`` means where they were measured to win
-    (benchmarks/RESULTS.md): on the CPU, pathways of <= 30%, for SAC and DQN (batches of 256 and 32 over
+def wants_sparse(cfg: Config, device, keeps: list[float]) -> bool:
+    """Whether ``--sparse`` resolves to the sparse kernels for this run (pathways of keep ratios ``keeps``).
+    ``auto`` means where they were measured to win (benchmarks/RESULTS.md): on the CPU, pathways of <= 30%, for SAC and DQN (batches of 256 and 32 over
     wide layers) but not PPO, whose batch-1 rollouts and 64-sample minibatches over small layers leave the
-    kernels' per-call overhead larger than the multiply-adds they save (0.83-0.93x the masked dense path)."""
+    kernels' per-call overhead larger than the multiply-adds they save (0.83-0.93x the masked dense path),
+    and not multi-task offline runs, where one kernel call per task measured slower than the batched dense
+    bmm (benchmarks/offline_throughput.py --tasks 10: 0.6-1.0x of masked dense)."""
     mode = cfg.run.sparse
-    if mode == "auto" and cfg.run.algo == "ppo":
+    multitask_offline = cfg.run.benchmark is not None and cfg.offline.dataset is not None
+    if mode == "auto" and (cfg.run.algo == "ppo" or multitask_offline):
         mode = "off"
-    on = resolve_sparse(mode, device, [cfg.keep_ratio_of(n) for n in algo.networks], cfg.pathway.pathway == "dense")
+    return resolve_sparse(mode, device, keeps, cfg.pathway.pathway == "dense")
+
+
+def use_sparse_execution(cfg: Config, algo, device) -> bool:
+    """Switch ``algo``'s masked layers (target copies included) to the sparse kernels where `wants_sparse`
+    says so; returns whether it did. The one place every loop asks."""
+    on = wants_sparse(cfg, device, [cfg.keep_ratio_of(n) for n in algo.networks])
     if on:
         enable_sparse_execution(*algo.networks.values(), *(t for ts in algo.tied.values() for t in ts))
     return on

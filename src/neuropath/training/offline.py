@@ -26,13 +26,13 @@ from tqdm import tqdm
 from ..algos.common import Batch
 from ..algos.bcq import BCQ, BCQConfig
 from ..algos.iql import IQL, IQLConfig
-from ..engine.sparse_exec import enable_sparse_execution, resolve_sparse
 from ..envs.make import make_env
 from ..errors import UsageError
 from ..pathways import density
 from ..pathways.masks import copy_masks, cut_off_inputs
 from ..pathways.methods import RandomStatic, StaticSNIP
 from . import checkpoint
+from .build import use_sparse_execution
 from .config import Config
 from .evaluate import PredictsLikeSB3, eval_seed, run_episodes, summarise
 from .guards import check_finite_losses
@@ -187,9 +187,7 @@ class OfflineTrainer(Run):
         self.optimizers = self.algo.make_optimizers()
         self.schedulers = self.algo.make_schedulers(self.optimizers)
         self.tied = [t for ts in self.algo.tied.values() for t in ts]
-        self.sparse = self._use_sparse()
-        if self.sparse:
-            enable_sparse_execution(*self.algo.networks.values(), *self.tied)
+        self.sparse = use_sparse_execution(cfg, self.algo, self.device)
 
     # ---- hooks ----------------------------------------------------------------------------------
 
@@ -217,9 +215,6 @@ class OfflineTrainer(Run):
         row = self._last_eval_row
         return {"ret": f"{row['return_mean']:.0f}", "score": str(row["normalized_score"])} if row else {}
 
-    def _use_sparse(self) -> bool:
-        p = self.cfg.pathway
-        return resolve_sparse(self.cfg.run.sparse, self.device, [p.keep_ratio], p.pathway == "dense")
 
     # ---- NPF: one score from the dataset, fixed masks --------------------------------------------
 

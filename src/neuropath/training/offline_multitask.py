@@ -124,12 +124,6 @@ class MultiTaskOfflineTrainer(OfflineTrainer):
     def postfix(self) -> dict[str, str]:
         return {} if self.last_eval is None else {"success": f"{self.last_eval:.2f}"}
 
-    def _use_sparse(self) -> bool:
-        """Only with ``--sparse on``: one kernel call per task measured slower than the batched dense bmm
-        here (benchmarks/offline_throughput.py --tasks 10: 0.6-1.0x of masked dense), so ``auto`` stays dense."""
-        p = self.cfg.pathway
-        return self.cfg.run.sparse == "on" and self.device.type == "cpu" and p.pathway != "dense"
-
     def meta(self) -> dict[str, Any]:
         meta = super().meta()
         meta.update(benchmark=self.cfg.run.benchmark, tasks=list(self.tasks), heads=self.cfg.run.heads,
