@@ -139,3 +139,29 @@ def test_an_offline_run_defaults_to_npf_in_the_python_api_as_on_the_command_line
         Config().set({"dataset": "d", "pathway": "dapd"}).validate(given={"pathway"})
     assert main(["train", "--dataset", "d", "--pathway", "dapd", "--print-config"]) == 2
     assert "not an offline method" in capsys.readouterr().err
+
+
+def test_each_algorithms_settings_come_from_its_section_by_name_and_bcq_reads_offline_lr():
+    """`algo_settings` fills PPO's, DQN's, IQL's and BCQ's own dataclasses from the config (no field copied by
+    hand). It found that BCQ never read --offline-lr (it trained at its own 1e-3 whatever was asked, while
+    `check_read` said BCQ reads it); the default is now each algorithm's own rate."""
+    from neuropath.algos.bcq import BCQConfig
+    from neuropath.algos.dqn import DQNConfig
+    from neuropath.algos.iql import IQLConfig
+    from neuropath.algos.ppo import PPOConfig
+    from neuropath.training.config import algo_settings, fill_legacy
+    cfg = Config().set({"gamma": 0.95, "tau": 0.01, "hidden": [32, 16], "batch_size": 64, "ppo_hidden": [8, 8],
+                        "ppo_lr": 1e-4, "clip": 0.1, "anneal_lr": False, "dqn_lr": 2e-4, "dqn_batch_size": 16,
+                        "dqn_target_every": 77, "expectile": 0.8, "bcq_hidden": [20, 10], "phi": 0.1,
+                        "vae_hidden": [30, 30], "bcq_batch_size": 50})
+    assert algo_settings(PPOConfig, cfg, "ppo") == PPOConfig(hidden=[8, 8], lr=1e-4, clip=0.1, anneal_lr=False,
+                                                             gamma=0.95)
+    assert algo_settings(DQNConfig, cfg, "dqn") == DQNConfig(lr=2e-4, gamma=0.95, batch_size=16, target_every=77)
+    assert algo_settings(IQLConfig, cfg, "iql") == IQLConfig(hidden=[32, 16], lr=3e-4, batch_size=64, gamma=0.95,
+                                                             tau=0.01, expectile=0.8)
+    assert algo_settings(BCQConfig, cfg, "bcq") == BCQConfig(hidden=[20, 10], vae_hidden=[30, 30], lr=1e-3,
+                                                             batch_size=50, gamma=0.95, tau=0.01, phi=0.1)
+    cfg.set({"offline_lr": 5e-4})
+    assert algo_settings(BCQConfig, cfg, "bcq").lr == 5e-4 and algo_settings(IQLConfig, cfg, "iql").lr == 5e-4
+    # a run stored before: 3e-4 was the default then (BCQ ignored it), so it reads back as the default
+    assert fill_legacy({"offline": {"offline_lr": 3e-4}})["offline"]["offline_lr"] is None

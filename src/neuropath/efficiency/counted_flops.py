@@ -194,13 +194,14 @@ def ppo_flops_of_run(run_dir: str | Path) -> LoopFlops:
     from ..training import checkpoint
     from ..training.run_dir import load_run_config
 
+    from ..training.config import algo_settings
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
     ckpt = checkpoint.latest(run_dir)
     meta = checkpoint.read_meta(ckpt)
     state = checkpoint.load_state(ckpt)
     discrete = bool(meta.get("discrete"))
-    algo = PPO(meta["obs_dim"], meta["act_dim"], PPOConfig(hidden=cfg.ppo.ppo_hidden), discrete=discrete)
+    algo = PPO(meta["obs_dim"], meta["act_dim"], algo_settings(PPOConfig, cfg, "ppo"), discrete=discrete)
     _load(algo, state, ckpt)
     g = cfg.ppo
     size = g.rollout_steps * g.num_envs // g.minibatches

@@ -104,12 +104,46 @@ LEGACY_DEFAULTS = {"pathway": {"boundary_order": "mask-first"}}
 
 
 def fill_legacy(data: dict[str, Any]) -> dict[str, Any]:
-    """A run's stored config (sections of settings) with `LEGACY_DEFAULTS` filled in where it lacks them."""
+    """A run's stored config (sections of settings) with `LEGACY_DEFAULTS` filled in where it lacks them.
+    Before 0.3 ``offline_lr`` defaulted to 3e-4 and BCQ never read it (it trained at its own 1e-3): a stored
+    3e-4 is the default of then, today's none (IQL's 3e-4, BCQ's 1e-3: what those runs trained with)."""
     for section, values in LEGACY_DEFAULTS.items():
         if isinstance(data.get(section), dict):
             for key, value in values.items():
                 data[section].setdefault(key, value)
+    offline = data.get("offline")
+    if isinstance(offline, dict) and offline.get("offline_lr") == 3e-4:
+        offline["offline_lr"] = None
     return data
+
+
+# Each algorithm's own settings dataclass is filled from its config section by name: ``<prefix><field>``
+# first, then ``<field>``, then the SAC section's fields it reads (`SAC_FIELDS_READ`); a none is the
+# algorithm's own default. A new PPO setting is then a field in `PPOSettings` (``ppo_lr`` or ``clip``) and
+# one in `PPOConfig`, and nothing copies it by hand.
+ALGO_SECTIONS = {"ppo": ("ppo", "ppo_"), "dqn": ("dqn", "dqn_"), "iql": ("offline", "offline_"),
+                 "bcq": ("offline", "bcq_")}
+
+
+def algo_settings(cls: type, cfg: "Config", algo: str) -> Any:
+    """``cls`` (the algorithm ``algo``'s settings dataclass, e.g. `PPOConfig`) from the run's config."""
+    section_name, prefix = ALGO_SECTIONS[algo]
+    section, shared = getattr(cfg, section_name), SAC_FIELDS_READ[algo] or ()
+    values = {}
+    for f in dataclasses.fields(cls):
+        if algo == "bcq" and f.name == "lr":
+            value = cfg.offline.offline_lr          # the offline section's one learning rate
+        elif hasattr(section, prefix + f.name):
+            value = getattr(section, prefix + f.name)
+        elif hasattr(section, f.name):
+            value = getattr(section, f.name)
+        elif f.name in shared:
+            value = getattr(cfg.sac, f.name)
+        else:
+            continue
+        if value is not None:
+            values[f.name] = value
+    return cls(**values)
 
 
 # Settings an algorithm does not read: SAC's section is read whole by SAC (and MT10's SAC), in part by the others
@@ -236,8 +270,8 @@ class OfflineConfig:
     """npf: the loss that scores IQL's actor: own (its advantage-weighted training loss) or bc (the unweighted
     log-likelihood of the dataset's actions: before training the critics are random, so the advantage weights
     are noise that can put most of a batch's weight on a few samples)"""
-    offline_lr: float = 3e-4
-    """learning rate of every offline network (IQL's official 3e-4)"""
+    offline_lr: float | None = None
+    """learning rate of every offline network (none = the algorithm's official one: IQL 3e-4, BCQ 1e-3)"""
     expectile: float = 0.7
     """iql: expectile of the value regression"""
     beta: float = 3.0
@@ -647,7 +681,7 @@ def _check_offline(o: OfflineConfig, cfg: Config) -> None:
         raise UsageError("--npf-actor-loss bc is for IQL's actor (BCQ's perturbation actor has no "
                          "likelihood to score)")
     _positive("bcq_batch_size", o.bcq_batch_size)
-    if not 0.0 < o.expectile < 1.0 or o.offline_lr <= 0:
+    if not 0.0 < o.expectile < 1.0 or (o.offline_lr is not None and o.offline_lr <= 0):
         raise UsageError("--expectile must be in (0, 1) and --offline-lr > 0")
 
 

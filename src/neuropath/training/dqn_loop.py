@@ -33,7 +33,7 @@ from ..errors import UsageError
 from ..pathways import density
 from . import checkpoint
 from .build import build_pathways, check_reachable, needs_init_data, use_sparse_execution
-from .config import Config
+from .config import Config, algo_settings
 from .evaluate import PredictsLikeSB3, eval_seed, summarise
 from .guards import check_finite_losses
 from .logging import EVAL_FIELDS
@@ -255,6 +255,5 @@ def make_dqn(cfg: Config, obs_shape: tuple[int, ...], n_actions: int) -> DQN:
     loader and the FLOP counter)."""
     d = cfg.dqn
     return DQN(tuple(obs_shape), n_actions,
-               DQNConfig(lr=d.dqn_lr, gamma=cfg.sac.gamma, batch_size=d.dqn_batch_size,
-                         target_every=d.dqn_target_every, huber=d.huber),
+               algo_settings(DQNConfig, cfg, "dqn"),
                torso=dqn_torso(cfg.run.env), mask_conv=d.mask_conv, hidden=tuple(d.dqn_hidden))

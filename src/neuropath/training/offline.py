@@ -33,7 +33,7 @@ from ..pathways.masks import copy_masks, cut_off_inputs
 from ..pathways.methods import RandomStatic, StaticSNIP
 from . import checkpoint
 from .build import use_sparse_execution
-from .config import Config
+from .config import Config, algo_settings
 from .evaluate import PredictsLikeSB3, eval_seed, run_episodes, summarise
 from .guards import check_finite_losses
 from .logging import cut_off_warning
@@ -116,15 +116,10 @@ class OfflineData:
 def build_algo(cfg: Config, obs_dim: int, act_dim: int, *, tasks: int = 0, per_task_heads: bool = False) -> IQL | BCQ:
     """The run's offline algorithm with its settings (IQL: --hidden; BCQ: its own official sizes);
     ``tasks`` > 0: one network over that many tasks (multi-task offline)."""
-    o, r = cfg.offline, cfg.run
     shape = {"tasks": tasks, "per_task_heads": per_task_heads}
-    if r.algo == "iql":
-        return IQL(obs_dim, act_dim, IQLConfig(hidden=cfg.sac.hidden, lr=o.offline_lr, batch_size=cfg.sac.batch_size,
-                                               gamma=cfg.sac.gamma, tau=cfg.sac.tau, expectile=o.expectile,
-                                               beta=o.beta), r.steps, **shape)
-    return BCQ(obs_dim, act_dim, BCQConfig(hidden=o.bcq_hidden, vae_hidden=o.vae_hidden, batch_size=o.bcq_batch_size,
-                                           gamma=cfg.sac.gamma, tau=cfg.sac.tau, phi=o.phi, lmbda=o.lmbda), r.steps,
-               **shape)
+    if cfg.run.algo == "iql":
+        return IQL(obs_dim, act_dim, algo_settings(IQLConfig, cfg, "iql"), cfg.run.steps, **shape)
+    return BCQ(obs_dim, act_dim, algo_settings(BCQConfig, cfg, "bcq"), cfg.run.steps, **shape)
 
 
 class OfflinePolicy(PredictsLikeSB3):

@@ -37,7 +37,7 @@ from ..errors import UsageError
 from ..pathways import density
 from . import checkpoint
 from .build import build_pathways, use_sparse_execution
-from .config import Config
+from .config import Config, algo_settings
 from .evaluate import PredictsLikeSB3, eval_seed, run_episodes, summarise
 from .guards import check_finite_losses, check_finite_weights
 from .pathway_driver import PathwayDriver
@@ -65,10 +65,7 @@ class PPOTrainer(Run):
         self.discrete = isinstance(space, gym.spaces.Discrete)
         obs_dim = self.eval_env.observation_space.shape[0]
         act_dim = int(space.n) if self.discrete else space.shape[0]
-        self.algo = PPO(obs_dim, act_dim, PPOConfig(hidden=g.ppo_hidden, lr=g.ppo_lr, anneal_lr=g.anneal_lr,
-                                                    gamma=cfg.sac.gamma, gae_lambda=g.gae_lambda, clip=g.clip,
-                                                    clip_value=g.clip_value, ent_coef=g.ent_coef, vf_coef=g.vf_coef,
-                                                    max_grad_norm=g.max_grad_norm), discrete=self.discrete)
+        self.algo = PPO(obs_dim, act_dim, algo_settings(PPOConfig, cfg, "ppo"), discrete=self.discrete)
         self.algo.to(self.device)
         self.optimizers = self.algo.make_optimizers()
         self.pathways = build_pathways(cfg, self.algo, self.optimizers)
@@ -317,7 +314,7 @@ class PPOPolicy(PredictsLikeSB3):
         path = checkpoint.latest(run_dir)
         meta = checkpoint.read_meta(path)
         cfg = load_run_config(run_dir)
-        self.algo = PPO(meta["obs_dim"], meta["act_dim"], PPOConfig(hidden=cfg.ppo.ppo_hidden),
+        self.algo = PPO(meta["obs_dim"], meta["act_dim"], algo_settings(PPOConfig, cfg, "ppo"),
                         discrete=bool(meta.get("discrete")))
         state = checkpoint.load_state(path)
         try:
