@@ -220,3 +220,25 @@ def test_export_of_a_discrete_ppo_run_gives_the_greedy_action(tmp_path, capsys):
     obs = np.random.default_rng(1).normal(0, 1, (32, 4)).astype(np.float32)
     cp = _exported_matches(run, tmp_path / "out", obs, capsys)
     assert cp.meta["head"] == "argmax" and isinstance(cp.predict(obs[0], deterministic=True)[0], int)
+
+
+@pytest.mark.parametrize("mode,draws", [("separate", 2), ("shared", 1)])
+def test_ppo_mask_updates_follow_score_batches_like_sac(tmp_path, mode, draws):
+    """The pathway driver gives every loop `--score-batches`: PPO's actor and value network are scored on one
+    batch each (separate) or on the first one drawn for both (shared); before, PPO always drew one each."""
+    from collections import Counter
+
+    from neuropath.cli import build_parser
+    from neuropath.training.config import Config
+    from neuropath.training.onpolicy import PPOTrainer
+    argv = ["train", *TINY, "--env", "CartPole-v1", "--steps", "512", "--rollout-steps", "128", "--pathway", "dapd",
+            "--score-batches", mode, "--run-dir", str(tmp_path / mode)]
+    args = vars(build_parser().parse_args(argv))
+    trainer = PPOTrainer(Config().set({k: v for k, v in args.items() if k in Config.fields() and v is not None}))
+    drawn = Counter()
+    sample = trainer._score_sample
+    trainer._score_sample = lambda batch: drawn.update([trainer.step]) or sample(batch)
+    trainer.train()
+    events = [json.loads(line) for line in (tmp_path / mode / "pathway.jsonl").read_text().splitlines()]
+    scorings = Counter(step for step, _ in {(e["step"], e["event"]) for e in events if e["event"] in ("init", "update")})
+    assert len(scorings) > 1 and drawn == Counter({step: n * draws for step, n in scorings.items()}), (drawn, scorings)
