@@ -16,9 +16,9 @@ To add an algorithm: write its loop (a trainer class with ``__init__(cfg)``, ``r
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 from .errors import UsageError

@@ -13,8 +13,8 @@ from .config import DYNAMIC, Config
 
 def wants_sparse(cfg: Config, device, keeps: list[float]) -> bool:
     """Whether ``--sparse`` resolves to the sparse kernels for this run (pathways of keep ratios ``keeps``).
-    ``auto`` means where they were measured to win (benchmarks/RESULTS.md): on the CPU, pathways of <= 30%, for SAC and DQN (batches of 256 and 32 over
-    wide layers) but not PPO, whose batch-1 rollouts and 64-sample minibatches over small layers leave the
+    ``auto`` means where they were measured to win (benchmarks/RESULTS.md): on the CPU, pathways of <= 30%,
+    for SAC and DQN (batches of 256 and 32 over wide layers) but not PPO, whose batch-1 rollouts and 64-sample minibatches over small layers leave the
     kernels' per-call overhead larger than the multiply-adds they save (0.83-0.93x the masked dense path),
     and not multi-task offline runs, where one kernel call per task measured slower than the batched dense
     bmm (benchmarks/offline_throughput.py --tasks 10: 0.6-1.0x of masked dense)."""

@@ -18,7 +18,6 @@ mid-episode and extended starts a new episode there).
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +37,7 @@ from .evaluate import PredictsLikeSB3, eval_seed, summarise
 from .guards import check_finite_losses
 from .logging import EVAL_FIELDS
 from .pathway_driver import PathwayDriver
-from .run import Run
+from .run import EpisodicRun
 from .run_dir import load_run_config
 
 
@@ -47,11 +46,12 @@ DQN_FIELDS.insert(EVAL_FIELDS.index("actor_density"), "q_density")
 """DQN's metrics.csv: one network, so one density column (``q_density``) where SAC has actor and critic"""
 
 
-class DQNTrainer(Run):
+class DQNTrainer(EpisodicRun):
     """One DQN run with pathways; ``DQNTrainer.resume(run_dir)`` continues one."""
 
     fields = DQN_FIELDS
     kind_name = "dqn"
+    density_labels = {"q_density": "q"}
 
     def __init__(self, cfg: Config, *, _resume_from: Path | None = None) -> None:
         cfg.validate()
@@ -77,13 +77,10 @@ class DQNTrainer(Run):
             ImageReplay(shape, min(r.replay_size, r.steps), self.obs_dtype)
         self.first = True
         self.rng = np.random.default_rng(r.seed)
-        self.episodes = 0
         self.initialised = not self.pathways
         self.obs: np.ndarray | None = None
         self.lives = 0
-        self.ep_return, self.ep_len = 0.0, 0
         self._metrics: dict[str, torch.Tensor] = {}
-        self._sps_clock = (time.perf_counter(), 0)
 
     def epsilon(self) -> float:
         d = self.cfg.dqn
@@ -96,7 +93,6 @@ class DQNTrainer(Run):
             self._init_pathways()
         if self.obs is None:
             self._reset(seed=self.cfg.run.seed + self.episodes)
-        self._sps_clock = (time.perf_counter(), self.step)
 
     def advance(self) -> dict[str, Any]:
         """One environment step: ε-greedy act, store, an update every ``--train-every`` steps, the mask
@@ -124,20 +120,14 @@ class DQNTrainer(Run):
         if self.step % r.eval_every == 0 or self.step == r.steps:
             self.evaluate()
         if self.step % r.log_every == 0:
-            now = time.perf_counter()
-            sps = (self.step - self._sps_clock[1]) / max(now - self._sps_clock[0], 1e-9)
-            self._sps_clock = (now, self.step)
             check_finite_losses(self._metrics, self.step, self.run_dir)
-            self.logger.scalars(self.step, {**{k: float(v) for k, v in self._metrics.items()}, "charts/SPS": sps,
+            self.logger.scalars(self.step, {**{k: float(v) for k, v in self._metrics.items()},
+                                            "charts/SPS": self.steps_per_second(),
                                             "charts/epsilon": self.epsilon(),
                                             "pathway/q_density": density(self.algo.q)})
             self.logger.progress(self.step, self.postfix())
         if done:
-            self.logger.episode(self.step, self.ep_return, self.ep_len)
-            self.episodes += 1
-            # at the budget, or where on_eval asked to stop: before the reset, so a resume replays it exactly
-            if self.checkpoint_due() or self.step >= r.steps or self.stop_requested():
-                self.save_checkpoint()
+            self.end_episode()
             self._reset(seed=r.seed + self.episodes)
         return {"done": done}
 
@@ -206,20 +196,10 @@ class DQNTrainer(Run):
     def after_evaluation(self, row: dict[str, Any]) -> None:
         self.driver.observe(self.step, row["return_mean"])
 
-    def result_line(self, row: dict[str, Any]) -> str:
-        return (f"step {row['step']}: eval return {row['return_mean']:.1f} ± {row['return_std']:.1f} "
-                f"({self.phase()}, q density {row['q_density']:.3f})")
-
     # ---- checkpoints: what DQN keeps beyond the common state -------------------------------------
 
     def meta(self) -> dict[str, Any]:
         return {"env": self.cfg.run.env, "obs_shape": list(self.algo.obs_shape), "n_actions": self.algo.n_actions}
-
-    def extra_counters(self) -> dict[str, Any]:
-        return {"episodes": self.episodes}
-
-    def load_counters(self, counters: dict[str, Any]) -> None:
-        self.episodes = counters["episodes"]
 
     def checkpointed_replay(self):
         return self.replay

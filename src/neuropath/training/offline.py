@@ -283,7 +283,7 @@ class OfflineTrainer(Run):
     # ---- checkpoints: what an offline run keeps beyond the common state -----------------------------
 
     def meta(self) -> dict[str, Any]:
-        return {"dataset": self.cfg.offline.dataset, "algo": self.cfg.run.algo, "env": self.data.env_id,
+        return {"dataset": self.cfg.offline.dataset, "env": self.data.env_id,
                 "obs_dim": self.algo.obs_dim, "act_dim": self.algo.act_dim, "hidden": self.cfg.sac.hidden}
 
     def extra_modules(self) -> dict[str, Any]:

@@ -8,7 +8,6 @@ and a resumed run replays exactly the same transitions (tested on CPU).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,11 +30,11 @@ from .evaluate import eval_seed, run_episodes, summarise
 from .guards import check_finite_losses
 from .pathway_driver import PathwayDriver
 from .policy_file import save_actor
-from .run import Run
+from .run import EpisodicRun
 from .swap_probe import SwapProbe
 
 
-class Trainer(Run):
+class Trainer(EpisodicRun):
     """One SAC run with pathways. ``Trainer(cfg).train()`` starts a new run directory and
     refuses an existing non-empty one; ``Trainer.resume(run_dir).train()`` continues."""
 
@@ -75,11 +74,8 @@ class Trainer(Run):
         self.rng = np.random.default_rng(r.seed)
         self.probe = SwapProbe(self.algo)
 
-        self.episodes = 0
         self.obs: np.ndarray | None = None
-        self.ep_return, self.ep_len = 0.0, 0
         self._metrics: dict[str, torch.Tensor] = {}
-        self._sps_clock = (time.perf_counter(), 0)
 
     # ---- the loop -----------------------------------------------------------------------------
 
@@ -88,7 +84,6 @@ class Trainer(Run):
             self._init_pathways()
         if self.obs is None:
             self.obs = self._reset()
-        self._sps_clock = (time.perf_counter(), self.step)
 
     def can_checkpoint(self) -> bool:
         return self.initialised and self.obs is not None and self.step > 0
@@ -132,18 +127,11 @@ class Trainer(Run):
         if evaluate and not eval_first:
             self.evaluate()
         if self.step % r.log_every == 0:
-            now = time.perf_counter()
-            sps = (self.step - self._sps_clock[1]) / max(now - self._sps_clock[0], 1e-9)
-            self._sps_clock = (now, self.step)
             check_finite_losses(self._metrics, self.step, self.run_dir)
-            self._log_scalars(self._metrics, sps)
+            self._log_scalars(self._metrics, self.steps_per_second())
             self.logger.progress(self.step, self.postfix())
         if done:
-            self.logger.episode(self.step, self.ep_return, self.ep_len)
-            self.episodes += 1
-            # at the budget, or where on_eval asked to stop: before the reset, so a resume replays it exactly
-            if self.checkpoint_due() or self.step >= r.steps or self.stop_requested():
-                self.save_checkpoint()
+            self.end_episode()
             self.obs = self._reset()
         return {"done": done}
 
@@ -250,12 +238,6 @@ class Trainer(Run):
     def phase(self) -> str:
         return self.driver.phase()
 
-    def result_line(self, row: dict[str, Any]) -> str:
-        """The last evaluation in one line, as ``neuropath train`` prints it at the end."""
-        return (f"step {row['step']}: eval return {row['return_mean']:.1f} ± {row['return_std']:.1f} "
-                f"({self.phase()}, actor density {row['actor_density']:.3f}, "
-                f"critic density {row['critic_density']:.3f})")
-
     # ---- evaluation and logging -------------------------------------------------------------
 
     def evaluation(self) -> dict[str, Any]:
@@ -306,12 +288,6 @@ class Trainer(Run):
     def meta(self) -> dict[str, Any]:
         return {"env": self.cfg.run.env, "obs_dim": self.algo.obs_dim, "act_dim": self.algo.act_dim,
                 "hidden": self.cfg.sac.hidden}
-
-    def extra_counters(self) -> dict[str, Any]:
-        return {"episodes": self.episodes, "ep_return": self.ep_return, "ep_len": self.ep_len}
-
-    def load_counters(self, counters: dict[str, Any]) -> None:
-        self.episodes = counters["episodes"]
 
     def extra_rng(self) -> dict[str, Any]:
         return {"env": env_rng_state(self.env)}

@@ -52,6 +52,7 @@ class PPOTrainer(Run):
     """One PPO run with pathways; ``PPOTrainer.resume(run_dir)`` continues one."""
 
     kind_name = "ppo"
+    density_labels = {"actor_density": "actor", "critic_density": "value"}     # the critic is the value network
 
     def __init__(self, cfg: Config, *, _resume_from: Path | None = None) -> None:
         cfg.validate()
@@ -251,12 +252,6 @@ class PPOTrainer(Run):
 
     def phase(self) -> str:
         return self.driver.phase()
-
-    def result_line(self, row: dict[str, Any]) -> str:
-        """The last evaluation in one line, as ``neuropath train`` prints it at the end."""
-        return (f"step {row['step']}: eval return {row['return_mean']:.1f} ± {row['return_std']:.1f} "
-                f"({self.phase()}, actor density {row['actor_density']:.3f}, "
-                f"value density {row['critic_density']:.3f})")
 
     # ---- evaluation -----------------------------------------------------------------------------
 

@@ -54,6 +54,7 @@ class Run:
     score_column = "return_mean"           # what ``last_eval`` and the progress bar show
     logs_episodes = True                   # training episodes go to episodes.csv
     kind_name = "sac"                      # ``meta["algo"]`` of its checkpoints
+    density_labels = {"actor_density": "actor", "critic_density": "critic"}    # `result_line`'s densities
 
     def __init__(self, cfg: Config, resume_from: Path | None) -> None:
         self.cfg = cfg
@@ -78,6 +79,7 @@ class Run:
         self.logger: RunLogger | None = None
         self.on_eval: EvalCallback | None = None
         self._stop = False
+        self._sps_clock = (time.perf_counter(), 0)
 
     @classmethod
     def resume(cls, run_dir: str | Path, *, steps: int | None = None, threads: int | None = None,
@@ -109,6 +111,12 @@ class Run:
 
     def phase(self) -> str:
         return "dense"
+
+    def result_line(self, row: dict[str, Any]) -> str:
+        """The last evaluation in one line, as ``neuropath train`` prints it at the end."""
+        densities = ", ".join(f"{label} density {row[col]:.3f}" for col, label in self.density_labels.items())
+        return (f"step {row['step']}: eval return {row['return_mean']:.1f} ± {row['return_std']:.1f} "
+                f"({self.phase()}, {densities})")
 
     def postfix(self) -> dict[str, str]:
         """The progress bar's text."""
@@ -181,6 +189,7 @@ class Run:
         self._spent_before = dict(self._spent)
         try:
             self.begin()
+            self._sps_clock = (time.perf_counter(), self.step)
             while self.step < r.steps and not self._stop:
                 info = self.advance() or {}
                 if callback is not None and callback(self.step, info) is False:
@@ -203,6 +212,13 @@ class Run:
     def checkpoint_due(self) -> bool:
         """A checkpoint by step count (``--checkpoint-every``) or by wall time (``--checkpoint-minutes``)."""
         return self.step >= self.next_checkpoint or self.clock.due()
+
+    def steps_per_second(self) -> float:
+        """Steps per second since the last call (or the session's start): the ``charts/SPS`` scalar."""
+        now = time.perf_counter()
+        sps = (self.step - self._sps_clock[1]) / max(now - self._sps_clock[0], 1e-9)
+        self._sps_clock = (now, self.step)
+        return sps
 
     def stop_requested(self) -> bool:
         """``on_eval`` asked to stop: a loop that checks this mid-unit may end the unit early."""
@@ -314,3 +330,27 @@ class Run:
     def disk_full(self, path: Path) -> RunFault:
         """The one-line fault of a file the disk had no room for."""
         return RunFault(f"the disk is full: {path} could not be written; {last_good(self.run_dir)}")
+
+
+class EpisodicRun(Run):
+    """A `Run` that steps one environment episode by episode (SAC, DQN): the episode counters, and what
+    an episode's end does before the environment resets."""
+
+    def __init__(self, cfg: Config, resume_from: Path | None) -> None:
+        super().__init__(cfg, resume_from)
+        self.episodes = 0
+        self.ep_return, self.ep_len = 0.0, 0
+
+    def end_episode(self) -> None:
+        """Log the episode and count it; checkpoint when one is due, at the budget, or where ``on_eval``
+        asked to stop: before the reset, so that a resume replays that reset exactly."""
+        self.logger.episode(self.step, self.ep_return, self.ep_len)
+        self.episodes += 1
+        if self.checkpoint_due() or self.step >= self.cfg.run.steps or self.stop_requested():
+            self.save_checkpoint()
+
+    def extra_counters(self) -> dict[str, Any]:
+        return {"episodes": self.episodes, "ep_return": self.ep_return, "ep_len": self.ep_len}
+
+    def load_counters(self, counters: dict[str, Any]) -> None:
+        self.episodes = counters["episodes"]
