@@ -144,3 +144,24 @@ def test_per_task_pathways_take_any_score_and_each_network_its_own(tmp_path, cap
         assert [sum(int(m[t].sum()) for m in masks) for t in range(2)] == [int(0.05 * total)] * 2
     assert main(["inspect", str(run), "--no-plot"]) == 0
     assert "score magnitude (critic grasp)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("batches,draws", [("separate", 2), ("shared", 1)])
+def test_mt10_scores_its_masks_through_the_pathway_driver_and_reads_score_batches(tmp_path, monkeypatch,
+                                                                                  batches, draws):
+    from neuropath.training.multitask import MultiTaskTrainer
+    drawn = []
+    original = MultiTaskTrainer._score_batch
+
+    def counted(self):
+        drawn.append(self.step)
+        return original(self)
+    monkeypatch.setattr(MultiTaskTrainer, "_score_batch", counted)
+    run = tmp_path / batches
+    args = [a if a != "240" else "100" for a in TINY_SUB]
+    assert main(["train", *args, "--pathway", "dapd", "--score-batches", batches, "--run-dir", str(run)]) == 0
+    assert drawn == [80] * draws                          # one scoring batch per network, or one for both
+    events = [json.loads(line) for line in (run / "pathway.jsonl").read_text().splitlines()]
+    inits = [e for e in events if e["event"] == "init"]
+    assert [e["net"] for e in inits] == ["actor", "critic"]
+    assert all(len(e["density"]) == 2 and all(len(v) == 2 for v in e["layers"].values()) for e in inits)

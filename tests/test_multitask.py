@@ -109,3 +109,58 @@ def test_overlap_is_the_share_of_a_tasks_pathway_another_task_uses():
     assert per_layer["a"].tolist() == [[1.0, 0.5], [pytest.approx(1 / 3), 1.0]]
     assert per_layer["b"].tolist() == [[1.0, 1.0], [1.0, 1.0]]
     assert overall.tolist() == [[1.0, pytest.approx(2 / 3)], [0.5, 1.0]]      # 2 shared of 3 and of 4
+
+
+def _task_pathway(freeze_success=0.5, freeze_step=None):
+    from neuropath.pathways import SuccessFreeze, TaskDAPD, TaskPathway
+    torch.manual_seed(0)
+    net, target = task_mlp(4, [6], 2, tasks=2), task_mlp(4, [6], 2, tasks=2)
+    target.load_state_dict(net.state_dict())
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    x = torch.randn(2, 5, 4)
+
+    def loss():
+        return net(x).pow(2).sum()
+    loss().backward()
+    opt.step()                                                           # every entry has moments
+    pw = TaskPathway(net, TaskDAPD(0.25, 1, "snip"), SuccessFreeze(None, freeze_success, freeze_step), opt,
+                     tied=(target,))
+    return pw, net, target, opt, loss
+
+
+def test_a_task_pathway_installs_every_tasks_mask_in_the_tied_net_and_resets_moments_only_where_a_task_changed():
+    pw, net, target, opt, loss = _task_pathway()
+    layer = task_layers(net)["0"]
+    before = layer.mask.clone()
+    result = pw.init(loss)
+    total = sum(m.mask[0].numel() for m in task_layers(net).values())
+    assert len(result.changed) == 2 and result.density == [int(0.25 * total) / total] * 2   # exactly k per task
+    for a, b in zip(task_layers(net).values(), task_layers(target).values()):
+        assert torch.equal(a.mask, b.mask) and b.use_mask                 # the target runs the critic's masks
+    moved = before != layer.mask
+    exp_avg = opt.state[layer.weight]["exp_avg"]
+    assert bool((exp_avg[moved] == 0).all()) and bool((exp_avg[~moved] != 0).all())
+
+
+def test_a_task_pathway_merges_net_and_tied_net_when_its_schedule_freezes_on_success_at_least():
+    pw, net, target, opt, loss = _task_pathway(freeze_success=0.5)
+    pw.init(loss)
+    layer, tied = task_layers(net)["0"], task_layers(target)["0"]
+    pw.observe(100, 0.49)
+    assert not pw.frozen and not layer.shared
+    pw.observe(200, 0.5)                                                 # at least the threshold freezes
+    assert pw.frozen and pw.schedule.frozen_at == 200 and pw.schedule.freeze_reason == "mean success 0.50 >= 0.5"
+    assert layer.shared and tied.shared and torch.equal(layer.weight[0], layer.weight[1])
+    assert bool((opt.state[layer.weight]["exp_avg"] == 0).all())         # merged copies start equal moments
+    assert not pw.due(300, episode_end=True)
+
+
+def test_a_task_pathway_freezes_and_merges_at_its_freeze_step_without_a_last_update():
+    pw, net, _, _, loss = _task_pathway(freeze_success=1.0, freeze_step=200)
+    pw.init(loss)
+    assert pw.due(199, episode_end=True) and not task_layers(net)["0"].shared
+    assert not pw.due(200, episode_end=True) and pw.frozen and task_layers(net)["0"].shared
+    state = pw.state_dict()
+    fresh, *_ = _task_pathway(freeze_success=1.0, freeze_step=200)
+    fresh.load_state_dict(state)
+    assert fresh.frozen and fresh.schedule.frozen_at == 200

@@ -78,6 +78,19 @@ class WarmupFreeze(_Base):
             self.freeze(step, f"eval return {metric:.1f} > threshold {self.freeze_return:g}")
 
 
+class SuccessFreeze(WarmupFreeze):
+    """`WarmupFreeze` on a success rate (multi-task): freeze once an evaluation's mean success reaches
+    ``freeze_success`` (at least, not above: a rate of 1.0 must be able to freeze)."""
+
+    def __init__(self, every: int | None = None, freeze_success: float | None = None,
+                 freeze_step: int | None = None) -> None:
+        super().__init__(every, freeze_success, freeze_step)
+
+    def observe(self, step: int, metric: float) -> None:
+        if self.freeze_return is not None and metric >= self.freeze_return:
+            self.freeze(step, f"mean success {metric:.2f} >= {self.freeze_return:g}")
+
+
 class Never(_Base):
     """A mask chosen once at the start (static SNIP, random) and never changed."""
 

@@ -28,12 +28,14 @@ from ..data.task_replay import TaskReplay
 from ..envs.metaworld import MAX_EPISODE_STEPS, make_benchmark, resolve_tasks
 from ..errors import UsageError
 from ..pathways.methods import TaskDAPD
-from ..pathways.multitask import merge_task_weights, task_density, task_layers
-from ..pathways.optim import reset_optimizer_state
+from ..pathways.multitask import merge_task_weights, task_density
+from ..pathways.schedule import SuccessFreeze
+from ..pathways.task_pathway import TaskPathway
 from . import checkpoint
 from .config import Config
 from .evaluate import eval_seed
 from .guards import check_finite_losses
+from .pathway_driver import PathwayDriver
 from .run import Run
 
 FREEZE_FRACTION = 0.6
@@ -90,53 +92,24 @@ class MultiTaskTrainer(Run):
                           per_task_heads=r.heads == "per-task").to(self.device)
         self.optimizers = self.algo.make_optimizers()
         self.replay = TaskReplay(len(self.tasks), min(r.replay_size, r.steps), obs_dim, act_dim, self.device)
-        p = cfg.pathway
-        self.dapd = ({n: TaskDAPD(cfg.keep_ratio_of(n), p.moving_average, cfg.score_of(n), seed=r.seed * 1000 + i,
-                                  synflow_rounds=p.synflow_rounds) for i, n in enumerate(("actor", "critic"))}
-                     if p.pathway == "dapd" else {})
-        self.freeze_step = p.freeze_step if p.freeze_step is not None else int(FREEZE_FRACTION * r.steps)
-        self.frozen = not self.dapd
+        self.pathways = build_task_pathways(cfg, self.algo, self.optimizers)
+        self.driver = PathwayDriver(cfg, self.algo, self.pathways, lambda: self.logger)
         self.initialised = True
-        if not self.dapd:              # MT-SAC: one shared network from the first step (heads excepted)
+        if not self.pathways:          # MT-SAC: one shared network from the first step (heads excepted)
             for net in (self.algo.actor, self.algo.critic, self.algo.critic_target):
                 merge_task_weights(net)
         self._obs: np.ndarray | None = None
 
-    # ---- pathways ------------------------------------------------------------------------------
-
     def _score_batch(self):
         p = self.cfg.pathway
         return self.replay.sample(p.score_batch, self.rng, recent=p.window)
-
-    def _update_masks(self, event: str) -> None:
-        losses = self.algo.losses()
-        for name, method in self.dapd.items():
-            net = self.algo.networks[name]
-            before = {n: m.mask.clone() for n, m in task_layers(net).items()}
-            batch = self._score_batch()
-            changed = method.update(net, lambda: losses[name](batch))
-            for n, m in task_layers(net).items():                 # moments of a weight's old life go
-                reset_optimizer_state(self.optimizers[name], m.weight, before[n] != m.mask)
-            self._event({"step": self.step, "net": name, "event": event, "changed": changed,
-                         "density": [round(d, 6) for d in self.density(name)]})
-        for (_, src), (_, dst) in zip(task_layers(self.algo.critic).items(), task_layers(self.algo.critic_target).items()):
-            for t in range(len(self.tasks)):
-                dst.set_mask(src.mask[t], t)
-
-    def _freeze(self, reason: str) -> None:
-        merge_task_weights(self.algo.actor, self.optimizers["actor"])
-        merge_task_weights(self.algo.critic, self.optimizers["critic"])
-        merge_task_weights(self.algo.critic_target)
-        self.frozen = True
-        for name in self.dapd:
-            self._event({"step": self.step, "net": name, "event": "freeze", "reason": reason})
 
     def density(self, name: str) -> list[float]:
         """Per task: the fraction of the network's maskable weights in its pathway."""
         return task_density(self.algo.networks[name])
 
     def phase(self) -> str:
-        return "dense" if not self.dapd else ("frozen" if self.frozen else "warm-up")
+        return self.driver.phase()
 
     def result_line(self, row: dict[str, Any]) -> str:
         """The last evaluation in one line, as ``neuropath train`` prints it at the end."""
@@ -151,7 +124,7 @@ class MultiTaskTrainer(Run):
     def advance(self) -> None:
         """One step of every task, one batched update, DAPD's mask updates and freeze when due, a
         checkpoint and an evaluation when due."""
-        r, p = self.cfg.run, self.cfg.pathway
+        r = self.cfg.run
         obs = self._obs
         if self.step < r.seed_steps:
             action = self.rng.uniform(-1, 1, (len(self.tasks), self.algo.act_dim)).astype(np.float32)
@@ -169,20 +142,18 @@ class MultiTaskTrainer(Run):
         self.step += 1
         self.logger.tick()
         if self.step >= r.seed_steps:
-            if self.dapd and self.step == r.seed_steps:
-                self._update_masks("init")
+            if self.driver and self.step == r.seed_steps:
+                self.driver.init(self.step, self._score_batch, self.algo.losses())
             losses = self.algo.update(self.replay.sample(self.cfg.sac.batch_size, self.rng), self.optimizers)
             if self.step % r.log_every == 0:
                 check_finite_losses(losses, self.step, self.run_dir)
                 self.logger.scalars(self.step, {**{k: float(v) for k, v in losses.items()},
                                                 "charts/SPS": self.steps_per_second()})
                 self.logger.progress(self.step, self.postfix())
-            if self.dapd and not self.frozen and self.step > r.seed_steps:
-                due = (self.step % p.mask_every == 0) if p.mask_every else bool(done.any())
+            if self.driver and self.step > r.seed_steps:
+                due = self.driver.due(self.step, episode_end=bool(done.any()))
                 if due:
-                    self._update_masks("update")
-                if self.step >= self.freeze_step:
-                    self._freeze(f"reached freeze step {self.freeze_step}")
+                    self.driver.update(self.step, due, recent=self._score_batch, losses=self.algo.losses)
         if self.checkpoint_due() and self.step < r.steps:
             self.save_checkpoint()
         if self.step % r.eval_every == 0 or self.step == r.steps:
@@ -199,19 +170,12 @@ class MultiTaskTrainer(Run):
                 **{f"success_{_safe(t)}": round(float(s), 4) for t, s in zip(self.tasks, per_task)}}
 
     def after_evaluation(self, row: dict[str, Any]) -> None:
-        r, p = self.cfg.run, self.cfg.pathway
         self.logger.scalars(self.step, {"eval/success_mean": row["success_mean"],
                                         **{f"eval/success/{t}": row[f"success_{_safe(t)}"] for t in self.tasks}})
-        if self.dapd and not self.frozen and row["success_mean"] >= p.freeze_success and self.step >= r.seed_steps:
-            self._freeze(f"mean success {row['success_mean']:.2f} >= {p.freeze_success}")
-
-    def _event(self, event: dict) -> None:
-        self.logger.pathway_event(event)
+        if self.step >= self.cfg.run.seed_steps:          # the masks exist from the seed steps on
+            self.driver.observe(self.step, row["success_mean"])
 
     # ---- checkpoints: what MT10 keeps beyond the common state -------------------------------------
-
-    def checkpointed_pathways(self) -> dict[str, Any]:
-        return self.dapd
 
     def checkpointed_replay(self) -> TaskReplay:
         return self.replay
@@ -220,11 +184,10 @@ class MultiTaskTrainer(Run):
         return {"benchmark": self.cfg.run.benchmark, "tasks": list(self.tasks), "obs_dim": self.algo.obs_dim,
                 "act_dim": self.algo.act_dim, "hidden": self.cfg.sac.hidden, "heads": self.cfg.run.heads}
 
-    def extra_counters(self) -> dict[str, Any]:
-        return {"frozen": self.frozen}
-
     def load_counters(self, counters: dict[str, Any]) -> None:
-        self.frozen = counters["frozen"]
+        if counters.get("frozen") and self.pathways:    # checkpoints before the driver: the schedule's state
+            for pw in self.pathways.values():
+                pw.schedule.freeze(self.step, "frozen before this checkpoint")
         if "last_success" in counters:            # checkpoints before the shared skeleton
             self.last_eval = counters["last_success"]
 
@@ -233,3 +196,21 @@ class MultiTaskTrainer(Run):
         if saved is not None and tuple(saved) != tuple(self.tasks):
             raise UsageError(f"checkpoint {str(path)!r} has {len(saved)} tasks ({', '.join(saved)}) but this run "
                              f"has {len(self.tasks)} ({', '.join(self.tasks)})")
+
+
+def build_task_pathways(cfg: Config, algo: MTSAC, optimizers: dict) -> dict[str, TaskPathway]:
+    """MT10's pathways (none for ``dense``): actor and critic, each a `TaskPathway` of `TaskDAPD` on a
+    `SuccessFreeze` schedule (mask updates at episode ends or every ``--mask-every`` steps; all tasks
+    freeze at once at ``--freeze-success`` or ``--freeze-step``, default 60% of the run); the target
+    critic follows the critic's masks and merges with it."""
+    p, r = cfg.pathway, cfg.run
+    if p.pathway != "dapd":
+        return {}
+    freeze_step = p.freeze_step if p.freeze_step is not None else int(FREEZE_FRACTION * r.steps)
+    tied = {"critic": (algo.critic_target,)}
+    return {name: TaskPathway(algo.networks[name],
+                              TaskDAPD(cfg.keep_ratio_of(name), p.moving_average, cfg.score_of(name),
+                                       seed=r.seed * 1000 + i, synflow_rounds=p.synflow_rounds),
+                              SuccessFreeze(p.mask_every or None, p.freeze_success, freeze_step),
+                              optimizers[name], tied=tied.get(name, ()))
+            for i, name in enumerate(("actor", "critic"))}

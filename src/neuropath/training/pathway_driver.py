@@ -13,8 +13,8 @@ that draw a batch) and its losses; the driver holds the rules:
 - every mask event as one ``pathway.jsonl`` line (step, network, event, entries changed, density, the
   density per layer, frozen), freezes with the inputs their pathway cuts off.
 
-MT10's per-task DAPD keeps its own schedule (all tasks freeze together and merge): it is a different
-object (`TaskDAPD`), listed in docs/architecture.md as not yet behind this driver.
+MT10 runs through it too: its pathways are `TaskPathway`s (every task's mask scored and installed at once,
+the merge of the task copies as the freeze hook), whose events carry one density per task.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 
 from torch import nn
 
-from ..pathways import layer_density, unmasked
+from ..pathways import unmasked
 from .config import Config
 
 Losses = dict[str, Callable[[Any], Any]]
@@ -136,8 +136,8 @@ class PathwayDriver:
     def event(self, step: int, kind: str, name: str, result) -> dict[str, Any]:
         pw = self.pathways[name]
         event = {"step": step, "net": name, "event": kind, "changed": result.changed,
-                 "density": round(result.density, 6),
-                 "layers": {k: round(v, 6) for k, v in layer_density(pw.net).items()}, "frozen": pw.frozen}
+                 "density": _rounded(result.density),
+                 "layers": {k: _rounded(v) for k, v in pw.layer_density().items()}, "frozen": pw.frozen}
         if kind == "update" and pw.entry_ages is not None:
             event["young"] = pw.entry_ages.young()
         return event
@@ -149,3 +149,8 @@ class PathwayDriver:
         cut = self._logger().freeze(step, name, self.pathways[name])
         if self.on_freeze is not None:
             self.on_freeze(name, cut)
+
+
+def _rounded(value: float | list[float]) -> float | list[float]:
+    """A density (or, for a multi-task pathway, one per task) as ``pathway.jsonl`` stores it."""
+    return [round(v, 6) for v in value] if isinstance(value, list) else round(value, 6)
