@@ -94,6 +94,12 @@ def test_every_kind_trains_resumes_evaluates_inspects_counts_and_exports_through
             assert state is None and env.action_space.contains(np.asarray(action, env.action_space.dtype))
         env.close()
 
+    if name in ("ppo", "dqn", "offline"):         # its networks rebuilt from an edited config: one line each
+        cfg = run / "config.yaml"
+        cfg.write_text(cfg.read_text().replace("- 16\n  - 16", "- 8\n  - 8"))
+        for argv in (["eval", str(run), "--episodes", "1"], ["flops", str(run)]):
+            _one_line_refusal(argv, capsys, "does not fit its own config")
+
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_ctrl_c_in_any_kind_ends_in_one_line_with_status_130_and_the_run_resumes(name, datasets, tmp_path,

@@ -11,12 +11,11 @@ import torch
 
 from .algos.sac import Actor
 from .envs.make import make_env
-from .errors import UsageError
 from .pathways import density
 from .training import checkpoint
 from .training.evaluate import PredictsLikeSB3, run_episodes, summarise
 from .training.policy_file import read_actor, save_actor
-from .training.run_dir import load_run_config
+from .training.run_dir import latest_checkpoint, load_run_config
 
 
 class Policy(PredictsLikeSB3):
@@ -62,17 +61,10 @@ def load_policy(run_dir: str | Path):
 
 def sac_policy(run_dir: Path) -> Policy:
     """The actor of an online SAC run's latest checkpoint."""
-    cfg = load_run_config(run_dir)
-    path = checkpoint.latest(run_dir)
-    meta = checkpoint.read_meta(path)
-    state = checkpoint.load_state(path)
+    saved = latest_checkpoint(run_dir)
+    cfg, meta = saved.cfg, saved.meta
     actor = Actor(meta["obs_dim"], meta["act_dim"], meta["hidden"])
-    prefix = "actor."
-    try:
-        actor.load_state_dict({k[len(prefix):]: v for k, v in state["algo"].items() if k.startswith(prefix)})
-    except RuntimeError as exc:
-        raise UsageError(f"checkpoint {str(path)!r} does not fit its own config: "
-                         f"{str(exc).splitlines()[0]}") from None
+    checkpoint.load_trained(actor, saved.state["algo"], saved.path, prefix="actor.")
     env = make_env(cfg.run.env)
     try:
         space = env.unwrapped.action_space

@@ -23,10 +23,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import UsageError
 from ..pathways.layers import MaskedLinear
 from ..pathways.masks import unmasked
 from ..pathways.multitask import TaskLinear
+from ..training.checkpoint import load_trained
+from ..training.run_dir import latest_checkpoint
 from .counter import (CONVENTION, MAC_FLOPS, Cost, Counts, Macs, NetParams, count, count_scoring, counting,
                       dense_flops, net_params, pathway_flops, report_text, total)
 
@@ -56,11 +57,10 @@ def _flops(counts: Counts) -> dict[str, int]:
     return {"dense": dense_flops(counts), "pathway": pathway_flops(counts)}
 
 
-def _load(algo: nn.Module, state: dict, ckpt: Path) -> None:
-    try:
-        algo.load_state_dict(state["algo"])
-    except (RuntimeError, KeyError) as exc:
-        raise UsageError(f"checkpoint {str(ckpt)!r} does not fit its own config: {str(exc).splitlines()[0]}") from None
+def _latest(run_dir: Path) -> tuple[Any, Path, dict, dict]:
+    """The run's config, latest checkpoint folder, its meta and its state."""
+    saved = latest_checkpoint(run_dir)
+    return saved.cfg, saved.path, saved.meta, saved.state
 
 
 # ---- offline ----------------------------------------------------------------------------------------
@@ -92,18 +92,13 @@ def offline_flops_of_run(run_dir: str | Path) -> OfflineFlops:
     """Load an offline run's latest checkpoint into its algorithm and count one update, one action and the
     NPF scoring passes (see the module docstring)."""
     from ..algos.common import random_batch
-    from ..training import checkpoint
     from ..training.offline import build_algo
-    from ..training.run_dir import load_run_config
 
     run_dir = Path(run_dir)
-    cfg = load_run_config(run_dir)
-    ckpt = checkpoint.latest(run_dir)
-    meta = checkpoint.read_meta(ckpt)
+    cfg, ckpt, meta, state = _latest(run_dir)
     tasks = len(meta.get("tasks") or [])
     algo = build_algo(cfg, meta["obs_dim"], meta["act_dim"], tasks=tasks, per_task_heads=meta.get("heads") == "per-task")
-    state = checkpoint.load_state(ckpt)
-    _load(algo, state, ckpt)
+    load_trained(algo, state["algo"], ckpt)
     shape = (tasks,) if tasks else ()
 
     def fake_batch(n: int):
@@ -191,18 +186,13 @@ def ppo_flops_of_run(run_dir: str | Path) -> LoopFlops:
     """One minibatch update and one acting step of a PPO run, counted per layer at its final masks; the DAPD
     scoring passes (every network dense, as the loop scores them) from ``pathway.jsonl``."""
     from ..algos.ppo import PPO, PPOConfig, RolloutBatch
-    from ..training import checkpoint
-    from ..training.run_dir import load_run_config
-
     from ..training.config import algo_settings
+
     run_dir = Path(run_dir)
-    cfg = load_run_config(run_dir)
-    ckpt = checkpoint.latest(run_dir)
-    meta = checkpoint.read_meta(ckpt)
-    state = checkpoint.load_state(ckpt)
+    cfg, ckpt, meta, state = _latest(run_dir)
     discrete = bool(meta.get("discrete"))
     algo = PPO(meta["obs_dim"], meta["act_dim"], algo_settings(PPOConfig, cfg, "ppo"), discrete=discrete)
-    _load(algo, state, ckpt)
+    load_trained(algo, state["algo"], ckpt)
     g = cfg.ppo
     size = g.rollout_steps * g.num_envs // g.minibatches
 
@@ -235,18 +225,13 @@ def dqn_flops_of_run(run_dir: str | Path) -> LoopFlops:
     scoring passes as the loop runs them: DAPD's on the dense Q-network, RigL's grow gradient on the masked
     one, the target network on its masks in both."""
     from ..algos.dqn import DQNBatch
-    from ..training import checkpoint
     from ..training.dqn_loop import make_dqn
-    from ..training.run_dir import load_run_config
 
     run_dir = Path(run_dir)
-    cfg = load_run_config(run_dir)
-    ckpt = checkpoint.latest(run_dir)
-    meta = checkpoint.read_meta(ckpt)
-    state = checkpoint.load_state(ckpt)
+    cfg, ckpt, meta, state = _latest(run_dir)
     shape = tuple(meta["obs_shape"])
     algo = make_dqn(cfg, shape, int(meta["n_actions"]))
-    _load(algo, state, ckpt)
+    load_trained(algo, state["algo"], ckpt)
 
     def batch(n: int) -> DQNBatch:
         obs = torch.zeros(n, *shape)

@@ -149,6 +149,19 @@ def restore(path: Path, state: dict[str, Any], parts: dict[str, Any], also=None)
         raise UsageError(f"checkpoint {str(path)!r} does not fit this run's networks: {first}") from None
 
 
+def load_trained(module: torch.nn.Module, weights: dict[str, Any], path: Path, *, prefix: str = "") -> None:
+    """Load a checkpoint's trained weights (its ``algo`` section; with ``prefix``, only the entries under it,
+    the prefix stripped) into ``module`` built from the run's own config; a checkpoint that does not fit
+    that config (edited by hand, written by another version) ends in one line."""
+    if prefix:
+        weights = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
+    try:
+        module.load_state_dict(weights)
+    except (RuntimeError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"checkpoint {str(path)!r} does not fit its own config: {first}") from None
+
+
 def read_meta(path: Path) -> dict:
     try:
         return json.loads((Path(path) / "meta.json").read_text())

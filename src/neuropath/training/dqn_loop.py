@@ -38,7 +38,7 @@ from .guards import check_finite_losses
 from .logging import EVAL_FIELDS
 from .pathway_driver import PathwayDriver
 from .run import EpisodicRun
-from .run_dir import load_run_config
+from .run_dir import latest_checkpoint
 
 
 DQN_FIELDS = [f for f in EVAL_FIELDS if f not in ("actor_density", "critic_density")]
@@ -210,16 +210,11 @@ class DQNPolicy(PredictsLikeSB3):
     stochastic = ε-greedy with the run's --eval-epsilon)."""
 
     def __init__(self, run_dir: Path) -> None:
-        cfg = load_run_config(run_dir)
-        path = checkpoint.latest(run_dir)
-        meta = checkpoint.read_meta(path)
-        self.algo = make_dqn(cfg, tuple(meta["obs_shape"]), int(meta["n_actions"]))
-        try:
-            self.algo.load_state_dict(checkpoint.load_state(path)["algo"])
-        except (RuntimeError, KeyError) as exc:
-            raise UsageError(f"checkpoint {str(path)!r} does not fit its own config: "
-                             f"{str(exc).splitlines()[0]}") from None
-        self.env_id, self.epsilon = meta["env"], cfg.dqn.eval_epsilon
+        saved = latest_checkpoint(run_dir)
+        meta = saved.meta
+        self.algo = make_dqn(saved.cfg, tuple(meta["obs_shape"]), int(meta["n_actions"]))
+        checkpoint.load_trained(self.algo, saved.state["algo"], saved.path)
+        self.env_id, self.epsilon = meta["env"], saved.cfg.dqn.eval_epsilon
         self.rng = np.random.default_rng(0)
 
     @property

@@ -38,7 +38,7 @@ from .evaluate import PredictsLikeSB3, eval_seed, run_episodes, summarise
 from .guards import check_finite_losses
 from .logging import cut_off_warning
 from .run import Run
-from .run_dir import load_run_config
+from .run_dir import latest_checkpoint
 
 FIELDS = ["step", "return_mean", "return_std", "normalized_score", "wall_time", "cpu_seconds", "energy_j",
           "energy_mode"]
@@ -127,15 +127,10 @@ class OfflinePolicy(PredictsLikeSB3):
     environment's own bounds (like `neuropath.Policy`)."""
 
     def __init__(self, run_dir: Path) -> None:
-        cfg = load_run_config(run_dir)
-        path = checkpoint.latest(run_dir)
-        meta = checkpoint.read_meta(path)
-        self.algo = build_algo(cfg, meta["obs_dim"], meta["act_dim"])
-        try:
-            self.algo.load_state_dict(checkpoint.load_state(path)["algo"])
-        except (RuntimeError, KeyError) as exc:
-            raise UsageError(f"checkpoint {str(path)!r} does not fit its own config: "
-                             f"{str(exc).splitlines()[0]}") from None
+        saved = latest_checkpoint(run_dir)
+        meta = saved.meta
+        self.algo = build_algo(saved.cfg, meta["obs_dim"], meta["act_dim"])
+        checkpoint.load_trained(self.algo, saved.state["algo"], saved.path)
         self.env_id = meta["env"]
         env = make_env(self.env_id)
         try:

@@ -42,7 +42,7 @@ from .evaluate import PredictsLikeSB3, eval_seed, run_episodes, summarise
 from .guards import check_finite_losses, check_finite_weights
 from .pathway_driver import PathwayDriver
 from .run import Run
-from .run_dir import load_run_config
+from .run_dir import latest_checkpoint
 
 OBS_CLIP = 10.0
 EPS = 1e-8
@@ -306,18 +306,12 @@ class PPOPolicy(PredictsLikeSB3):
     SB3's ``predict``)."""
 
     def __init__(self, run_dir: Path) -> None:
-        path = checkpoint.latest(run_dir)
-        meta = checkpoint.read_meta(path)
-        cfg = load_run_config(run_dir)
-        self.algo = PPO(meta["obs_dim"], meta["act_dim"], algo_settings(PPOConfig, cfg, "ppo"),
+        saved = latest_checkpoint(run_dir)
+        meta = saved.meta
+        self.algo = PPO(meta["obs_dim"], meta["act_dim"], algo_settings(PPOConfig, saved.cfg, "ppo"),
                         discrete=bool(meta.get("discrete")))
-        state = checkpoint.load_state(path)
-        try:
-            self.algo.load_state_dict(state["algo"])
-        except (RuntimeError, KeyError) as exc:
-            raise UsageError(f"checkpoint {str(path)!r} does not fit its own config: "
-                             f"{str(exc).splitlines()[0]}") from None
-        obs = state["normalisation"].get("obs")
+        checkpoint.load_trained(self.algo, saved.state["algo"], saved.path)
+        obs = saved.state["normalisation"].get("obs")
         self.mean, self.var = (obs["mean"], obs["var"]) if obs else (None, None)
         self.env_id, self.discrete = meta["env"], bool(meta.get("discrete"))
         if not self.discrete:

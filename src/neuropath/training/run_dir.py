@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import random
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -103,3 +105,22 @@ def resume_settings(run_dir: str | Path, *, steps: int | None = None, threads: i
     if steps is not None and cfg.run.steps < done:
         raise UsageError(f"the run is already at step {done}; --steps must be at least that")
     return cfg, ckpt
+
+
+@dataclass(frozen=True)
+class LatestCheckpoint:
+    """What a command that reads a trained run needs: its config, its latest checkpoint's folder, the
+    checkpoint's ``meta.json`` and its state (loaded on the CPU)."""
+    cfg: Config
+    path: Path
+    meta: dict[str, Any]
+    state: dict[str, Any]
+
+
+def latest_checkpoint(run_dir: str | Path) -> LatestCheckpoint:
+    """A run's config and latest checkpoint, each failure (no run, no checkpoint, unreadable files) in one
+    line: the start of every policy loader and FLOP counter."""
+    run_dir = Path(run_dir)
+    cfg = load_run_config(run_dir)
+    path = checkpoint.latest(run_dir)
+    return LatestCheckpoint(cfg, path, checkpoint.read_meta(path), checkpoint.load_state(path))
