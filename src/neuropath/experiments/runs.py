@@ -19,7 +19,7 @@ def runs_table(root: Path) -> str:
         run = cfg_path.parent
         try:
             cfg = yaml.safe_load(cfg_path.read_text())
-            r, p = cfg["run"], cfg["pathway"]
+            r, _ = cfg["run"], cfg["pathway"]      # both sections, or the config is unreadable
         except Exception:  # noqa: BLE001 - a broken run is listed, not fatal
             rows.append((str(run.relative_to(root)), "?", "?", "?", "?", "unreadable config.yaml"))
             continue
