@@ -14,6 +14,7 @@ without records says "not yet measured", and the next build picks up new records
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
 import datetime
 import json
@@ -585,6 +586,45 @@ def reproduce_lines(records: Records, claims: list[Claim]) -> list[str]:
 
 # ---- the page -----------------------------------------------------------------------------------------------
 
+SCRIPT_GROUPS: dict[str, tuple[str, ...]] = {
+    "Studies (long runs; their records feed this page)": ("paper1m.sh", "learning.py", "mt10.py", "offline_single.py",
+                                                          "offline_mt10.py", "sb3_reference.py"),
+    "Records and this page": ("run_records.py", "results_page.py", "score_table.py", "score_overlap.py",
+                              "score_pathways.py"),
+    "Speed, side by side in one run": ("throughput.py", "run_cost.py", "sparse_update.py", "adam_step.py",
+                                       "inference.py", "ppo_throughput.py", "dqn_throughput.py", "atari_env.py",
+                                       "offline_throughput.py", "multitask_batching.py", "entry_rule_cost.py",
+                                       "score_cost.py"),
+    "On a lent GPU machine": ("gpu_session.sh", "device_session.sh", "device_setup.sh", "cuda_checks.sh"),
+}
+"""every script of benchmarks/ by what it is for (files starting with ``_`` are shared helpers);
+tests/test_results_page.py holds this list to the folder"""
+
+
+def script_summary(path: Path) -> str:
+    """A script's first sentence: its docstring's (Python) or its first comment's (shell)."""
+    text = path.read_text()
+    if path.suffix == ".py":
+        doc = ast.get_docstring(ast.parse(text)) or ""
+    else:
+        comments = [line.lstrip("# ").rstrip() for line in text.splitlines()
+                    if line.startswith("#") and not line.startswith("#!")]
+        doc = " ".join(comments[:3])
+    first = " ".join(doc.split("\n\n")[0].split())
+    return first.split(". ")[0].rstrip(".") + "."
+
+
+def scripts_lines() -> list[str]:
+    lines = ["## The scripts", "",
+             "Every benchmark has a smoke run at tiny settings in the test suite (tests/test_benchmarks.py); speed "
+             "scripts print ratios measured side by side in one run.", ""]
+    for group, names in SCRIPT_GROUPS.items():
+        lines += [f"**{group}**", ""]
+        lines += [f"- [`{n}`]({n}): {script_summary(HERE / n)}" for n in names]
+        lines.append("")
+    return lines
+
+
 def build_page(records: Records, claims: list[Claim] | None = None, *, notebook: Path | None = None,
                today: datetime.date | None = None) -> tuple[str, list[Row]]:
     """The page's markdown and its claim rows, every number computed from ``records``."""
@@ -618,6 +658,7 @@ def build_page(records: Records, claims: list[Claim] | None = None, *, notebook:
     for folder in records.folders():
         lines += [f"### [records/{folder}](records/{folder}/)", "", *runs_table(records, folder), ""]
     lines += reproduce_lines(records, claims)
+    lines += ["", *scripts_lines()]
     return "\n".join(lines).rstrip() + "\n", rows
 
 

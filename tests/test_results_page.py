@@ -171,3 +171,15 @@ def test_the_committed_page_has_every_claim():
     for claim in rp.CLAIMS:
         _row(text, rp.cell(rp.env_text(claim)), rp.cell(claim.paper), first=rp.claim_cell(claim))
 
+
+
+def test_the_page_lists_every_benchmark_script_once_in_its_group_with_its_first_sentence(page):
+    listed = [n for names in rp.SCRIPT_GROUPS.values() for n in names]
+    present = sorted(p.name for p in BENCHMARKS.iterdir()
+                     if p.suffix in (".py", ".sh") and not p.name.startswith("_"))
+    assert sorted(listed) == present and len(set(listed)) == len(listed)   # a new script must be given a group
+    text, _ = page
+    scripts = text[text.index("## The scripts"):]
+    for name in listed:
+        summary = rp.script_summary(BENCHMARKS / name)
+        assert f"- [`{name}`]({name}): {summary}" in scripts and len(summary) > 20, name
