@@ -75,7 +75,7 @@ def time_sb3(game: str, steps: int, starts: int, train_every: int, seed: int) ->
 
 def time_neuropath(game: str, steps: int, starts: int, train_every: int, seed: int, method: str) -> float:
     from neuropath.training.config import Config
-    from neuropath.training.dqn_loop import DQNTrainer
+    from neuropath.training.loops.dqn import DQNTrainer
 
     settings = method_settings(method, freeze_step=starts)       # a frozen variant: frozen when learning starts
     with tempfile.TemporaryDirectory() as tmp:

@@ -42,7 +42,7 @@ def time_sb3(env_id: str, steps: int, seed: int, hidden: list[int]) -> float:
 
 def time_neuropath(env_id: str, steps: int, seed: int, method: str, hidden: list[int]) -> float:
     from neuropath.training.config import Config
-    from neuropath.training.onpolicy import PPOTrainer
+    from neuropath.training.loops.ppo import PPOTrainer
 
     settings = method_settings(method, freeze_step=2048)   # a frozen variant: after the first (timed) rollout
     with tempfile.TemporaryDirectory() as tmp:

@@ -129,7 +129,7 @@ def _replay(env, seed: int, actions: np.ndarray) -> tuple[np.ndarray, float]:
 @pytest.mark.parametrize("kind", MUJOCO_KINDS)
 def test_every_kind_stores_env_actions_that_replay_from_each_episodes_seed_and_trains_on_unit_ones(pendulum, kind):
     from neuropath.training import checkpoint
-    from neuropath.training.offline import OfflineData
+    from neuropath.training.loops.offline import OfflineData
     did = make_mujoco_dataset(pendulum, kind, transitions=150)
     data = minari.load_dataset(did)
     env = data.recover_environment()
@@ -177,7 +177,7 @@ def test_neuropath_datasets_made_before_actions_were_recorded_read_as_stored_and
     actions in [-1, 1]; a dataset made elsewhere stores the environment's own, which the reader rescales."""
     from minari.data_collector import EpisodeBuffer
 
-    from neuropath.training.offline import OfflineData
+    from neuropath.training.loops.offline import OfflineData
     env = gymnasium.make("InvertedPendulum-v5")
     actions = np.array([[0.6], [-0.9], [2.4]], np.float32)
 

@@ -211,7 +211,7 @@ def test_dapd_dqn_on_cartpole_masks_the_whole_mlp_resumes_exactly_and_exports(tm
     from neuropath.training import checkpoint
     from neuropath.training.logging import read_csv
     from neuropath.training.config import Config
-    from neuropath.training.dqn_loop import DQNTrainer
+    from neuropath.training.loops.dqn import DQNTrainer
     whole, cut = tmp_path / "whole", tmp_path / "cut"
     flags = [*CARTPOLE, "--pathway", "dapd", "--dqn-hidden", "32", "16", "--checkpoint-every", "200",
              "--eval-every", "150"]

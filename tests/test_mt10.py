@@ -149,7 +149,7 @@ def test_per_task_pathways_take_any_score_and_each_network_its_own(tmp_path, cap
 @pytest.mark.parametrize("batches,draws", [("separate", 2), ("shared", 1)])
 def test_mt10_scores_its_masks_through_the_pathway_driver_and_reads_score_batches(tmp_path, monkeypatch,
                                                                                   batches, draws):
-    from neuropath.training.multitask import MultiTaskTrainer
+    from neuropath.training.loops.mtsac import MultiTaskTrainer
     drawn = []
     original = MultiTaskTrainer._score_batch
 

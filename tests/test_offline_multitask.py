@@ -36,7 +36,7 @@ def _cfg(tmp_path, *extra: str) -> Config:
 
 
 def test_a_batch_holds_each_tasks_own_transitions_with_its_one_hot(minari_root):
-    from neuropath.training.offline_multitask import TaskOfflineData
+    from neuropath.training.loops.offline_multitask import TaskOfflineData
     data = TaskOfflineData(TASKS, "expert", False, None, 0)
     b = data.sample(64, torch.Generator().manual_seed(0))
     assert b.obs.shape == (2, 64, 41) and b.action.shape == (2, 64, 4) and b.reward.shape == (2, 64, 1)
@@ -50,7 +50,7 @@ def test_a_batch_holds_each_tasks_own_transitions_with_its_one_hot(minari_root):
 
 def test_npf_pathways_are_exact_per_task_shared_and_weights_outside_every_pathway_never_move(minari_root, tmp_path):
     from neuropath.experiments.inspect import inspect_run
-    from neuropath.training.offline_multitask import MultiTaskOfflineTrainer
+    from neuropath.training.loops.offline_multitask import MultiTaskOfflineTrainer
     trainer = MultiTaskOfflineTrainer(_cfg(tmp_path, "--algo", "bcq", "--pathway", "npf"))
     trainer._init_pathways()
     for name, net in trainer.algo.networks.items():
@@ -161,7 +161,7 @@ def test_bad_multitask_offline_input_ends_in_one_line(minari_root, tmp_path, cap
 def test_npf_with_a_data_free_score_gives_each_task_the_same_exact_pathway(minari_root, tmp_path):
     """SynFlow never reads the data and the task copies start equal: every task gets one and the same
     pathway, exactly k weights, unlike SNIP's per-task pathways above."""
-    from neuropath.training.offline_multitask import MultiTaskOfflineTrainer
+    from neuropath.training.loops.offline_multitask import MultiTaskOfflineTrainer
     trainer = MultiTaskOfflineTrainer(_cfg(tmp_path, "--algo", "iql", "--pathway", "npf", "--score", "synflow",
                                            "--synflow-rounds", "3"))
     trainer._init_pathways()

@@ -55,7 +55,7 @@ def test_clipped_surrogate_and_value_losses_follow_the_formulas():
 
 def test_a_time_limit_cut_is_bootstrapped_with_the_final_observations_value_and_a_termination_is_not(tmp_path):
     from neuropath.training.config import Config
-    from neuropath.training.onpolicy import PPOTrainer
+    from neuropath.training.loops.ppo import PPOTrainer
     assert main(["train", "--algo", "ppo", "--env", "Pendulum-v1", "--steps", "512", "--rollout-steps", "128",
                  "--minibatches", "2", "--epochs", "1", "--eval-every", "512", "--eval-episodes", "1",
                  "--ppo-hidden", "8", "--bootstrap-truncated", "--no-clip-value", "--no-progress", "--threads", "1",
@@ -230,7 +230,7 @@ def test_ppo_mask_updates_follow_score_batches_like_sac(tmp_path, mode, draws):
 
     from neuropath.cli import build_parser
     from neuropath.training.config import Config
-    from neuropath.training.onpolicy import PPOTrainer
+    from neuropath.training.loops.ppo import PPOTrainer
     argv = ["train", *TINY, "--env", "CartPole-v1", "--steps", "512", "--rollout-steps", "128", "--pathway", "dapd",
             "--score-batches", mode, "--run-dir", str(tmp_path / mode)]
     args = vars(build_parser().parse_args(argv))

@@ -203,8 +203,8 @@ def test_multi_task_layers_on_the_sparse_kernels_match_the_batched_dense_path():
 def test_auto_runs_dqn_on_the_kernels_with_the_masked_gradients_and_leaves_ppo_dense(tmp_path):
     """Measured (benchmarks/dqn_throughput.py, ppo_throughput.py): the kernels win for DQN's batch-32
     head and lose for PPO's batch-1 rollouts and 64-sample minibatches, so ``auto`` follows that."""
-    from neuropath.training.dqn_loop import DQNTrainer
-    from neuropath.training.onpolicy import PPOTrainer
+    from neuropath.training.loops.dqn import DQNTrainer
+    from neuropath.training.loops.ppo import PPOTrainer
 
     def linear(net):
         return [m for m in masked_layers(net).values() if isinstance(m, MaskedLinear)]

@@ -403,7 +403,7 @@ def test_each_network_can_take_its_own_score(tmp_path, capsys):
     """--actor-score / --critic-score override --score per network; the initial mask of a magnitude-scored
     actor is exactly the top-k of its initial |θ|."""
     from neuropath.pathways import masked_layers, topk_masks
-    from neuropath.training.online import Trainer
+    from neuropath.training.loops.sac import Trainer
     from neuropath.training.config import Config
     cfg = Config().set({**TINY, "steps": 120, "pathway": "static", "score": "snip", "actor_score": "magnitude",
                         "critic_score": "random", "run_dir": str(tmp_path / "own")})

@@ -7,7 +7,7 @@ actions) or a categorical head (discrete actions), 2048-step rollouts, 10 epochs
 Adam 3e-4 (ε 1e-5) annealed linearly to 0, GAE λ 0.95, γ 0.99, clip 0.2 (also on the value, as CleanRL;
 SB3 leaves it unclipped: ``clip_value``), value coefficient 0.5, entropy coefficient 0, gradient-norm clip
 0.5 over both networks, advantages normalised per minibatch. Observation and reward normalisation live in
-the loop (training/onpolicy.py).
+the loop (training/loops/ppo.py).
 Layers are `MaskedLinear`, so pathways plug in from outside as for SAC.
 """
 

@@ -92,7 +92,7 @@ def offline_flops_of_run(run_dir: str | Path) -> OfflineFlops:
     """Load an offline run's latest checkpoint into its algorithm and count one update, one action and the
     NPF scoring passes (see the module docstring)."""
     from ..algos.common import random_batch
-    from ..training.offline import build_algo
+    from ..training.loops.offline import build_algo
 
     run_dir = Path(run_dir)
     cfg, ckpt, meta, state = _latest(run_dir)
@@ -120,7 +120,7 @@ def _npf_scoring(cfg: Any, algo: nn.Module, nets: dict[str, nn.Module], fake_bat
     """NPF's single shot as the offline loop runs it: the networks scored one after another, each on its
     loss summed over ``--npf-batches`` batches, the ones scored before it already on their (final) masks,
     the ones after it and the target copies still dense."""
-    from ..training.offline import npf_losses
+    from ..training.loops.offline import npf_losses
     p, o = cfg.pathway, cfg.offline
     losses = npf_losses(algo, o.npf_actor_loss)
     names = list(algo.networks)
@@ -225,7 +225,7 @@ def dqn_flops_of_run(run_dir: str | Path) -> LoopFlops:
     scoring passes as the loop runs them: DAPD's on the dense Q-network, RigL's grow gradient on the masked
     one, the target network on its masks in both."""
     from ..algos.dqn import DQNBatch
-    from ..training.dqn_loop import make_dqn
+    from ..training.loops.dqn import make_dqn
 
     run_dir = Path(run_dir)
     cfg, ckpt, meta, state = _latest(run_dir)

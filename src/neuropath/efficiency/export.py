@@ -138,8 +138,8 @@ def _mlp_linears(net: torch.nn.Sequential, activation: type, where: str) -> list
 
 def network_of(policy) -> ExportedNetwork:
     """The exportable network of a SAC `Policy`, a `PPOPolicy` or a `DQNPolicy`."""
-    from ..training.dqn_loop import DQNPolicy
-    from ..training.onpolicy import EPS, OBS_CLIP, PPOPolicy
+    from ..training.loops.dqn import DQNPolicy
+    from ..training.loops.ppo import EPS, OBS_CLIP, PPOPolicy
     if isinstance(policy, PPOPolicy):
         actor = policy.algo.actor
         linears = _mlp_linears(actor.net, torch.nn.Tanh, "this PPO actor")

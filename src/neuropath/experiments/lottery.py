@@ -20,7 +20,7 @@ from ..errors import UsageError
 from ..pathways import masked_layers, unmasked
 from ..training import checkpoint
 from ..training.logging import read_csv
-from ..training.online import Trainer
+from ..training.loops.sac import Trainer
 from ..training.run_dir import load_run_config
 
 

@@ -23,20 +23,20 @@ from typing import Any
 
 import numpy as np
 
-from ..algos.mtsac import MTSAC
-from ..data.task_replay import TaskReplay
-from ..envs.metaworld import MAX_EPISODE_STEPS, make_benchmark, resolve_tasks
-from ..errors import UsageError
-from ..pathways.methods import TaskDAPD
-from ..pathways.multitask import merge_task_weights, task_density
-from ..pathways.schedule import SuccessFreeze
-from ..pathways.task_pathway import TaskPathway
-from . import checkpoint
-from .config import Config
-from .evaluate import eval_seed
-from .guards import check_finite_losses
-from .pathway_driver import PathwayDriver
-from .run import Run
+from ...algos.mtsac import MTSAC
+from ...data.task_replay import TaskReplay
+from ...envs.metaworld import MAX_EPISODE_STEPS, make_benchmark, resolve_tasks
+from ...errors import UsageError
+from ...pathways.methods import TaskDAPD
+from ...pathways.multitask import merge_task_weights, task_density
+from ...pathways.schedule import SuccessFreeze
+from ...pathways.task_pathway import TaskPathway
+from .. import checkpoint
+from ..config import Config
+from ..evaluate import eval_seed
+from ..guards import check_finite_losses
+from ..pathway_driver import PathwayDriver
+from ..run import Run
 
 FREEZE_FRACTION = 0.6
 

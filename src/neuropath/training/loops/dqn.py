@@ -24,21 +24,21 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..algos.dqn import DQN, DQNConfig, linear_epsilon
-from ..data.frame_replay import FrameReplay
-from ..data.image_replay import ImageReplay
-from ..envs.pixels import check_dqn_env, dqn_torso, is_atari, make_dqn_env
-from ..errors import UsageError
-from ..pathways import density
-from . import checkpoint
-from .build import build_pathways, check_reachable, needs_init_data, use_sparse_execution
-from .config import Config, algo_settings
-from .evaluate import PredictsLikeSB3, eval_seed, summarise
-from .guards import check_finite_losses
-from .logging import EVAL_FIELDS
-from .pathway_driver import PathwayDriver
-from .run import EpisodicRun
-from .run_dir import latest_checkpoint
+from ...algos.dqn import DQN, DQNConfig, linear_epsilon
+from ...data.frame_replay import FrameReplay
+from ...data.image_replay import ImageReplay
+from ...envs.pixels import check_dqn_env, dqn_torso, is_atari, make_dqn_env
+from ...errors import UsageError
+from ...pathways import density
+from .. import checkpoint
+from ..build import build_pathways, check_reachable, needs_init_data, use_sparse_execution
+from ..config import Config, algo_settings
+from ..evaluate import PredictsLikeSB3, eval_seed, summarise
+from ..guards import check_finite_losses
+from ..logging import EVAL_FIELDS
+from ..pathway_driver import PathwayDriver
+from ..run import EpisodicRun
+from ..run_dir import latest_checkpoint
 
 
 DQN_FIELDS = [f for f in EVAL_FIELDS if f not in ("actor_density", "critic_density")]

@@ -26,15 +26,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..algos.mtsac import TaskBatch
-from ..data.metaworld_datasets import dataset_id
-from ..envs.metaworld import MAX_EPISODE_STEPS, make_benchmark, resolve_tasks
-from ..errors import UsageError
-from ..pathways.multitask import install_task_masks, merge_task_weights, task_density
-from ..pathways.scores import network_scores
-from .evaluate import eval_seed
+from ...algos.mtsac import TaskBatch
+from ...data.metaworld_datasets import dataset_id
+from ...envs.metaworld import MAX_EPISODE_STEPS, make_benchmark, resolve_tasks
+from ...errors import UsageError
+from ...pathways.multitask import install_task_masks, merge_task_weights, task_density
+from ...pathways.scores import network_scores
+from ..evaluate import eval_seed
 from .offline import OfflineData, OfflineTrainer, build_algo, npf_losses
-from .multitask import _safe, evaluate_tasks
+from .mtsac import _safe, evaluate_tasks
 
 META_WORLD_OBS = 39
 
@@ -131,7 +131,7 @@ class MultiTaskOfflineTrainer(OfflineTrainer):
         return meta
 
     def check_checkpoint(self, path) -> None:
-        from . import checkpoint
+        from .. import checkpoint
         saved = checkpoint.read_meta(path).get("tasks")
         if saved is not None and tuple(saved) != tuple(self.tasks):
             raise UsageError(f"checkpoint {str(path)!r} has {len(saved)} tasks ({', '.join(saved)}) but this run "

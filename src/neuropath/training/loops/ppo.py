@@ -31,18 +31,18 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from ..algos.ppo import PPO, PPOConfig, RolloutBatch, gae
-from ..envs.make import check_env_id, make_env
-from ..errors import UsageError
-from ..pathways import density
-from . import checkpoint
-from .build import build_pathways, use_sparse_execution
-from .config import Config, algo_settings
-from .evaluate import PredictsLikeSB3, eval_seed, run_episodes, summarise
-from .guards import check_finite_losses, check_finite_weights
-from .pathway_driver import PathwayDriver
-from .run import Run
-from .run_dir import latest_checkpoint
+from ...algos.ppo import PPO, PPOConfig, RolloutBatch, gae
+from ...envs.make import check_env_id, make_env
+from ...errors import UsageError
+from ...pathways import density
+from .. import checkpoint
+from ..build import build_pathways, use_sparse_execution
+from ..config import Config, algo_settings
+from ..evaluate import PredictsLikeSB3, eval_seed, run_episodes, summarise
+from ..guards import check_finite_losses, check_finite_weights
+from ..pathway_driver import PathwayDriver
+from ..run import Run
+from ..run_dir import latest_checkpoint
 
 OBS_CLIP = 10.0
 EPS = 1e-8

@@ -15,23 +15,23 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..algos.sac import SAC
-from ..data.replay import ReplayBuffer
-from ..engine.fused_sac import FusedSACUpdate
-from ..engine.sparse_act import SparseActing
-from ..envs.make import check_env_id, env_rng_state, make_env, set_env_rng_state
-from ..errors import UsageError
-from ..pathways import density
-from ..pathways.masks import ranges
-from . import checkpoint
-from .build import build_pathways, check_reachable, needs_init_data, use_sparse_execution, uses_rlx2_extras
-from .config import Config
-from .evaluate import eval_seed, run_episodes, summarise
-from .guards import check_finite_losses
-from .pathway_driver import PathwayDriver
-from .policy_file import save_actor
-from .run import EpisodicRun
-from .swap_probe import SwapProbe
+from ...algos.sac import SAC
+from ...data.replay import ReplayBuffer
+from ...engine.fused_sac import FusedSACUpdate
+from ...engine.sparse_act import SparseActing
+from ...envs.make import check_env_id, env_rng_state, make_env, set_env_rng_state
+from ...errors import UsageError
+from ...pathways import density
+from ...pathways.masks import ranges
+from .. import checkpoint
+from ..build import build_pathways, check_reachable, needs_init_data, use_sparse_execution, uses_rlx2_extras
+from ..config import Config
+from ..evaluate import eval_seed, run_episodes, summarise
+from ..guards import check_finite_losses
+from ..pathway_driver import PathwayDriver
+from ..policy_file import save_actor
+from ..run import EpisodicRun
+from ..swap_probe import SwapProbe
 
 
 class Trainer(EpisodicRun):

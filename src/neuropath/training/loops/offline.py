@@ -23,22 +23,22 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..algos.common import Batch
-from ..algos.bcq import BCQ, BCQConfig
-from ..algos.iql import IQL, IQLConfig
-from ..envs.make import make_env
-from ..errors import UsageError
-from ..pathways import density
-from ..pathways.masks import copy_masks, cut_off_inputs
-from ..pathways.methods import RandomStatic, StaticSNIP
-from . import checkpoint
-from .build import use_sparse_execution
-from .config import Config, algo_settings
-from .evaluate import PredictsLikeSB3, eval_seed, run_episodes, summarise
-from .guards import check_finite_losses
-from .logging import cut_off_warning
-from .run import Run
-from .run_dir import latest_checkpoint
+from ...algos.common import Batch
+from ...algos.bcq import BCQ, BCQConfig
+from ...algos.iql import IQL, IQLConfig
+from ...envs.make import make_env
+from ...errors import UsageError
+from ...pathways import density
+from ...pathways.masks import copy_masks, cut_off_inputs
+from ...pathways.methods import RandomStatic, StaticSNIP
+from .. import checkpoint
+from ..build import use_sparse_execution
+from ..config import Config, algo_settings
+from ..evaluate import PredictsLikeSB3, eval_seed, run_episodes, summarise
+from ..guards import check_finite_losses
+from ..logging import cut_off_warning
+from ..run import Run
+from ..run_dir import latest_checkpoint
 
 FIELDS = ["step", "return_mean", "return_std", "normalized_score", "wall_time", "cpu_seconds", "energy_j",
           "energy_mode"]
@@ -54,7 +54,7 @@ class OfflineData:
                  seed: int = 0) -> None:
         import minari
 
-        from ..data.datasets import Episode, cap, check_complete, provenance, training_actions
+        from ...data.datasets import Episode, cap, check_complete, provenance, training_actions
         if dataset_id not in minari.list_local_datasets():
             known = ", ".join(sorted(minari.list_local_datasets())) or "none; make one with `neuropath dataset make`"
             raise UsageError(f"no local dataset {dataset_id!r} (local datasets: {known})")
