@@ -304,3 +304,25 @@ def test_every_loop_resumes_through_one_path_a_smaller_budget_refused_a_device_k
     assert err == ["neuropath: error: the run is already at step 300; --steps must be at least that"]
     assert main(["train", "--resume", str(run), "--steps", "600", "--device", "cpu", "--no-progress"]) == 0
     assert [r["step"] for r in read_csv(run / "metrics.csv")] == ["300", "600"]
+
+
+def test_dqn_flops_price_each_update_and_action_at_the_masks_of_its_step(tmp_path):
+    import shutil
+
+    from neuropath.cli import main
+    from neuropath.efficiency.counted_flops import dqn_flops_of_run
+    run, early = tmp_path / "r", tmp_path / "early"
+    args = [a if a != "600" else "400" for a in TINY]
+    args[args.index("--train-every") + 1] = "2"
+    assert main(["train", *args, "--pathway", "dapd", "--mask-conv", "--freeze-step", "300",
+                 "--run-dir", str(run)]) == 0
+    shutil.copytree(run, early)
+    assert main(["train", "--resume", str(run), "--steps", "500", "--no-progress"]) == 0
+    a, b = dqn_flops_of_run(early), dqn_flops_of_run(run)
+    assert a.notes == [] and b.notes == []          # the loop's update rule gives the checkpoint's update count
+    assert a.updates == (400 - 200) // 2 and b.updates - a.updates == 50
+    # after the freeze every update and action runs at the final masks ...
+    assert b.updates_pathway - a.updates_pathway == 50 * a.update["pathway"]
+    assert b.steps_pathway - a.steps_pathway == 100 * a.step["pathway"]
+    # ... before it, at the warm-up's masks: with masked convolutions their layers' shares change the cost
+    assert a.updates_pathway != a.updates * a.update["pathway"]

@@ -242,3 +242,23 @@ def test_ppo_mask_updates_follow_score_batches_like_sac(tmp_path, mode, draws):
     events = [json.loads(line) for line in (tmp_path / mode / "pathway.jsonl").read_text().splitlines()]
     scorings = Counter(step for step, _ in {(e["step"], e["event"]) for e in events if e["event"] in ("init", "update")})
     assert len(scorings) > 1 and drawn == Counter({step: n * draws for step, n in scorings.items()}), (drawn, scorings)
+
+
+def test_ppo_flops_price_each_rollout_at_the_masks_of_its_time_and_the_first_one_dense(tmp_path):
+    import shutil
+
+    from neuropath.efficiency.counted_flops import ppo_flops_of_run
+    run, early = tmp_path / "r", tmp_path / "early"
+    args = [a if a != "1536" else "512" for a in TINY]
+    assert main(["train", *args, "--pathway", "dapd", "--run-dir", str(run)]) == 0
+    shutil.copytree(run, early)                                        # the run at 512 steps, kept apart
+    assert main(["train", "--resume", str(run), "--steps", "768", "--no-progress"]) == 0
+    a, b = ppo_flops_of_run(early), ppo_flops_of_run(run)
+    assert a.notes == [] and b.notes == [] and b.updates - a.updates == 8       # 2 epochs × 4 minibatches
+    # the first rollout acts before its masks exist (dense); the rest at the pathway (DAPD's warm-up keeps
+    # exactly k weights per network, and one forward row costs their sum)
+    assert a.steps_pathway == 256 * a.step["dense"] + 256 * a.step["pathway"] < 512 * a.step["dense"]
+    # the third rollout acts and updates at the masks the run held at step 512: the early copy's final ones
+    assert b.updates_pathway - a.updates_pathway == 8 * a.update["pathway"]
+    assert b.steps_pathway - a.steps_pathway == 256 * a.step["pathway"]
+    assert b.totals()["run_pathway"] == b.updates_pathway + b.steps_pathway + sum(b.scoring.values())

@@ -23,13 +23,15 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..errors import UsageError
 from ..pathways.layers import MaskedLinear
 from ..pathways.masks import unmasked
 from ..pathways.multitask import TaskLinear
 from ..training.checkpoint import load_trained
 from ..training.run_dir import latest_checkpoint
-from .counter import (CONVENTION, MAC_FLOPS, Cost, Counts, Macs, NetParams, count, count_scoring, counting,
+from .counter import (CONVENTION, MAC_FLOPS, Cost, Counts, Macs, MaskState, NetParams, count, count_scoring, counting,
                       dense_flops, net_params, pathway_flops, report_text, total)
+from .mask_timeline import Timeline, dense_masks, mask_timeline, masks_at, multiples, priced
 
 __all__ = ["CONVENTION", "MAC_FLOPS", "Macs", "counting", "OfflineFlops", "LoopFlops", "offline_flops_of_run",
            "ppo_flops_of_run", "dqn_flops_of_run", "format_offline_flops", "format_loop_flops", "count_run",
@@ -154,10 +156,11 @@ def format_offline_flops(r: OfflineFlops) -> str:
 
 @dataclass
 class LoopFlops:
-    """An online run (PPO or DQN): one update, one acting step, the scoring passes, and their counts."""
+    """An online run (PPO or DQN): one update and one acting step at the final masks, the whole run's
+    updates, acting and scoring passes each priced at the masks of its time (`mask_timeline`)."""
     parameters: dict[str, dict[str, int]]
-    update: dict[str, int]           # dense / pathway FLOPs of one minibatch update
-    step: dict[str, int]             # dense / pathway FLOPs of acting at one environment step
+    update: dict[str, int]           # dense / pathway FLOPs of one minibatch update, at the final masks
+    step: dict[str, int]             # dense / pathway FLOPs of acting at one environment step, at the final masks
     scoring: dict[str, int]          # pathway FLOPs of all mask scoring passes of the run so far, by network
     updates: int
     steps: int
@@ -166,25 +169,49 @@ class LoopFlops:
     scoring_passes: dict[str, int] = field(default_factory=dict)     # how many, by network
     pathway: str = ""
     run_dir: str = ""
+    updates_pathway: int | None = None   # pathway FLOPs of all updates at their masks (None: at the final ones)
+    steps_pathway: int | None = None     # of all acting, likewise
+    notes: list[str] = field(default_factory=list)
+
+    def run_pathway(self) -> dict[str, int]:
+        """Pathway FLOPs of the whole run's updates and acting."""
+        return {"updates": self.updates * self.update["pathway"] if self.updates_pathway is None else self.updates_pathway,
+                "acting": self.steps * self.step["pathway"] if self.steps_pathway is None else self.steps_pathway}
 
     def totals(self) -> dict[str, int]:
         dense = self.updates * self.update["dense"] + self.steps * self.step["dense"]
-        path = self.updates * self.update["pathway"] + self.steps * self.step["pathway"] + sum(self.scoring.values())
-        return {"run_dense": dense, "run_pathway": path}
+        return {"run_dense": dense, "run_pathway": sum(self.run_pathway().values()) + sum(self.scoring.values())}
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "totals": self.totals()}
 
 
-def _mask_events(run_dir: Path, name: str) -> int:
+def _mask_events(run_dir: Path) -> list[dict[str, Any]]:
     from ..training.logging import read_jsonl
-    return sum(1 for e in read_jsonl(run_dir / "pathway.jsonl") if e.get("net") == name
-               and e.get("event") in ("init", "update"))
+    try:
+        return [e for e in read_jsonl(run_dir / "pathway.jsonl") if e.get("event") in ("init", "update")]
+    except (ValueError, KeyError, TypeError):
+        raise UsageError(f"{str(run_dir)!r} has a corrupt pathway.jsonl") from None
+
+
+def _tied(algo: nn.Module, nets: dict[str, nn.Module]) -> dict[str, str]:
+    """Network name → the name of the network that follows its masks (DQN's target), as the loop ties them."""
+    name_of = {id(net): n for n, net in nets.items()}
+    return {src: name_of[id(dst)] for src, dsts in algo.tied.items() for dst in dsts if id(dst) in name_of}
+
+
+def _scoring_at_their_masks(events: list[dict[str, Any]], name: str, one: Counts, timeline: Timeline,
+                            dense: MaskState, time: Callable[[dict[str, Any]], float]) -> int:
+    """The scoring passes of network ``name``'s mask events, each at the masks before it (dense at the
+    initial one: nothing was masked yet)."""
+    return sum(pathway_flops(one, dense if e["event"] == "init" else masks_at(timeline, time(e)))
+               for e in events if e.get("net") == name)
 
 
 def ppo_flops_of_run(run_dir: str | Path) -> LoopFlops:
-    """One minibatch update and one acting step of a PPO run, counted per layer at its final masks; the DAPD
-    scoring passes (every network dense, as the loop scores them) from ``pathway.jsonl``."""
+    """One minibatch update and one acting step of a PPO run, counted per layer; over the run each rollout's
+    acting and updates priced at the masks of their time (the first rollout dense: its masks come from it),
+    the DAPD scoring passes (every network dense, as the loop scores them) from ``pathway.jsonl``."""
     from ..algos.ppo import PPO, PPOConfig, RolloutBatch
     from ..training.config import algo_settings
 
@@ -205,25 +232,44 @@ def ppo_flops_of_run(run_dir: str | Path) -> LoopFlops:
     work = copy.deepcopy(algo)
     upd = count(_nets(work), lambda: work.update(batch(size), work.make_optimizers()))
     act = count(nets, lambda: algo.step(torch.randn(1, algo.obs_dim)))
+    events = _mask_events(run_dir)
+    # One rollout of R transitions at times 1..R, then (at its end) the initial masks, the rollout's updates
+    # (time R + 0.5) and the warm-up's mask updates (R + 0.75): each sees the masks before it.
+    rollout = g.rollout_steps * g.num_envs
+    time = lambda e: e["step"] + (0.75 if e["event"] == "update" else 0.0)     # noqa: E731
+    notes: list[str] = []
+    dense = {n: dense_masks(net) for n, net in nets.items()}
+    timeline = mask_timeline(events, algo.networks, notes, start=dense, time=time)
+    steps, updates = int(state["counters"]["step"]), int(state["algo_updates"])
+    rollouts = steps // rollout
+    per_rollout = updates // rollouts if rollouts and updates % rollouts == 0 else None
+    _, acting = priced(timeline, steps, act, lambda lo, hi: int(hi) - int(lo))
+    if per_rollout is None:
+        notes.append(f"{updates} updates over {rollouts} rollouts are not a whole number per rollout: every update "
+                     "is charged at the final masks")
+        updated = None
+    else:
+        _, updated = priced(timeline, steps + 1, upd,
+                            lambda lo, hi: per_rollout * multiples(lo, min(hi, steps + 0.5), rollout, 0.5))
     scoring, passes = {}, {}
     if cfg.pathway.pathway in ("dapd", "static"):
         losses = algo.losses()
         for name in algo.networks:
-            n = _mask_events(run_dir, name)
+            n = sum(1 for e in events if e.get("net") == name)
             if n:
                 b = batch(cfg.pathway.score_batch)
                 with unmasked(algo):                   # the loop scores every network dense
                     c = count_scoring(cfg.score_of(name), algo.networks[name], lambda n=name: losses[n](b), nets,
                                       keep_ratio=cfg.keep_ratio_of(name), synflow_rounds=cfg.pathway.synflow_rounds)
-                scoring[name], passes[name] = n * pathway_flops(c), n
-    return _loop_flops(algo, upd, act, scoring, passes, state, "ppo", cfg, run_dir)
+                scoring[name], passes[name] = _scoring_at_their_masks(events, name, c, timeline, dense, time), n
+    return _loop_flops(algo, upd, act, scoring, passes, state, "ppo", cfg, run_dir, updated, acting, notes)
 
 
 def dqn_flops_of_run(run_dir: str | Path) -> LoopFlops:
-    """One update (Q-network forward and backward, target forward) and one greedy action of a DQN run at its
-    final masks, convolutions included (ε-greedy's random actions are charged a forward pass too); the
-    scoring passes as the loop runs them: DAPD's on the dense Q-network, RigL's grow gradient on the masked
-    one, the target network on its masks in both."""
+    """One update (Q-network forward and backward, target forward) and one greedy action of a DQN run,
+    convolutions included (ε-greedy's random actions are charged a forward pass too); over the run each
+    update and action priced at the masks of its step; the scoring passes as the loop runs them: DAPD's on
+    the dense Q-network, RigL's grow gradient on the masked one, the target network on its masks in both."""
     from ..algos.dqn import DQNBatch
     from ..training.loops.dqn import make_dqn
 
@@ -239,12 +285,27 @@ def dqn_flops_of_run(run_dir: str | Path) -> LoopFlops:
 
     nets = {"q": algo.q, "q_target": algo.q_target}
     work = copy.deepcopy(algo)
-    upd = count({"q": work.q, "q_target": work.q_target}, lambda: work.update(batch(cfg.dqn.dqn_batch_size),
+    d = cfg.dqn
+    upd = count({"q": work.q, "q_target": work.q_target}, lambda: work.update(batch(d.dqn_batch_size),
                                                                               work.make_optimizers()))
     with torch.no_grad():
         act = count({"q": algo.q}, lambda: algo.q(torch.zeros(1, *shape)))
+    events = _mask_events(run_dir)
+    notes: list[str] = []
+    # the loop: step t acts, updates when t > --seed-steps, t % --train-every == 0 and the replay holds a
+    # batch, then its mask events; masks logged at step t apply from step t + 1
+    time = lambda e: float(e["step"])       # noqa: E731
+    timeline = mask_timeline(events, {"q": algo.q}, notes, tied=_tied(algo, nets), time=time)
+    steps, updates = int(state["counters"]["step"]), int(state["algo_updates"])
+    first = max(cfg.run.seed_steps, d.dqn_batch_size - 1)
+    n_upd, updated = priced(timeline, steps, upd, lambda lo, hi: multiples(max(lo, first), hi, d.train_every))
+    if n_upd != updates:
+        notes.append(f"the loop's update rule gives {n_upd} updates, the checkpoint counts {updates}: every update "
+                     "is charged at the final masks")
+        updated = None
+    _, acting = priced(timeline, steps, act, lambda lo, hi: int(hi) - int(lo))
     scoring, passes = {}, {}
-    n = _mask_events(run_dir, "q")
+    n = sum(1 for e in events if e.get("net") == "q")
     b = batch(cfg.pathway.score_batch)
     loss = lambda: algo.losses()["q"](b)     # noqa: E731
     c: Counts = {}
@@ -255,31 +316,36 @@ def dqn_flops_of_run(run_dir: str | Path) -> LoopFlops:
     elif n and cfg.pathway.pathway == "rigl":                        # grows on the masked network's dense gradient
         c = count_scoring("grad", algo.q, loss, nets)
     if c:
-        scoring["q"], passes["q"] = n * pathway_flops(c), n
-    return _loop_flops(algo, upd, act, scoring, passes, state, "dqn", cfg, run_dir)
+        dense = {k: dense_masks(net) for k, net in nets.items()}
+        scoring["q"], passes["q"] = _scoring_at_their_masks(events, "q", c, timeline, dense, time), n
+    return _loop_flops(algo, upd, act, scoring, passes, state, "dqn", cfg, run_dir, updated, acting, notes)
 
 
 def _loop_flops(algo: nn.Module, upd: Counts, act: Counts, scoring: dict[str, int], passes: dict[str, int],
-                state: dict, name: str, cfg: Any, run_dir: Path) -> LoopFlops:
+                state: dict, name: str, cfg: Any, run_dir: Path, updated: int | None, acting: int | None,
+                notes: list[str]) -> LoopFlops:
     parameters = {net_name: _params(net) for net_name, net in algo.networks.items()}
     return LoopFlops(parameters, _flops(upd), _flops(act), scoring, int(state["algo_updates"]),
                      int(state["counters"]["step"]), algo=name, scoring_passes=passes, pathway=cfg.pathway.pathway,
-                     run_dir=str(run_dir))
+                     run_dir=str(run_dir), updates_pathway=updated, steps_pathway=acting, notes=notes)
 
 
 def format_loop_flops(r: LoopFlops) -> str:
     acting = "actor + value" if r.algo == "ppo" else "one Q-network forward"
     one = {"update": Cost(1, r.update["dense"], r.update["pathway"]),
            f"environment step ({acting})": Cost(1, r.step["dense"], r.step["pathway"])}
-    run = {"minibatch updates": Cost(r.updates, r.updates * r.update["dense"], r.updates * r.update["pathway"]),
-           "acting": Cost(r.steps, r.steps * r.step["dense"], r.steps * r.step["pathway"])}
+    at = r.run_pathway()
+    run = {"minibatch updates": Cost(r.updates, r.updates * r.update["dense"], at["updates"]),
+           "acting": Cost(r.steps, r.steps * r.step["dense"], at["acting"])}
     for n, v in r.scoring.items():
         run[f"mask scoring: {n}"] = Cost(r.scoring_passes.get(n), 0, v)
     run["total"] = total(run.values())
     return report_text(f"FLOPs of {r.run_dir} ({r.algo.upper()}, {r.pathway}, {r.updates:,} minibatch updates, "
                        f"{r.steps:,} steps)",
                        _text_params(r.parameters), [("one update, one step", one, False), ("whole run", run, True)],
-                       notes=["evaluation episodes are not included"])
+                       notes=["evaluation episodes are not included",
+                              "the whole run's passes are priced at the masks of their time (pathway.jsonl); "
+                              "one update, one step at the final masks", *r.notes])
 
 
 # ---- the counter of every kind ----------------------------------------------------------------------

@@ -28,11 +28,12 @@ import torch
 from torch import nn
 
 from ..errors import UsageError
-from ..pathways.masks import masked_layers, unmasked
+from ..pathways.masks import unmasked
 from ..training import checkpoint
 from ..training.logging import read_csv, read_jsonl
 from .counter import (CONVENTION, MAC_FLOPS, Cost, Counts, MaskState, NetParams, count, count_scoring, dense_flops,
-                      layer_weights, minus, net_params, pathway_flops, ratio_text, report_text, si, total)
+                      minus, net_params, pathway_flops, ratio_text, report_text, si, total)
+from .mask_timeline import mask_timeline, masks_at, nnz
 
 if TYPE_CHECKING:
     from ..algos.sac import SAC
@@ -44,11 +45,6 @@ SAC_NETS = ("actor", "critic", "critic_target")
 def sac_nets(sac: SAC) -> dict[str, nn.Module]:
     """The networks the hooks count under their own names (the target critic apart from the critic)."""
     return {n: getattr(sac, n) for n in SAC_NETS}
-
-
-def nnz(net: nn.Module) -> dict[str, int]:
-    """Active weights per masked layer, as the masks stand."""
-    return {name: layer_weights(m)[1] for name, m in masked_layers(net).items()}
 
 
 def sac_masks(sac: SAC) -> MaskState:
@@ -171,53 +167,6 @@ class FlopReport:
                 "ratio": self.ratio, "notes": list(self.notes)}
 
 
-Timeline = list[tuple[int, MaskState]]
-
-
-def _timeline(events: list[dict], sac: SAC, notes: list[str]) -> Timeline:
-    """[(step, masks)]: the masks in effect for updates after ``step`` (until the next entry), rebuilt from
-    the per-layer densities logged with every mask event (6 decimals: exact for layers under ~10⁶ weights).
-    The target critic follows the critic. Without a usable log every update is charged at the final
-    (checkpoint) masks."""
-    final = sac_masks(sac)
-    mask_events = [e for e in events if e.get("event") in ("init", "update") and e.get("net") in ("actor", "critic")]
-    if not mask_events:
-        return [(0, final)]
-    numel = {n: {k: m.weight.numel() for k, m in masked_layers(getattr(sac, n)).items()} for n in ("actor", "critic")}
-    out: Timeline = []
-    current = dict(final)
-    try:
-        for e in sorted(mask_events, key=lambda e: e["step"]):   # stable: actor before critic
-            layers = e["layers"]
-            if set(layers) != set(numel[e["net"]]):
-                raise KeyError
-            active = {n: round(float(layers[n]) * w) for n, w in numel[e["net"]].items()}
-            current[e["net"]] = active
-            if e["net"] == "critic":
-                current["critic_target"] = active
-            if out and out[-1][0] == e["step"]:
-                out[-1] = (e["step"], dict(current))
-            else:
-                out.append((int(e["step"]), dict(current)))
-    except (KeyError, TypeError, ValueError):
-        notes.append("pathway.jsonl lacks per-layer densities: every update is charged at the final masks")
-        return [(0, final)]
-    if any(out[-1][1][n] != final[n] for n in ("actor", "critic")):
-        notes.append("the last logged masks differ from the checkpoint's: every update is charged at the final masks")
-        return [(0, final)]
-    return out
-
-
-def _masks_at(timeline: Timeline, step: int) -> MaskState:
-    """The masks in effect just before the events of ``step``."""
-    masks = timeline[0][1]
-    for at, m in timeline:
-        if at >= step:
-            break
-        masks = m
-    return masks
-
-
 def _multiples(lo: int, hi: int, k: int) -> int:
     """How many multiples of ``k`` lie in [lo, hi]."""
     return max(0, hi // k - (lo - 1) // k) if hi >= lo else 0
@@ -278,7 +227,8 @@ def flops_of_run(run_dir: str | Path) -> FlopReport:
 
     # -- updates, segment by segment of constant masks
     first = step - updates + 1                  # the updates ran at steps first..step
-    timeline = _timeline(events, sac, notes)
+    timeline = mask_timeline(events, {"actor": sac.actor, "critic": sac.critic}, notes,
+                             tied={"critic": "critic_target"}, time=lambda e: int(e["step"]))
     keys = list(parts)
     counts = {k: 0 for k in keys}
     path_u = dict(counts)
@@ -313,7 +263,7 @@ def flops_of_run(run_dir: str | Path) -> FlopReport:
             if e["event"] == "update" or passes[setup]:         # free initial masks are not events
                 mine.append((e, passes[setup]))
         if mine:
-            cost = sum(pathway_flops(one, _masks_at(timeline, int(e["step"]))) for e, one in mine)
+            cost = sum(pathway_flops(one, masks_at(timeline, int(e["step"]))) for e, one in mine)
             run[f"{event_label}: {net}"] = Cost(len(mine), 0, cost)
     checks = [e for e in events if e.get("event") == "buffer"]
     if checks:    # RLx2's policy distance: one actor forward on the oldest transitions
