@@ -27,7 +27,8 @@ class _Parser(argparse.ArgumentParser):
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
     from .training.config import Config, field_default, setting_choices
 
-    titles = {"run": "run settings", "sac": "SAC settings (γ serves every algorithm; τ IQL and BCQ; --hidden, --batch-size IQL)",
+    titles = {"run": "run settings",
+              "sac": "SAC settings (γ serves every algorithm; τ IQL and BCQ; --hidden, --batch-size IQL)",
               "pathway": "pathway settings", "rlx2": "RLx2 settings (--pathway rlx2)",
               "offline": "offline settings (--dataset: IQL, BCQ, NPF)", "ppo": "PPO settings (--algo ppo)",
               "dqn": "DQN settings (--algo dqn)"}
