@@ -10,8 +10,7 @@ Python API (the CLI is a thin layer over it)::
     action, _ = policy.predict(obs, deterministic=True)
 """
 
-__version__ = "0.1.0"
-
+from ._version import __version__
 from .errors import UsageError  # noqa: E402
 from .training.config import Config, PathwayConfig, RunConfig  # noqa: E402
 from .algos.sac import SACConfig  # noqa: E402

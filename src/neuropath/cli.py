@@ -56,7 +56,7 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="neuropath", description="Reinforcement learning through neural pathways (DAPD).",
                      epilog=EPILOG)
-    from . import __version__
+    from ._version import __version__
     parser.add_argument("--version", action="version", version=f"neuropath {__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
 

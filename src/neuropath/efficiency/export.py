@@ -316,7 +316,7 @@ def _check_out(out: str | Path) -> Path:
 
 
 def _version() -> str:
-    from .. import __version__
+    from .._version import __version__
     return __version__
 
 

@@ -14,17 +14,11 @@ import torch
 
 from ..pathways.masks import member_reach, ranges
 from ..training import checkpoint
-from ..training.config import SCORING_PATHWAYS
+from ..training.checkpoint import network_names
+from ..training.config import SCORING_PATHWAYS, score_summary
 from ..training.logging import read_csv, read_jsonl
 from ..training.run_dir import load_run_config
-
-
-def score_summary(cfg) -> str:
-    """The run's score, with the per-network overrides: ``snip`` or ``snip (actor synflow)``."""
-    p = cfg.pathway
-    own = [f"{net} {value}" for net, value in (("actor", p.actor_score), ("critic", p.critic_score))
-           if value is not None and value != p.score]
-    return p.score + (f" ({', '.join(own)})" if own else "")
+from .inspect_multitask import inspect_multitask
 
 
 def _layer_masks(state: dict, prefix: str):
@@ -54,24 +48,9 @@ def input_reach(state: dict, prefix: str) -> list[str]:
             for member, r in reach.items()]
 
 
-def is_target(name: str) -> bool:
-    """A target copy (SAC's critic_target, DQN's q_target, ...): it follows its online network's mask
-    and has no schedule of its own, so it is not shown as a pathway."""
-    return name.endswith("_target")
-
-
-def network_names(state: dict) -> list[str]:
-    """The trained, maskable networks of a checkpoint (SAC: actor, critic; PPO: actor, value; IQL:
-    actor, critic, value; BCQ: actor, critic, vae; DQN: q), actor first; target copies left out."""
-    names = {k.split(".")[0] for k in state["algo"] if k.endswith(".mask")}
-    names = {n for n in names if not is_target(n)}
-    return sorted(names, key=lambda n: (n != "actor", n))
-
-
 def inspect_run(run_dir: Path, plot: Path | None = None, *, list_updates: bool = False) -> str:
     cfg = load_run_config(run_dir)
     if cfg.run.benchmark is not None:
-        from .inspect_multitask import inspect_multitask
         return inspect_multitask(Path(run_dir), plot)
     ckpt = checkpoint.latest(run_dir)
     state = checkpoint.load_state(ckpt)

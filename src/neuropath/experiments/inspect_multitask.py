@@ -14,9 +14,10 @@ import numpy as np
 import torch
 
 from ..training import checkpoint
+from ..training.checkpoint import network_names
+from ..training.config import score_summary
 from ..training.logging import read_csv
 from ..training.run_dir import load_run_config
-from .inspect import network_names, score_summary
 
 
 def task_masks(state: dict, prefix: str) -> dict[str, torch.Tensor]:

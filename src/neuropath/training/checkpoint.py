@@ -162,6 +162,20 @@ def load_trained(module: torch.nn.Module, weights: dict[str, Any], path: Path, *
         raise UsageError(f"checkpoint {str(path)!r} does not fit its own config: {first}") from None
 
 
+def is_target(name: str) -> bool:
+    """A target copy (SAC's critic_target, DQN's q_target, ...): it follows its online network's mask
+    and has no schedule of its own, so it is not shown as a pathway."""
+    return name.endswith("_target")
+
+
+def network_names(state: dict) -> list[str]:
+    """The trained, maskable networks of a checkpoint (SAC: actor, critic; PPO: actor, value; IQL:
+    actor, critic, value; BCQ: actor, critic, vae; DQN: q), actor first; target copies left out."""
+    names = {k.split(".")[0] for k in state["algo"] if k.endswith(".mask")}
+    names = {n for n in names if not is_target(n)}
+    return sorted(names, key=lambda n: (n != "actor", n))
+
+
 def read_meta(path: Path) -> dict:
     try:
         return json.loads((Path(path) / "meta.json").read_text())

@@ -783,3 +783,11 @@ def _field_docs(klass: type) -> dict[str, str]:
                 and isinstance(nxt.value.value, str)):
             docs[node.target.id] = nxt.value.value.strip()
     return docs
+
+
+def score_summary(cfg: Config) -> str:
+    """The run's score, with the per-network overrides: ``snip`` or ``snip (actor synflow)``."""
+    p = cfg.pathway
+    own = [f"{net} {value}" for net, value in (("actor", p.actor_score), ("critic", p.critic_score))
+           if value is not None and value != p.score]
+    return p.score + (f" ({', '.join(own)})" if own else "")

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import yaml
 
-from .. import __version__
+from .._version import __version__
 from . import checkpoint
 from .config import Config
 from .run_dir import resume_settings

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from .. import __version__
+from .._version import __version__
 from ..engine.energy import EnergyMeter
 from ..errors import RunFault
 from . import checkpoint, run_lock
