@@ -38,3 +38,27 @@ def test_run_cost(tmp_path):
     assert set(lines) == {"dense", "dapd"} and "dense / dapd:" in out
     assert all(float(line.split()[1]) > 0 for line in lines.values())
     assert (tmp_path / "dapd" / "metrics.csv").exists()
+
+
+def test_paper1m_study_script(tmp_path):
+    """The 1M study's driver at 200 steps on Hopper: a snapshot of HEAD, both sweeps (dense; DAPD and the
+    authors' variant), every run finished from that snapshot, and a rerun trains nothing again."""
+    import os
+
+    from neuropath.training.logging import read_csv
+    env = {**os.environ, "PAPER1M_STEPS": "200", "PAPER1M_ENVS": "Hopper-v5", "PAPER1M_SEEDS": "0",
+           "PAPER1M_SET": "seed_steps=50 init_steps=50 eval_every=100 eval_episodes=1 checkpoint_every=100 "
+                          "batch_size=32 score_batch=32 window=100",
+           "PAPER1M_RECORDS": "", "PAPER1M_PYTHON": sys.executable, "PAPER1M_WAIT": "1"}
+    for _ in range(2):
+        proc = subprocess.run(["bash", str(BENCH / "paper1m.sh"), str(tmp_path)], env=env, capture_output=True,
+                              text=True, timeout=300)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    runs = sorted(tmp_path.glob("paper1m*/runs/*"))
+    assert sorted(f"{r.parent.parent.name}/{r.name}" for r in runs) == [
+        "paper1m-dense/Hopper-v5__dense__keep1__s0", "paper1m/Hopper-v5__dapd@authors__keep0.05__s0",
+        "paper1m/Hopper-v5__dapd__keep0.05__s0"]
+    assert all([row["step"] for row in read_csv(r / "metrics.csv")] == ["100", "200"] for r in runs)
+    assert len(list(tmp_path.glob("src-*/src/neuropath/cli.py"))) == 1          # the code the runs used
+    logs = (tmp_path / "paper1m.log").read_text() + (tmp_path / "paper1m-dense.log").read_text()
+    assert logs.count("finished Hopper-v5__") == 3                               # the rerun trained none
