@@ -11,7 +11,7 @@
 # PAPER1M_WAIT=1 (wait for the sweeps instead of leaving them in the background).
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
-bench="${1:-$HOME/neuropath-bench}"
+bench="$(mkdir -p "${1:-$HOME/neuropath-bench}" && cd "${1:-$HOME/neuropath-bench}" && pwd)"
 steps="${PAPER1M_STEPS:-1000000}"
 envs="${PAPER1M_ENVS:-HalfCheetah-v5 Hopper-v5}"
 seeds="${PAPER1M_SEEDS:-0 1 2}"
@@ -44,6 +44,7 @@ if [ -n "$records" ]; then
     for rec in "$records"/*/; do
         name="$(basename "$rec")"
         case "$name" in *dense*) sweep=paper1m-dense ;; *) sweep=paper1m ;; esac
+        [ -d "$rec" ] || continue
         dest="$bench/$sweep/runs/$name"
         [ -e "$dest" ] || { mkdir -p "$dest"; cp "$rec"/metrics.csv "$rec"/config.yaml "$dest"/; }
     done
@@ -53,11 +54,12 @@ setsid nohup "$py" -m neuropath.cli sweep paper1m-dense "${common[@]}" --methods
 dense=$!
 # A DAPD run takes about an hour of one core, a dense one 4-7: once the DAPD sweep is done, its core joins
 # the dense sweep (a second worker skips the run the first one trains).
-setsid nohup bash -c "$py -m neuropath.cli sweep paper1m ${common[*]} --methods dapd dapd@authors \
-    >> $bench/paper1m.log 2>&1; exec $py -m neuropath.cli sweep paper1m-dense ${common[*]} --methods dense \
-    >> $bench/paper1m-dense.log 2>&1" < /dev/null > /dev/null 2>&1 &
+setsid nohup bash -c '"$1" -m neuropath.cli sweep paper1m "${@:3}" --methods dapd dapd@authors \
+    >> "$2/paper1m.log" 2>&1; exec "$1" -m neuropath.cli sweep paper1m-dense "${@:3}" --methods dense \
+    >> "$2/paper1m-dense.log" 2>&1' _ "$py" "$bench" "${common[@]}" < /dev/null > /dev/null 2>&1 &
 dapd=$!
 echo "started from $src: logs $bench/paper1m.log, $bench/paper1m-dense.log"
 if [ "${PAPER1M_WAIT:-0}" = 1 ]; then
-    wait "$dense" "$dapd"
+    wait "$dense"
+    wait "$dapd"
 fi

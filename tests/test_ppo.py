@@ -262,3 +262,9 @@ def test_ppo_flops_price_each_rollout_at_the_masks_of_its_time_and_the_first_one
     assert b.updates_pathway - a.updates_pathway == 8 * a.update["pathway"]
     assert b.steps_pathway - a.steps_pathway == 256 * a.step["pathway"]
     assert b.totals()["run_pathway"] == b.updates_pathway + b.steps_pathway + sum(b.scoring.values())
+    # a run cut after its checkpoint has logged events past it: they are not the checkpoint's run
+    later = [line for line in (run / "pathway.jsonl").read_text().splitlines() if json.loads(line)["step"] > 512]
+    assert later
+    with open(early / "pathway.jsonl", "a") as f:
+        f.write("\n".join(later) + "\n")
+    assert ppo_flops_of_run(early).to_dict() == a.to_dict()

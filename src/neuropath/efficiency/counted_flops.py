@@ -6,10 +6,11 @@ and the algorithm's own code runs once, under the layer hooks, on a copy of them
 each kind of scoring pass, set up as the training loop sets it up (which networks run dense while a mask is
 scored). BCQ's passes are why no per-algorithm formula is written: its critic target decodes 10 next actions
 per state through the VAE, the perturbation actor and the target critic, and acting scores 100 decodes.
-SAC's report (`flops.py`) is counted by the same hooks and adds the per-mask-state accounting of DAPD's
-warm-up. PPO and DQN updates are charged at the final masks (warm-up updates ran at other masks of the same
-size). The whole run = updates × one update (+ acting for PPO and DQN) + the scoring passes; evaluation
-episodes are not included (their length is not logged for these kinds).
+SAC's report (`flops.py`) is counted by the same hooks. For SAC, PPO and DQN the whole run prices every
+update, action and scoring pass at the masks of its time, rebuilt from ``pathway.jsonl`` (`mask_timeline`):
+a counted pass costs rows × active weights per layer at any masks. Offline runs choose their masks once, so
+their whole run = updates × one update + the scoring passes. Evaluation episodes are not included (their
+length is not logged for these kinds).
 """
 
 from __future__ import annotations
@@ -186,10 +187,13 @@ class LoopFlops:
         return {**asdict(self), "totals": self.totals()}
 
 
-def _mask_events(run_dir: Path) -> list[dict[str, Any]]:
+def _mask_events(run_dir: Path, step: int, *, free_init: bool = False) -> list[dict[str, Any]]:
+    """The mask events up to the checkpoint's ``step`` (a run still training, or cut, has logged past its
+    checkpoint); ``free_init``: leave out the initial masks (SET's and RigL's are drawn, not scored)."""
     from ..training.logging import read_jsonl
+    kinds = ("update",) if free_init else ("init", "update")
     try:
-        return [e for e in read_jsonl(run_dir / "pathway.jsonl") if e.get("event") in ("init", "update")]
+        return [e for e in read_jsonl(run_dir / "pathway.jsonl") if e.get("event") in kinds and int(e["step"]) <= step]
     except (ValueError, KeyError, TypeError):
         raise UsageError(f"{str(run_dir)!r} has a corrupt pathway.jsonl") from None
 
@@ -232,7 +236,8 @@ def ppo_flops_of_run(run_dir: str | Path) -> LoopFlops:
     work = copy.deepcopy(algo)
     upd = count(_nets(work), lambda: work.update(batch(size), work.make_optimizers()))
     act = count(nets, lambda: algo.step(torch.randn(1, algo.obs_dim)))
-    events = _mask_events(run_dir)
+    steps, updates = int(state["counters"]["step"]), int(state["algo_updates"])
+    events = _mask_events(run_dir, steps)
     # One rollout of R transitions at times 1..R, then (at its end) the initial masks, the rollout's updates
     # (time R + 0.5) and the warm-up's mask updates (R + 0.75): each sees the masks before it.
     rollout = g.rollout_steps * g.num_envs
@@ -240,7 +245,6 @@ def ppo_flops_of_run(run_dir: str | Path) -> LoopFlops:
     notes: list[str] = []
     dense = {n: dense_masks(net) for n, net in nets.items()}
     timeline = mask_timeline(events, algo.networks, notes, start=dense, time=time)
-    steps, updates = int(state["counters"]["step"]), int(state["algo_updates"])
     rollouts = steps // rollout
     per_rollout = updates // rollouts if rollouts and updates % rollouts == 0 else None
     _, acting = priced(timeline, steps, act, lambda lo, hi: int(hi) - int(lo))
@@ -290,13 +294,13 @@ def dqn_flops_of_run(run_dir: str | Path) -> LoopFlops:
                                                                               work.make_optimizers()))
     with torch.no_grad():
         act = count({"q": algo.q}, lambda: algo.q(torch.zeros(1, *shape)))
-    events = _mask_events(run_dir)
+    steps, updates = int(state["counters"]["step"]), int(state["algo_updates"])
+    events = _mask_events(run_dir, steps)
     notes: list[str] = []
     # the loop: step t acts, updates when t > --seed-steps, t % --train-every == 0 and the replay holds a
     # batch, then its mask events; masks logged at step t apply from step t + 1
     time = lambda e: float(e["step"])       # noqa: E731
     timeline = mask_timeline(events, {"q": algo.q}, notes, tied=_tied(algo, nets), time=time)
-    steps, updates = int(state["counters"]["step"]), int(state["algo_updates"])
     first = max(cfg.run.seed_steps, d.dqn_batch_size - 1)
     n_upd, updated = priced(timeline, steps, upd, lambda lo, hi: multiples(max(lo, first), hi, d.train_every))
     if n_upd != updates:
@@ -305,7 +309,8 @@ def dqn_flops_of_run(run_dir: str | Path) -> LoopFlops:
         updated = None
     _, acting = priced(timeline, steps, act, lambda lo, hi: int(hi) - int(lo))
     scoring, passes = {}, {}
-    n = sum(1 for e in events if e.get("net") == "q")
+    scored = events if cfg.pathway.pathway in ("dapd", "static") else _mask_events(run_dir, steps, free_init=True)
+    n = sum(1 for e in scored if e.get("net") == "q")
     b = batch(cfg.pathway.score_batch)
     loss = lambda: algo.losses()["q"](b)     # noqa: E731
     c: Counts = {}
@@ -317,7 +322,7 @@ def dqn_flops_of_run(run_dir: str | Path) -> LoopFlops:
         c = count_scoring("grad", algo.q, loss, nets)
     if c:
         dense = {k: dense_masks(net) for k, net in nets.items()}
-        scoring["q"], passes["q"] = _scoring_at_their_masks(events, "q", c, timeline, dense, time), n
+        scoring["q"], passes["q"] = _scoring_at_their_masks(scored, "q", c, timeline, dense, time), n
     return _loop_flops(algo, upd, act, scoring, passes, state, "dqn", cfg, run_dir, updated, acting, notes)
 
 
