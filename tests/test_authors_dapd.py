@@ -56,6 +56,50 @@ def test_an_evaluation_where_an_update_is_due_runs_the_mask_the_order_says(tmp_p
         assert torch.equal(evaluated[step], before[step] if order == "eval-first" else after[step])
 
 
+def _all_masks(net) -> torch.Tensor:
+    return torch.cat([b.flatten().float() for n, b in net.named_buffers() if n.endswith("mask")])
+
+
+OTHER_KINDS = {
+    "dqn": {"algo": "dqn", "env": "CartPole-v1", "dqn_hidden": [16, 16], "dqn_batch_size": 16, "train_every": 1,
+            "eps_decay_steps": 100},
+    "mt10": {"benchmark": "MT10", "tasks": "reach-v3,push-v3", "episode_steps": 40,
+             "freeze_success": 1.0, "freeze_step": 10 ** 6},
+}
+
+
+@pytest.mark.parametrize("order", ["eval-first", "mask-first"])
+@pytest.mark.parametrize("kind", list(OTHER_KINDS))
+def test_dqn_and_mt10_evaluate_at_a_boundary_in_the_order_the_setting_names(tmp_path, kind, order):
+    """The same order as SAC's: eval-first evaluates (and tests the freeze) on the mask it trained with, before
+    the mask update due at that step; mask-first (these loops' order before 0.3) evaluates the new mask."""
+    settings = {"seed_steps": 50, "init_steps": 50, "eval_episodes": 1, "window": 100, "score_batch": 16,
+                "hidden": [16, 16], "batch_size": 16, **OTHER_KINDS[kind]}
+    settings = {**BOUNDARY, **settings, "boundary_order": order, "run_dir": str(tmp_path / f"{kind}-{order}")}
+    unread = {"dqn": ("hidden", "batch_size"), "mt10": ("env", "init_steps")}[kind]
+    settings = {k: v for k, v in settings.items() if k not in unread}
+    t = npth.Trainer(npth.Config().set(settings))
+    net = next(iter(t.algo.networks.values()))
+    evaluated, before, after = {}, {}, {}
+    evaluate, update = t.evaluate, t.driver.update
+
+    def spy_evaluate():
+        evaluated[t.step] = _all_masks(net)
+        return evaluate()
+
+    def spy_update(step, due, **kw):
+        before[step] = _all_masks(net)
+        out = update(step, due, **kw)
+        after[step] = _all_masks(net)
+        return out
+    t.evaluate, t.driver.update = spy_evaluate, spy_update
+    t.train()
+    assert {100, 200, 300} <= set(evaluated)
+    for step in (100, 200):
+        assert not torch.equal(before[step], after[step])        # the update did change the mask
+        assert torch.equal(evaluated[step], before[step] if order == "eval-first" else after[step])
+
+
 def test_a_return_freeze_at_a_boundary_stops_that_boundarys_update(tmp_path):
     """eval-first: the freeze test comes before the mask update, so a freeze locks in the mask that was evaluated."""
     t = _trainer(tmp_path, "freeze", freeze_return="-1000000")       # any return passes: freezes at step 100

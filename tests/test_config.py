@@ -84,6 +84,15 @@ def test_preset_from_a_yaml_file_and_its_errors(tmp_path):
     (["--dataset", "mujoco/x", "--lr", "1e-3"], "IQL reads --offline-lr"),
     (["--dataset", "mujoco/x", "--algo", "bcq", "--expectile", "0.8"], "BCQ has no such setting"),
     (["--benchmark", "MT10", "--init-steps", "500"], "--init-steps is not read by --benchmark MT10"),   # was ignored
+    # the authors' settings, where a kind would have ignored them (each was silently dropped before)
+    (["--algo", "ppo", "--score-temperature", "init"], "--score-temperature is not read by --algo ppo"),
+    (["--algo", "ppo", "--boundary-order", "mask-first"], "PPO evaluates inside its rollout"),
+    (["--algo", "dqn", "--env", "CartPole-v1", "--score-temperature", "init"], "not read by --algo dqn"),
+    (["--benchmark", "MT10", "--score-temperature", "init"], "MT10 scores with each task's learned temperature"),
+    (["--benchmark", "MT10", "--adam-on-change", "keep"], "--adam-on-change is not read by --benchmark MT10"),
+    (["--benchmark", "MT10", "--entry-rule", "own-age"], "--entry-rule is not read by --benchmark MT10"),
+    (["--benchmark", "MT10", "--prune", "zero"], "--prune is not read by --benchmark MT10"),
+    (["--dataset", "mujoco/x", "--boundary-order", "mask-first"], "an offline pathway is chosen once"),
 ])
 def test_a_flag_of_another_algorithm_is_refused(args, needle, capsys):
     """Each algorithm's flags are read by it alone: a flag another algorithm reads is refused in one line that
@@ -92,6 +101,17 @@ def test_a_flag_of_another_algorithm_is_refused(args, needle, capsys):
     assert main(["train", *args, "--print-config"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and needle in err[0], err
+
+
+def test_a_kind_that_never_read_boundary_order_is_not_given_the_legacy_mask_first():
+    """Old runs without ``boundary_order`` ran mask-first where the loop had an order (SAC, DQN, MT10); PPO's
+    evaluations always came first, so an old PPO config must still load (and is not refused on resume)."""
+    from neuropath.training.config import fill_legacy
+    ppo = fill_legacy({"run": {"algo": "ppo"}, "pathway": {}, "offline": {"dataset": None}})
+    assert "boundary_order" not in ppo["pathway"]
+    assert Config().set({"algo": "ppo", **ppo["pathway"]}).validate().pathway.boundary_order == "eval-first"
+    dqn = fill_legacy({"run": {"algo": "dqn"}, "pathway": {}, "offline": {"dataset": None}})
+    assert dqn["pathway"]["boundary_order"] == "mask-first"
 
 
 def test_the_python_api_refuses_a_setting_its_algorithm_ignores():

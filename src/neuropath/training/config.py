@@ -107,11 +107,14 @@ def fill_legacy(data: dict[str, Any]) -> dict[str, Any]:
     """A run's stored config (sections of settings) with `LEGACY_DEFAULTS` filled in where it lacks them.
     Before 0.3 ``offline_lr`` defaulted to 3e-4 and BCQ never read it (it trained at its own 1e-3): a stored
     3e-4 is the default of then, today's none (IQL's 3e-4, BCQ's 1e-3: what those runs trained with)."""
+    run, offline = data.get("run"), data.get("offline")
+    algo = run.get("algo") if isinstance(run, dict) else None
+    kind = "offline" if isinstance(offline, dict) and offline.get("dataset") else algo
     for section, values in LEGACY_DEFAULTS.items():
         if isinstance(data.get(section), dict):
             for key, value in values.items():
-                data[section].setdefault(key, value)
-    offline = data.get("offline")
+                if key not in KIND_UNREAD.get(kind or "", {}):      # a kind that never read it has the default
+                    data[section].setdefault(key, value)
     if isinstance(offline, dict) and offline.get("offline_lr") == 3e-4:
         offline["offline_lr"] = None
     return data
@@ -165,8 +168,25 @@ READS_INSTEAD = {
             "bcq_batch_size": "batch_size"},
 }
 
-# Online MT10 scores its first masks on the replay at --seed-steps, with no dense acting phase before.
-MT10_UNREAD = {"init_steps": "MT10 scores its first masks on the replay buffer at --seed-steps"}
+# Pathway settings a kind of run does not read, with why: the kind always does what their default says, so
+# only another value (or naming the flag) is refused. Online MT10 scores its first masks on the replay at
+# --seed-steps, with no dense acting phase before; its `TaskPathway` always zeroes the changed entries'
+# moments and keeps pruned values until the merge. PPO evaluates inside its rollout, so before that
+# rollout's updates and mask update. An offline pathway is chosen once, before training.
+_NO_TEMPERATURE = "its scoring losses have no temperature"
+_OFFLINE_ONCE = "an offline pathway is chosen once, before training"
+KIND_UNREAD: dict[str, dict[str, str]] = {
+    "mt10": {"init_steps": "MT10 scores its first masks on the replay buffer at --seed-steps",
+             "score_temperature": "MT10 scores with each task's learned temperature",
+             "adam_on_change": "MT10 zeroes the Adam moments of the entries whose mask changed",
+             "entry_rule": "Adam's own-age bias correction is single-task only",
+             "prune": "MT10's inactive weights keep their values until the merge"},
+    "ppo": {"boundary_order": "PPO evaluates inside its rollout, before that rollout's update and mask update "
+                              "(always eval-first)",
+            "score_temperature": _NO_TEMPERATURE},
+    "dqn": {"score_temperature": _NO_TEMPERATURE},
+    "offline": {name: _OFFLINE_ONCE for name in CHOICES},
+}
 
 # DQN settings that only one kind of observation reads: the MLP's widths, the convolutions' masks.
 DQN_VECTOR_ONLY = ("dqn_hidden",)
@@ -474,11 +494,19 @@ class Config:
     def _online_multitask(self) -> bool:
         return self.run.benchmark is not None and self.offline.dataset is None
 
+    def _unread(self) -> tuple[str, dict[str, str]]:
+        """This kind's name on the command line and the pathway settings it does not read (`KIND_UNREAD`)."""
+        if self.offline.dataset is not None:
+            return f"--algo {self.run.algo}", KIND_UNREAD["offline"]
+        if self.run.benchmark is not None:
+            return f"--benchmark {self.run.benchmark}", KIND_UNREAD["mt10"]
+        return f"--algo {self.run.algo}", KIND_UNREAD.get(self.run.algo, {})
+
     def reads(self, name: str) -> bool:
         """Whether this run's algorithm reads setting ``name`` (after `validate` resolved ``algo``)."""
         algo = self.run.algo
         section = self.fields()[name][0]
-        if name in MT10_UNREAD and self._online_multitask():
+        if name in self._unread()[1]:
             return False
         if section == "sac":
             read = SAC_FIELDS_READ.get(algo)
@@ -499,9 +527,9 @@ class Config:
         for name in sorted(changed, key=list(self.fields()).index):
             if not self.reads(name):
                 algo = self.run.algo
-                if name in MT10_UNREAD and self._online_multitask():
-                    raise UsageError(f"--{_flag(name)} is not read by --benchmark {self.run.benchmark}: "
-                                     f"{MT10_UNREAD[name]}")
+                kind, unread = self._unread()
+                if name in unread:
+                    raise UsageError(f"--{_flag(name)} is not read by {kind}: {unread[name]}")
                 if algo == "dqn" and name in DQN_VECTOR_ONLY + DQN_IMAGE_ONLY:
                     kind = "vector observations (e.g. CartPole-v1)" if name in DQN_VECTOR_ONLY else \
                         "MinAtar/Atari games (convolutions)"
