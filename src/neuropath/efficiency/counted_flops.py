@@ -187,13 +187,13 @@ class LoopFlops:
         return {**asdict(self), "totals": self.totals()}
 
 
-def _mask_events(run_dir: Path, step: int, *, free_init: bool = False) -> list[dict[str, Any]]:
+def _mask_events(run_dir: Path, step: int) -> list[dict[str, Any]]:
     """The mask events up to the checkpoint's ``step`` (a run still training, or cut, has logged past its
-    checkpoint); ``free_init``: leave out the initial masks (SET's and RigL's are drawn, not scored)."""
+    checkpoint)."""
     from ..training.logging import read_jsonl
-    kinds = ("update",) if free_init else ("init", "update")
     try:
-        return [e for e in read_jsonl(run_dir / "pathway.jsonl") if e.get("event") in kinds and int(e["step"]) <= step]
+        return [e for e in read_jsonl(run_dir / "pathway.jsonl")
+                if e.get("event") in ("init", "update") and int(e["step"]) <= step]
     except (ValueError, KeyError, TypeError):
         raise UsageError(f"{str(run_dir)!r} has a corrupt pathway.jsonl") from None
 
@@ -309,7 +309,8 @@ def dqn_flops_of_run(run_dir: str | Path) -> LoopFlops:
         updated = None
     _, acting = priced(timeline, steps, act, lambda lo, hi: int(hi) - int(lo))
     scoring, passes = {}, {}
-    scored = events if cfg.pathway.pathway in ("dapd", "static") else _mask_events(run_dir, steps, free_init=True)
+    # SET's and RigL's initial masks are drawn, not scored: only their updates are scoring passes
+    scored = events if cfg.pathway.pathway in ("dapd", "static") else [e for e in events if e["event"] == "update"]
     n = sum(1 for e in scored if e.get("net") == "q")
     b = batch(cfg.pathway.score_batch)
     loss = lambda: algo.losses()["q"](b)     # noqa: E731

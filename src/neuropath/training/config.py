@@ -107,15 +107,15 @@ def fill_legacy(data: dict[str, Any]) -> dict[str, Any]:
     """A run's stored config (sections of settings) with `LEGACY_DEFAULTS` filled in where it lacks them.
     Before 0.3 ``offline_lr`` defaulted to 3e-4 and BCQ never read it (it trained at its own 1e-3): a stored
     3e-4 is the default of then, today's none (IQL's 3e-4, BCQ's 1e-3: what those runs trained with)."""
-    run, offline = data.get("run"), data.get("offline")
-    algo = run.get("algo") if isinstance(run, dict) else None
-    kind = "offline" if isinstance(offline, dict) and offline.get("dataset") else algo
+    run = data["run"] if isinstance(data.get("run"), dict) else {}
+    offline = data["offline"] if isinstance(data.get("offline"), dict) else {}
+    unread = KIND_UNREAD.get(unread_kind(run.get("algo"), run.get("benchmark"), offline.get("dataset")), {})
     for section, values in LEGACY_DEFAULTS.items():
         if isinstance(data.get(section), dict):
             for key, value in values.items():
-                if key not in KIND_UNREAD.get(kind or "", {}):      # a kind that never read it has the default
+                if key not in unread:                       # a kind that never read it has the default
                     data[section].setdefault(key, value)
-    if isinstance(offline, dict) and offline.get("offline_lr") == 3e-4:
+    if offline.get("offline_lr") == 3e-4:
         offline["offline_lr"] = None
     return data
 
@@ -187,6 +187,14 @@ KIND_UNREAD: dict[str, dict[str, str]] = {
     "dqn": {"score_temperature": _NO_TEMPERATURE},
     "offline": {name: _OFFLINE_ONCE for name in CHOICES},
 }
+
+
+def unread_kind(algo: str | None, benchmark: str | None, dataset: str | None) -> str:
+    """A run's key in `KIND_UNREAD`: offline (any dataset), mt10 (online multi-task), else its algorithm."""
+    if dataset is not None:
+        return "offline"
+    return "mt10" if benchmark is not None else (algo or "")
+
 
 # DQN settings that only one kind of observation reads: the MLP's widths, the convolutions' masks.
 DQN_VECTOR_ONLY = ("dqn_hidden",)
@@ -491,16 +499,11 @@ class Config:
         if offline and p.pathway == "dapd" and "pathway" not in given:
             p.pathway = "npf"
 
-    def _online_multitask(self) -> bool:
-        return self.run.benchmark is not None and self.offline.dataset is None
-
     def _unread(self) -> tuple[str, dict[str, str]]:
         """This kind's name on the command line and the pathway settings it does not read (`KIND_UNREAD`)."""
-        if self.offline.dataset is not None:
-            return f"--algo {self.run.algo}", KIND_UNREAD["offline"]
-        if self.run.benchmark is not None:
-            return f"--benchmark {self.run.benchmark}", KIND_UNREAD["mt10"]
-        return f"--algo {self.run.algo}", KIND_UNREAD.get(self.run.algo, {})
+        key = unread_kind(self.run.algo, self.run.benchmark, self.offline.dataset)
+        name = f"--benchmark {self.run.benchmark}" if key == "mt10" else f"--algo {self.run.algo}"
+        return name, KIND_UNREAD.get(key, {})
 
     def reads(self, name: str) -> bool:
         """Whether this run's algorithm reads setting ``name`` (after `validate` resolved ``algo``)."""

@@ -226,6 +226,15 @@ class Run:
 
     # ---- evaluation -----------------------------------------------------------------------------
 
+    def evaluation_sides(self) -> tuple[bool, bool]:
+        """Whether this step evaluates before its mask update and whether after it: an evaluation is due every
+        ``--eval-every`` steps and at the last; ``--boundary-order`` says on which side (eval-first: the
+        evaluation and the freeze test see the mask that trained, as the authors order them)."""
+        r = self.cfg.run
+        due = self.step % r.eval_every == 0 or self.step == r.steps
+        first = self.cfg.pathway.boundary_order == "eval-first"
+        return due and first, due and not first
+
     def evaluate(self) -> dict[str, Any]:
         """One evaluation row: the loop's columns, wall time, CPU seconds and joules so far; logged, shown to
         the pathways and to ``on_eval``."""

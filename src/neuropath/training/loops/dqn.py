@@ -115,15 +115,12 @@ class DQNTrainer(EpisodicRun):
         done = bool(terminated or truncated)
         if self.step > r.seed_steps and self.step % d.train_every == 0 and len(replay) >= d.dqn_batch_size:
             self._metrics = self.algo.update(replay.sample(d.dqn_batch_size).to(self.device), self.optimizers)
-        # eval-first (the default): an evaluation at a step where the mask also changes sees the mask it
-        # was trained with, and the freeze is tested before the update (as in the SAC loop)
-        evaluate = self.step % r.eval_every == 0 or self.step == r.steps
-        eval_first = self.cfg.pathway.boundary_order == "eval-first"
-        if evaluate and eval_first:
+        before, after = self.evaluation_sides()          # of the mask update, as in the SAC loop
+        if before:
             self.evaluate()
         if self.pathways:
             self._maybe_update_masks(episode_end=done)
-        if evaluate and not eval_first:
+        if after:
             self.evaluate()
         if self.step % r.log_every == 0:
             check_finite_losses(self._metrics, self.step, self.run_dir)

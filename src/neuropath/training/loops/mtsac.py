@@ -141,9 +141,6 @@ class MultiTaskTrainer(Run):
         self._obs = next_obs
         self.step += 1
         self.logger.tick()
-        evaluate = self.step % r.eval_every == 0 or self.step == r.steps
-        # eval-first (the default, as the SAC loop): evaluate and test the freeze before a mask update
-        eval_first = evaluate and self.cfg.pathway.boundary_order == "eval-first"
         if self.step >= r.seed_steps:
             if self.driver and self.step == r.seed_steps:
                 self.driver.init(self.step, self._score_batch, self.algo.losses())
@@ -153,15 +150,16 @@ class MultiTaskTrainer(Run):
                 self.logger.scalars(self.step, {**{k: float(v) for k, v in losses.items()},
                                                 "charts/SPS": self.steps_per_second()})
                 self.logger.progress(self.step, self.postfix())
-            if eval_first:
-                self.evaluate()
-            if self.driver and self.step > r.seed_steps:
-                due = self.driver.due(self.step, episode_end=bool(done.any()))
-                if due:
-                    self.driver.update(self.step, due, recent=self._score_batch, losses=self.algo.losses)
+        before, after = self.evaluation_sides()          # of the mask update, as in the SAC loop
+        if before:
+            self.evaluate()
+        if self.driver and self.step > r.seed_steps:
+            due = self.driver.due(self.step, episode_end=bool(done.any()))
+            if due:
+                self.driver.update(self.step, due, recent=self._score_batch, losses=self.algo.losses)
         if self.checkpoint_due() and self.step < r.steps:
             self.save_checkpoint()
-        if evaluate and not (eval_first and self.step >= r.seed_steps):     # not evaluated above
+        if after:
             self.evaluate()
 
     def evaluation(self) -> dict[str, Any]:

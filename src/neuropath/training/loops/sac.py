@@ -113,9 +113,8 @@ class Trainer(EpisodicRun):
             self._metrics = self._update(self._sample(batch_size))
         # At a step where both fall, the authors evaluate (and test the freeze) before the mask
         # changes: an evaluation then never sees a pathway swapped in a moment ago (eval-first).
-        eval_first = self.cfg.pathway.boundary_order == "eval-first"
-        evaluate = self.step % r.eval_every == 0 or self.step == r.steps   # and always at the end
-        if evaluate and eval_first:
+        before, after = self.evaluation_sides()
+        if before:
             self.evaluate()
         self._maybe_update_masks(episode_end=done)
         if self.probe.pending:
@@ -124,7 +123,7 @@ class Trainer(EpisodicRun):
         if self.dynamic_buffer and self.step % self.rlx2.buffer_check_every == 0:
             self._adjust_buffer()
 
-        if evaluate and not eval_first:
+        if after:
             self.evaluate()
         if self.step % r.log_every == 0:
             check_finite_losses(self._metrics, self.step, self.run_dir)
