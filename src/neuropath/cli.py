@@ -126,7 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--versus", metavar="METHOD", nargs="+", help="the method(s) whose probability of improvement "
                     "the others are measured against, e.g. dapd for a score ablation, or dense rigl rlx2 (default: dense)")
     rp.add_argument("--at", metavar="START:END", nargs="+", default=[], help="also score the runs on their "
-                    "evaluations in these step windows, e.g. 250000:300000 (a claim about the middle of the curves)")
+                    "evaluations in these step windows, e.g. 250000:300000 (a claim about the middle of the curves); "
+                    "unfinished runs that have passed a window's end count in it")
 
     f = sub.add_parser("flops", help="parameters and FLOPs of a run: forward, per update, whole run, dense vs pathway",
                        epilog=EPILOG)

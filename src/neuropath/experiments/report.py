@@ -16,7 +16,8 @@ Writes into ``<folder>/report/``:
 Runs are grouped by what their ``config.yaml`` says (environment, method, actor and critic
 keep ratios), not by folder names, so a folder of hand-started runs reports the same way; runs of
 a group that differ in any other setting (but the seed) are reported as separate variants.
-Only runs that reached their step budget count; the others are listed as unfinished.
+Only runs that reached their step budget count; the others are listed as unfinished, and those with
+evaluations count in the ``--at`` windows they have passed (a sweep still training, or cut records).
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ class RunResult:
     energy_mode: str = "none"
     settings: dict = field(default_factory=dict)   # what the run learned with (see `run_settings`)
     freezes: list = field(default_factory=list)    # (step, reason) of each network's freeze (pathway.jsonl)
+    finished: bool = True   # reached its budget; a cut run counts only in the step windows it passed
 
     @property
     def score(self) -> float:
@@ -155,9 +157,17 @@ def _sparsity(pathway: dict) -> tuple[str, float]:
 
 def load_runs(root: Path) -> tuple[list[RunResult], list[str]]:
     """Finished runs under ``root`` and the names of the unfinished ones."""
+    done, cut, others = load_all_runs(root)
+    return done, [str(r.path.relative_to(root)) for r in cut] + others
+
+
+def load_all_runs(root: Path) -> tuple[list[RunResult], list[RunResult], list[str]]:
+    """The runs under ``root``: those that reached their step budget, those cut short with evaluations so far
+    (a run still training, or the record of one, benchmarks/run_records.py ``--cut``: `window_runs` scores them
+    on a window they passed), and the names of the rest, each with why where it is not plain unfinished."""
     if not root.is_dir():
         raise UsageError(f"folder {str(root)!r} does not exist")
-    done, unfinished = [], []
+    done, cut, others = [], [], []
     for cfg_path in sorted(root.rglob("config.yaml")):
         run = cfg_path.parent
         if ".incomplete-" in str(run) or "report" in run.relative_to(root).parts[:1]:
@@ -167,30 +177,31 @@ def load_runs(root: Path) -> tuple[list[RunResult], list[str]]:
             r, p = cfg["run"], cfg["pathway"]
             rows = read_csv(run / "metrics.csv") if (run / "metrics.csv").is_file() else []
         except Exception:  # noqa: BLE001 - a broken run is reported, not fatal
-            unfinished.append(f"{run.relative_to(root)} (unreadable)")
+            others.append(f"{run.relative_to(root)} (unreadable)")
             continue
         if r.get("benchmark") or (cfg.get("offline") or {}).get("dataset"):
-            unfinished.append(f"{run.relative_to(root)} (multi-task or offline: not in this report yet)")
+            others.append(f"{run.relative_to(root)} (multi-task or offline: not in this report yet)")
             continue
         # up to the first evaluation at or past the budget: PPO ends on a whole rollout (1M -> 1,001,472)
         end = next((i for i, x in enumerate(rows) if int(x["step"]) >= int(r["steps"])), None)
-        if end is None:
-            unfinished.append(str(run.relative_to(root)))
+        if end is None and not rows:
+            others.append(str(run.relative_to(root)))
             continue
-        rows = rows[:end + 1]
+        rows = rows if end is None else rows[:end + 1]
         label, value = _sparsity(p)
         last = rows[-1]
         algo = r.get("algo") or "auto"
         env = r["env"] if algo in ("auto", "sac") else f"{r['env']} ({algo})"   # compared within an algorithm
         settings = run_settings(cfg)
-        done.append(RunResult(run, env, method_label(p, settings), label, value, int(r["seed"]),
-                              np.array([int(x["step"]) for x in rows]),
-                              np.array([float(x["return_mean"]) for x in rows]), int(r["steps"]),
-                              _number(last.get("cpu_seconds")), _number(last.get("energy_j")),
-                              last.get("energy_mode") or "none", settings, freeze_events(run)))
-    if not done and not unfinished:
+        (cut if end is None else done).append(
+            RunResult(run, env, method_label(p, settings), label, value, int(r["seed"]),
+                      np.array([int(x["step"]) for x in rows]),
+                      np.array([float(x["return_mean"]) for x in rows]), int(r["steps"]),
+                      _number(last.get("cpu_seconds")), _number(last.get("energy_j")),
+                      last.get("energy_mode") or "none", settings, freeze_events(run), end is not None))
+    if not done and not cut and not others:
         raise UsageError(f"no neuropath runs under {str(root)!r}")
-    return done, unfinished
+    return done, cut, others
 
 
 def freeze_events(run: Path) -> list[tuple[int, str]]:
@@ -431,17 +442,22 @@ def write_report(root: Path | list[Path], out: Path | None = None, *, reps: int 
     ``at``: step windows ``(start, end)`` scored again on their own (a claim about the middle of the curves)."""
     versus_list = [versus] if isinstance(versus, str) else list(versus or [])
     roots = [root] if isinstance(root, Path) else list(root)
-    runs, unfinished = [], []
+    runs, cut, unfinished = [], [], []
     for r in roots:
-        done, left = load_runs(r)
+        done, partial, left = load_all_runs(r)
         runs += done
+        cut += partial
+        left = [str(x.path.relative_to(r)) for x in partial] + left
         unfinished += left if len(roots) == 1 else [f"{r.name}/{x}" for x in left]
-    groups = group_runs(split_variants(runs))
+    split_variants(runs + cut)                            # one label per variant, finished or not
+    groups = group_runs(runs)
     methods = sorted({method for _, method, _ in groups})
+    usable = sorted(set(methods) | ({r.method for r in cut} if at else set()))   # a cut run counts in a window
     for ref in versus_list:                                # checked before anything is written
-        if ref not in methods:
-            have = f"the methods with finished runs are {', '.join(methods)}" if methods else "no run has finished yet"
-            raise UsageError(f"--versus {ref}: no finished runs of that method; {have}")
+        if ref not in usable:
+            what = "runs" if at else "finished runs"
+            have = f"the methods with {what} are {', '.join(usable)}" if usable else f"no {what[:-1]} yet"
+            raise UsageError(f"--versus {ref}: no {what} of that method; {have}")
     for start, end in at:
         if not 0 <= start <= end:
             raise UsageError(f"--at {start}:{end}: a window needs 0 <= START <= END")
@@ -450,6 +466,8 @@ def write_report(root: Path | list[Path], out: Path | None = None, *, reps: int 
     lines = [f"# neuropath report: {', '.join(map(str, roots))}", ""]
     if not runs:
         lines += ["No finished runs yet.", ""]
+        for start, end in at:
+            lines += _window_lines(window_runs(cut, start, end), start, end, versus_list, reps)
     else:
         norm, how = normalisers(groups)
         palette = Palette(methods)                        # one colour per method in every plot
@@ -476,14 +494,14 @@ def write_report(root: Path | list[Path], out: Path | None = None, *, reps: int 
             lines += ["", "![IQM](iqm.png) ![performance profiles](profiles.png)"]
         lines += _freeze_lines(groups)
         for start, end in at:
-            lines += _window_lines(window_runs([r for g in groups.values() for r in g], start, end), start, end,
-                                   versus_list, reps)
+            lines += _window_lines(window_runs([r for g in groups.values() for r in g] + cut, start, end), start,
+                                   end, versus_list, reps)
         lines += _energy(groups, norm, out / "energy.png", palette)
         _plot_curves(groups, out / "curves.png", palette)
         _plot_sparsity(groups, out / "sparsity.png", palette)
         lines += ["", "![learning curves](curves.png)", "", "![return vs sparsity](sparsity.png)"]
     if unfinished:
-        lines += ["", f"Unfinished runs, not counted ({len(unfinished)}): " + ", ".join(unfinished)]
+        lines += ["", f"Unfinished runs, not in the final scores ({len(unfinished)}): " + ", ".join(unfinished)]
     (out / "report.md").write_text("\n".join(lines) + "\n")
     return out
 
@@ -546,6 +564,10 @@ def _window_lines(runs: list[RunResult], start: int, end: int, versus: list[str]
     lines = ["", f"## At steps {start:,}–{end:,}", "",
              f"The same runs scored on their evaluations from {start:,} to {end:,} steps (the last {LAST_EVALS} "
              "of them), normalised as above.", ""]
+    passed = [r for r in runs if not r.finished]
+    if passed:
+        lines[-1:] = [f"Unfinished runs that have passed {end:,} steps count here too ({len(passed)}): "
+                      + ", ".join(f"{r.env} {r.method} s{r.seed}" for r in passed) + ".", ""]
     lines += _table(groups, norm)[2:]
     matrix, _ = score_matrix(groups, norm)
     if matrix:
