@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 from neuropath.errors import UsageError
-from neuropath.experiments.report import (LAST_EVALS, MIN_RUNS_FOR_VERDICT, RunResult, group_runs,
-                                          interval_estimates, load_runs, run_settings, score_decimals,
+from neuropath.experiments.report import (LAST_EVALS, MIN_RUNS_FOR_VERDICT, RunResult, group_runs, load_all_runs,
+                                          interval_estimates, run_settings, score_decimals,
                                           split_variants, window_runs)
 from neuropath.experiments.sweep import Grid, split_method
 from neuropath.training.config import Config
@@ -39,6 +39,9 @@ BENCH = "~/neuropath-bench"
 """where the sweeps run (outside the repository), as in RESULTS.md"""
 
 SWEEPS_OF = "Sweeps of records/"
+CUT = "-cut"
+"""``<folder>-cut`` holds ``<folder>``'s unfinished runs as far as they got (run_records.py ``--cut``): they count in
+the step-window claims they have passed, never in a final score"""
 """the heading of a records folder's commands in "How to reproduce" (claims link to it)"""
 MUJOCO = ("HalfCheetah", "Hopper", "Walker2d", "Ant", "Humanoid", "Swimmer", "Reacher", "InvertedPendulum")
 
@@ -235,21 +238,31 @@ class Records:
 
     def __init__(self, root: Path, reps: int = 2000):
         self.root, self.reps = root, reps
-        self._runs: dict[str, tuple[list[RunResult], list[str]]] = {}
+        self._runs: dict[str, tuple[list[RunResult], list[RunResult], list[str]]] = {}
         self._groups: dict[tuple, dict] = {}
         self._ci: dict[tuple[float, ...], tuple[float, float]] = {}
 
     def folders(self) -> list[str]:
         return sorted(p.name for p in self.root.iterdir() if p.is_dir() and any(p.rglob("config.yaml")))
 
-    def load(self, folder: str) -> tuple[list[RunResult], list[str]]:
-        """A folder's finished runs and unfinished names; none for a folder that does not exist (yet)."""
+    def load_all(self, folder: str) -> tuple[list[RunResult], list[RunResult], list[str]]:
+        """A folder's finished runs, unfinished runs with evaluations, and other names (`load_all_runs`); none
+        for a folder that does not exist (yet)."""
         if folder not in self._runs:
             try:
-                self._runs[folder] = load_runs(self.root / folder)
+                self._runs[folder] = load_all_runs(self.root / folder)
             except UsageError:
-                self._runs[folder] = ([], [])
+                self._runs[folder] = ([], [], [])
         return self._runs[folder]
+
+    def load(self, folder: str) -> tuple[list[RunResult], list[str]]:
+        """A folder's finished runs and unfinished names."""
+        done, cut, others = self.load_all(folder)
+        return done, [r.path.name for r in cut] + others
+
+    def is_cut(self, folder: str) -> bool:
+        """Whether ``folder`` holds cut records (run_records.py ``--cut``) rather than finished ones."""
+        return folder.endswith(CUT) and any((self.root / folder).glob("*/cut.json"))
 
     def groups(self, folder: str, steps: int | None, window: tuple[int, int] | None = None) -> dict:
         """`group_runs` of the folder's runs at budget ``steps`` (None: all), scored in ``window`` if given.
@@ -257,7 +270,10 @@ class Records:
         two budgets are no variants of each other)."""
         key = (folder, steps, window)
         if key not in self._groups:
-            runs = [dataclasses.replace(r) for r in self.load(folder)[0] if steps is None or r.budget == steps]
+            runs = self.load_all(folder)[0]
+            if window is not None:     # unfinished runs, the folder's own and its cut records, count where they passed
+                runs = runs + self.load_all(folder)[1] + self.load_all(folder + CUT)[1]
+            runs = [dataclasses.replace(r) for r in runs if steps is None or r.budget == steps]
             if window is not None:
                 runs = window_runs(runs, *window)
             self._groups[key] = group_runs(split_variants(runs))
@@ -308,12 +324,14 @@ def env_text(claim: Claim) -> str:
     return claim.env
 
 
-def side_text(name: str, scores: np.ndarray, ci: tuple[float, float] | None, decimals: int) -> str:
+def side_text(name: str, scores: np.ndarray, ci: tuple[float, float] | None, decimals: int, unfinished: int = 0) -> str:
+    """One side's number; ``unfinished``: how many of its runs are unfinished (counted in a step window only)."""
     if len(scores) == 0:
         return f"{name}: – (no records)"
     spread = f" ± {scores.std():.{decimals}f}" if len(scores) > 1 else ""
     interval = f" [95% CI {ci[0]:.{decimals}f}, {ci[1]:.{decimals}f}]" if ci else ""
-    return f"{name}: {scores.mean():.{decimals}f}{spread}{interval} (n={len(scores)})"
+    cut = f", {unfinished} unfinished" if unfinished else ""
+    return f"{name}: {scores.mean():.{decimals}f}{spread}{interval} (n={len(scores)}{cut})"
 
 
 def flops_text(name: str, flops: list[float]) -> str:
@@ -385,7 +403,9 @@ def claim_row(claim: Claim, records: Records, notebook: list[tuple[str, str]]) -
         x_ci, y_ci = records.mean_ci(x), records.mean_ci(y)
         word = verdict(x, y, x_ci, y_ci)
         d = score_decimals(np.concatenate([x, y]))
-        result = f"{side_text(claim.method.name, x, x_ci, d)}<br>vs {side_text(claim.versus.name, y, y_ci, d)}"
+        cut = [sum(not r.finished for r in runs) for runs in (x_runs, y_runs)]
+        result = (f"{side_text(claim.method.name, x, x_ci, d, cut[0])}<br>"
+                  f"vs {side_text(claim.versus.name, y, y_ci, d, cut[1])}")
         n = (len(x), len(y))
     if claim.steps is None:
         budget = claim.budget or "budget not known"
@@ -420,8 +440,27 @@ def keep_text(run: RunResult) -> str:
     return f"a{a or keep:g}/c{c or keep:g}" if (a or c) and run.method != "dense" else f"{float(keep):g}"
 
 
+def cut_table(records: Records, folder: str) -> list[str]:
+    """The cut records of a folder: each run as far as it got, and when that was recorded."""
+    lines = [f"Unfinished runs as far as they got (`run_records.py ... --cut benchmarks/records/{folder}`): not results; "
+             "they count only in the step-window claims they have passed.", "",
+             "| env | method | keep | seed | reached (of budget) | last evaluation | best | recorded |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in sorted(records.load_all(folder)[1], key=lambda r: (r.env, r.method, r.seed)):
+        d = score_decimals(r.returns)
+        try:
+            when = json.loads((r.path / "cut.json").read_text()).get("recorded", "?")
+        except (OSError, ValueError):
+            when = "?"
+        lines.append(f"| {r.env} | {cell(r.method)} | {keep_text(r)} | {r.seed} | {steps_text(int(r.steps[-1]))} "
+                     f"({steps_text(r.budget)}) | {r.returns[-1]:.{d}f} | {r.returns.max():.{d}f} | {when} |")
+    return lines
+
+
 def runs_table(records: Records, folder: str) -> list[str]:
     """Every finished run of a records folder grouped as `neuropath report` groups them, and the unfinished."""
+    if records.is_cut(folder):
+        return cut_table(records, folder)
     groups = records.groups(folder, None)
     lines = ["| env | method | keep | seeds | steps | score (mean ± std) | per seed | training FLOPs (mean) |",
              "|---|---|---|---|---|---|---|---|"]
@@ -569,7 +608,7 @@ def reproduce_lines(records: Records, claims: list[Claim]) -> list[str]:
              f"setting beyond it as a `--set`), into `{BENCH}` outside the repository; then keep the finished runs' "
              f"numbers as records and report them. A MuJoCo run needs the `mujoco` extra; a 1M-step SAC run takes "
              f"a few CPU-hours (RESULTS.md times each study).", ""]
-    for folder in records.folders():
+    for folder in (f for f in records.folders() if not records.is_cut(f)):    # cut records: their folder's sweeps
         commands = sweep_commands(folder, records.load(folder)[0])
         lines += [f"### {SWEEPS_OF}{folder}", "", "```"]
         lines += [c.text() for c in commands]

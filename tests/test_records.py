@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from neuropath.cli import main
+from neuropath.experiments import report as R
 from neuropath.experiments.sweep import run_name
 
 from .test_sweep import _sweep
@@ -82,6 +83,10 @@ def test_cut_records_keep_an_unfinished_run_as_far_as_it_got_and_count_in_the_wi
     assert "count here too (1): Hopper-v5 dense s0" in window and "| Hopper-v5 | dense | 0% |" in window
     assert "## Probability of improvement over dense" in window
     assert f"cut/{dense.name}" in report.split("Unfinished runs, not in the final scores")[1]
+    done, partial = R.load_all_runs(rec)[0], R.load_all_runs(cut)[1]
+    fig = R.curves_figure(R.group_runs(done), cut=partial)         # the cut run drawn as far as it got
+    lines = {ln.get_label(): ln for ax in fig.axes for ln in ax.get_lines()}
+    assert list(lines["dense 0% s0, unfinished (120)"].get_xdata()) == [20, 40, 60, 80, 100, 120]
 
     (dense / "metrics.csv").write_text(full)                         # the run finishes
     said = records()

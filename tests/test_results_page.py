@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from neuropath.experiments.report import load_runs
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 RECORDS = BENCHMARKS / "records"
@@ -77,7 +78,7 @@ def test_our_numbers_are_the_reports(page, real):
     """A claim's numbers are `neuropath report`'s scores of the same records (mean of the last 10 evaluations)."""
     text, rows = page
     row = next(r for r in rows if r.claim.key == "100k-static-halfcheetah")
-    runs, _ = rp.load_runs(RECORDS / "scores")
+    runs, _ = load_runs(RECORDS / "scores")
     dapd = [r.score for r in runs if r.env == "HalfCheetah-v5" and r.method == "dapd" and r.budget == 100_000]
     assert len(dapd) >= 3
     assert f"dapd: {np.mean(dapd):.0f} ± {np.std(dapd):.0f}" in row.cells[2]
@@ -85,7 +86,7 @@ def test_our_numbers_are_the_reports(page, real):
 
 def test_the_sweeps_read_back_from_the_configs_give_the_runs_again(real):
     """Every records folder's derived `neuropath sweep` grid gives each of its runs the settings it ran with."""
-    for folder in real.folders():
+    for folder in (f for f in real.folders() if not real.is_cut(f)):   # cut records: their folder's sweeps
         runs = real.load(folder)[0]
         commands = rp.sweep_commands(folder, runs)
         assert commands and not [m for c in commands for m in c.mismatch], folder
@@ -132,6 +133,28 @@ def test_fake_records_give_their_mean_and_one_seed_is_too_few(tmp_path):
     records = rp.Records(root, REPS)
     [command] = [c for c in rp.sweep_commands("paper1m", records.load("paper1m")[0]) if "dense" in c.methods]
     assert not command.mismatch and "--seeds 7 --steps 1000000" in command.text()
+
+
+def test_a_cut_record_counts_in_the_window_it_passed_and_nowhere_else(tmp_path):
+    """A dense 1M-step run cut at 600k (paper1m-cut, run_records.py --cut) beside three finished DAPD records: the
+    250k–300k claim counts it, saying it is unfinished; the final-score claim does not; the page lists it with the
+    step it reached, and gives no sweep of its own for it."""
+    root = tmp_path / "records"
+    for seed in (7, 8, 9):
+        _fake_record(RECORDS / "paper1m" / "HalfCheetah-v5__dapd__keep0.05__s0", root / "paper1m", seed=seed,
+                     returns=[500.0 + seed] * 20)              # evaluations every 50k: 250k and 300k are there
+    cut = _fake_record(RECORDS / "scores" / "HalfCheetah-v5__dense__keep1__s0", root / "paper1m-cut", seed=7,
+                       returns=[800.0] * 20, steps=1_000_000)
+    lines = (cut / "metrics.csv").read_text().splitlines(keepends=True)
+    (cut / "metrics.csv").write_text("".join(lines[:13]))     # header and 12 evaluations: up to 600k
+    (cut / "cut.json").write_text('{"step": 600000, "budget": 1000000, "recorded": "2026-12-04 17:53 UTC"}\n')
+    text, _ = rp.build_page(rp.Records(root, REPS), today=datetime.date(2026, 1, 2))
+    window = _row(text, "HalfCheetah-v5 (MuJoCo", first="DAPD at 95% is ahead of SAC-Dense early in training (250k–300k steps)")
+    assert "dapd: 508 ± 1 [95% CI" in window and "vs dense: 800 (n=1, 1 unfinished)" in window
+    final = _row(text, "HalfCheetah-v5 (MuJoCo v5", first="DAPD at 95% sparsity scores above SAC-Dense")
+    assert "vs dense: – (no records)" in final
+    assert "| HalfCheetah-v5 | dense | 1 | 7 | 600k (1M) | 800 | 800 | 2026-12-04 17:53 UTC |" in text
+    assert "### Sweeps of records/paper1m-cut" not in text and "### Sweeps of records/paper1m" in text
 
 
 def test_the_verdict_rule(tmp_path):

@@ -470,7 +470,7 @@ def write_report(root: Path | list[Path], out: Path | None = None, *, reps: int 
             lines += _window_lines(window_runs(cut, start, end), start, end, versus_list, reps)
     else:
         norm, how = normalisers(groups)
-        palette = Palette(methods)                        # one colour per method in every plot
+        palette = Palette(sorted(set(methods) | {r.method for r in cut}))   # one colour per method in every plot
         lines += _table(groups, norm)
         _write_scores(out / "scores.csv", groups)
         matrix, skipped = score_matrix(groups, norm)
@@ -497,7 +497,7 @@ def write_report(root: Path | list[Path], out: Path | None = None, *, reps: int 
             lines += _window_lines(window_runs([r for g in groups.values() for r in g] + cut, start, end), start,
                                    end, versus_list, reps)
         lines += _energy(groups, norm, out / "energy.png", palette)
-        _plot_curves(groups, out / "curves.png", palette)
+        _plot_curves(groups, out / "curves.png", palette, cut)
         _plot_sparsity(groups, out / "sparsity.png", palette)
         lines += ["", "![learning curves](curves.png)", "", "![return vs sparsity](sparsity.png)"]
     if unfinished:
@@ -763,11 +763,13 @@ def _counts_text(counts: list[int]) -> str:
     return f"n={counts[0]}" if min(counts) == max(counts) else f"n={min(counts)}–{max(counts)}"
 
 
-def curves_figure(groups: dict, palette: Palette | None = None):
-    """Learning curves per environment, mean ± std over seeds, ▼ where a run's pathway froze."""
+def curves_figure(groups: dict, palette: Palette | None = None, cut: Iterable[RunResult] = ()):
+    """Learning curves per environment, mean ± std over seeds, ▼ where a run's pathway froze; each ``cut``
+    (unfinished) run as a thin dotted line of its own, as far as it got."""
     plt = _plt()
-    palette = palette or Palette(k[1] for k in groups)
-    envs = sorted({k[0] for k in groups})
+    cut = list(cut)
+    palette = palette or Palette({k[1] for k in groups} | {r.method for r in cut})
+    envs = sorted({k[0] for k in groups} | {r.env for r in cut})
     fig, axes = plt.subplots(1, len(envs), figsize=(5.5 * len(envs), 4), squeeze=False, layout="constrained")
     counts: dict[tuple[str, str], list[int]] = defaultdict(list)
     for (_, method, sp), runs in groups.items():
@@ -788,6 +790,9 @@ def curves_figure(groups: dict, palette: Palette | None = None):
             if frozen:   # where each run's pathway froze, on the mean curve
                 ax.plot(frozen, np.interp(frozen, steps, rets.mean(0)), "v", color=color, ms=6,
                         markeredgecolor="black", markeredgewidth=0.5)
+        for r in (r for r in cut if r.env == env):
+            ax.plot(r.steps, r.returns, color=palette.color(r.method), ls=":", lw=1.2,
+                    label=f"{r.method} {r.sparsity} s{r.seed}, unfinished ({_step_text(int(r.steps[-1]))})")
         ax.set_title(env)
         ax.set_xlabel("environment steps")
         ax.set_ylabel("evaluation return")
@@ -796,8 +801,12 @@ def curves_figure(groups: dict, palette: Palette | None = None):
     return fig
 
 
-def _plot_curves(groups: dict, path: Path, palette: Palette | None = None) -> None:
-    _save(curves_figure(groups, palette), path)
+def _plot_curves(groups: dict, path: Path, palette: Palette | None = None, cut: Iterable[RunResult] = ()) -> None:
+    _save(curves_figure(groups, palette, cut), path)
+
+
+def _step_text(step: int) -> str:
+    return f"{step / 1e6:g}M" if step >= 1_000_000 else f"{step / 1e3:g}k" if step >= 1000 else str(step)
 
 
 def sparsity_figure(groups: dict, palette: Palette | None = None):
