@@ -5,7 +5,8 @@
 # skipped, cut ones resumed from their last checkpoint); finished runs whose records are already in
 # benchmarks/records/paper1m are seeded as finished so they are not trained again.
 #   bash benchmarks/paper1m.sh [BENCH_DIR]      (default ~/neuropath-bench), then, as runs finish:
-#   python benchmarks/run_records.py BENCH_DIR/paper1m benchmarks/records/paper1m   (and paper1m-dense)
+#   python benchmarks/run_records.py BENCH_DIR/paper1m benchmarks/records/paper1m --cut benchmarks/records/paper1m-cut
+#   (and the same for BENCH_DIR/paper1m-dense; --cut keeps the unfinished runs as far as they got)
 # The smoke run (tests/test_benchmarks.py) shrinks it with PAPER1M_STEPS, PAPER1M_ENVS, PAPER1M_SEEDS, PAPER1M_SET
 # (the sweeps' --set), PAPER1M_RECORDS (the records seeded as finished; empty: none), PAPER1M_PYTHON, and
 # PAPER1M_WAIT=1 (wait for the sweeps instead of leaving them in the background).
