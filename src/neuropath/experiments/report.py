@@ -456,7 +456,8 @@ def write_report(root: Path | list[Path], out: Path | None = None, *, reps: int 
     for ref in versus_list:                                # checked before anything is written
         if ref not in usable:
             what = "runs" if at else "finished runs"
-            have = f"the methods with {what} are {', '.join(usable)}" if usable else f"no {what[:-1]} yet"
+            have = (f"the methods with {what} are {', '.join(usable)}" if usable
+                    else "no run has evaluations yet" if at else "no run has finished yet")
             raise UsageError(f"--versus {ref}: no {what} of that method; {have}")
     for start, end in at:
         if not 0 <= start <= end:
