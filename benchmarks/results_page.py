@@ -29,7 +29,7 @@ import numpy as np
 from neuropath.errors import UsageError
 from neuropath.experiments.report import (LAST_EVALS, MIN_RUNS_FOR_VERDICT, RunResult, group_runs, load_all_runs,
                                           interval_estimates, run_settings, score_decimals,
-                                          split_variants, window_runs)
+                                          split_variants, steps_text, window_runs)
 from neuropath.experiments.sweep import Grid, split_method
 from neuropath.training.config import Config
 
@@ -39,10 +39,10 @@ BENCH = "~/neuropath-bench"
 """where the sweeps run (outside the repository), as in RESULTS.md"""
 
 SWEEPS_OF = "Sweeps of records/"
+"""the heading of a records folder's commands in "How to reproduce" (claims link to it)"""
 CUT = "-cut"
 """``<folder>-cut`` holds ``<folder>``'s unfinished runs as far as they got (run_records.py ``--cut``): they count in
 the step-window claims they have passed, never in a final score"""
-"""the heading of a records folder's commands in "How to reproduce" (claims link to it)"""
 MUJOCO = ("HalfCheetah", "Hopper", "Walker2d", "Ant", "Humanoid", "Swimmer", "Reacher", "InvertedPendulum")
 
 
@@ -305,14 +305,6 @@ def run_flops(run: RunResult) -> float | None:
 
 
 # ---- formatting --------------------------------------------------------------------------------------------
-
-def steps_text(steps: int) -> str:
-    """1000000 -> 1M, 250000 -> 250k: budgets as the notebook writes them."""
-    for div, unit in ((1_000_000, "M"), (1_000, "k")):
-        if steps >= div and steps % (div // 10) == 0:
-            return f"{steps / div:g}{unit}"
-    return str(steps)
-
 
 def env_text(claim: Claim) -> str:
     """The environment with its version beside it: our MuJoCo runs are v5, the paper's v2/v4-era."""

@@ -85,10 +85,8 @@ def record_cut(run: Path, out: Path, budget: int) -> str | None:
              "metrics.csv": complete_lines((run / "metrics.csv").read_bytes())}
     old = out / "metrics.csv"
     step, before = reached(files["metrics.csv"]), reached(old.read_bytes()) if old.is_file() else 0
-    if step <= before:
+    if step <= before:                                 # also a run without an evaluation yet (0)
         return f"kept {out} ({before:,} steps; the run is at {step:,})" if step < before else None
-    if step == 0:
-        return None
     more = extras(run)
     more.pop("flops.json", None)                       # a FLOP count is of a whole budget
     more["cut.json"] = json.dumps({"step": step, "budget": budget,

@@ -465,10 +465,10 @@ def write_report(root: Path | list[Path], out: Path | None = None, *, reps: int 
     out = out or roots[0] / "report"
     out.mkdir(parents=True, exist_ok=True)
     lines = [f"# neuropath report: {', '.join(map(str, roots))}", ""]
+    windows = [line for start, end in at                 # the finished runs and the cut ones that passed
+               for line in _window_lines(window_runs(runs + cut, start, end), start, end, versus_list, reps)]
     if not runs:
-        lines += ["No finished runs yet.", ""]
-        for start, end in at:
-            lines += _window_lines(window_runs(cut, start, end), start, end, versus_list, reps)
+        lines += ["No finished runs yet.", "", *windows]
     else:
         norm, how = normalisers(groups)
         palette = Palette(sorted(set(methods) | {r.method for r in cut}))   # one colour per method in every plot
@@ -494,9 +494,7 @@ def write_report(root: Path | list[Path], out: Path | None = None, *, reps: int 
             _plot_profiles(matrix, out / "profiles.png", palette)
             lines += ["", "![IQM](iqm.png) ![performance profiles](profiles.png)"]
         lines += _freeze_lines(groups)
-        for start, end in at:
-            lines += _window_lines(window_runs([r for g in groups.values() for r in g] + cut, start, end), start,
-                                   end, versus_list, reps)
+        lines += windows
         lines += _energy(groups, norm, out / "energy.png", palette)
         _plot_curves(groups, out / "curves.png", palette, cut)
         _plot_sparsity(groups, out / "sparsity.png", palette)
@@ -793,7 +791,7 @@ def curves_figure(groups: dict, palette: Palette | None = None, cut: Iterable[Ru
                         markeredgecolor="black", markeredgewidth=0.5)
         for r in (r for r in cut if r.env == env):
             ax.plot(r.steps, r.returns, color=palette.color(r.method), ls=":", lw=1.2,
-                    label=f"{r.method} {r.sparsity} s{r.seed}, unfinished ({_step_text(int(r.steps[-1]))})")
+                    label=f"{r.method} {r.sparsity} s{r.seed}, unfinished ({steps_text(int(r.steps[-1]))})")
         ax.set_title(env)
         ax.set_xlabel("environment steps")
         ax.set_ylabel("evaluation return")
@@ -806,8 +804,12 @@ def _plot_curves(groups: dict, path: Path, palette: Palette | None = None, cut: 
     _save(curves_figure(groups, palette, cut), path)
 
 
-def _step_text(step: int) -> str:
-    return f"{step / 1e6:g}M" if step >= 1_000_000 else f"{step / 1e3:g}k" if step >= 1000 else str(step)
+def steps_text(steps: int) -> str:
+    """1000000 -> 1M, 250000 -> 250k: budgets and steps as the notebook writes them."""
+    for div, unit in ((1_000_000, "M"), (1_000, "k")):
+        if steps >= div and steps % (div // 10) == 0:
+            return f"{steps / div:g}{unit}"
+    return str(steps)
 
 
 def sparsity_figure(groups: dict, palette: Palette | None = None):
