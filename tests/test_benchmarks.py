@@ -41,24 +41,46 @@ def test_run_cost(tmp_path):
 
 
 def test_paper1m_study_script(tmp_path):
-    """The 1M study's driver at 200 steps on Hopper: a snapshot of HEAD, both sweeps (dense; DAPD and the
-    authors' variant), every run finished from that snapshot, and a rerun trains nothing again."""
+    """The 1M study's driver at 200 steps: a snapshot of HEAD, both workers started only after the process
+    they are told to wait for, tier 1 (dense; DAPD and the authors' variant on Hopper) and a tier-2 stage
+    (dense on Walker2d) each finished from that snapshot; a rerun trains nothing again, and a finished
+    record seeded from the records folder lands in its own sweep and is not trained again either."""
     import os
+    import shutil
+    import time
 
     from neuropath.training.logging import read_csv
     env = {**os.environ, "PAPER1M_STEPS": "200", "PAPER1M_ENVS": "Hopper-v5", "PAPER1M_SEEDS": "0",
            "PAPER1M_SET": "seed_steps=50 init_steps=50 eval_every=100 eval_episodes=1 checkpoint_every=100 "
                           "batch_size=32 score_batch=32 window=100",
+           "PAPER1M_TIER2": "paper1m-walker|Walker2d-v5|dense|0",
            "PAPER1M_RECORDS": "", "PAPER1M_PYTHON": sys.executable, "PAPER1M_WAIT": "1"}
-    for _ in range(2):
+    start = time.time()
+    blocker = subprocess.Popen(["sleep", "6"])
+    env["PAPER1M_AFTER"] = f"{blocker.pid} {blocker.pid}"
+
+    def study() -> None:
         proc = subprocess.run(["bash", str(BENCH / "paper1m.sh"), str(tmp_path)], env=env, capture_output=True,
                               text=True, timeout=300)
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+
+    study()
+    released = start + 6                       # the blocker lived at least this long
+    del env["PAPER1M_AFTER"]
     runs = sorted(tmp_path.glob("paper1m*/runs/*"))
     assert sorted(f"{r.parent.parent.name}/{r.name}" for r in runs) == [
-        "paper1m-dense/Hopper-v5__dense__keep1__s0", "paper1m/Hopper-v5__dapd@authors__keep0.05__s0",
-        "paper1m/Hopper-v5__dapd__keep0.05__s0"]
+        "paper1m-dense/Hopper-v5__dense__keep1__s0", "paper1m-walker/Walker2d-v5__dense__keep1__s0",
+        "paper1m/Hopper-v5__dapd@authors__keep0.05__s0", "paper1m/Hopper-v5__dapd__keep0.05__s0"]
     assert all([row["step"] for row in read_csv(r / "metrics.csv")] == ["100", "200"] for r in runs)
+    assert all((r / "config.yaml").stat().st_mtime >= released - 1 for r in runs)   # none before the wait
     assert len(list(tmp_path.glob("src-*/src/neuropath/cli.py"))) == 1          # the code the runs used
-    logs = (tmp_path / "paper1m.log").read_text() + (tmp_path / "paper1m-dense.log").read_text()
-    assert logs.count("finished Hopper-v5__") == 3                               # the rerun trained none
+    # A new machine: the Walker2d run exists only as a record; it goes back into its sweep, finished.
+    records = tmp_path / "records"
+    walker = tmp_path / "paper1m-walker" / "runs" / "Walker2d-v5__dense__keep1__s0"
+    shutil.copytree(walker, records / walker.name)
+    shutil.rmtree(walker)
+    env["PAPER1M_RECORDS"] = str(records)
+    study()
+    assert (walker / "metrics.csv").read_text() == (records / walker.name / "metrics.csv").read_text()
+    logs = "".join(p.read_text() for p in tmp_path.glob("paper1m*.log"))
+    assert logs.count("finished Hopper-v5__") == 3 and logs.count("finished Walker2d-v5__") == 1  # none twice
