@@ -11,6 +11,9 @@
 #   bash benchmarks/paper1m.sh [BENCH_DIR]      (default ~/neuropath-bench), then, as runs finish, per sweep S:
 #   python benchmarks/run_records.py BENCH_DIR/S benchmarks/records/paper1m --cut benchmarks/records/paper1m-cut
 #   (--cut keeps the unfinished runs as far as they got)
+# PAPER1M_THREADS=2: one worker instead of two, each run on 2 threads (a run finishes in ~0.7 of the wall time of
+# two 1-thread runs side by side, so that one finishes within a machine's session of ~3 hours; the 1-thread
+# layout finishes none there). Stages in worker 1's order: dense, DAPD, tier 2.
 # PAPER1M_AFTER="PID1 PID2": worker i starts when process PIDi has ended (to chain after workers already
 # running, e.g. from an older snapshot, without stopping them).
 # The smoke run (tests/test_benchmarks.py) shrinks it with PAPER1M_STEPS, PAPER1M_ENVS, PAPER1M_SEEDS, PAPER1M_SET
@@ -27,6 +30,7 @@ sets="${PAPER1M_SET-checkpoint_every=20000}"
 tier2="${PAPER1M_TIER2-paper1m-walker|Walker2d-v5|dense dapd dapd@authors|0 1 2;paper1m-dst|HalfCheetah-v5 Hopper-v5|rigl rlx2|0 1 2;paper1m-seeds34|HalfCheetah-v5 Hopper-v5|dense dapd dapd@authors|3 4}"
 records="${PAPER1M_RECORDS-$repo/benchmarks/records/paper1m}"
 py="${PAPER1M_PYTHON:-$repo/.venv/bin/python}"
+threads="${PAPER1M_THREADS:-1}"
 read -r -a after <<< "${PAPER1M_AFTER:-}"
 rev="$(git -C "$repo" rev-parse --short HEAD)"
 src="$bench/src-$rev"
@@ -59,26 +63,30 @@ for rec in sorted(Path(records).iterdir()) if records else []:
 PY
 # shellcheck disable=SC2016  # the worker's script is expanded by the worker
 worker='
-py=$1 bench=$2 wait_for=$3 steps=$4 sets=$5; shift 5
+py=$1 bench=$2 wait_for=$3 steps=$4 sets=$5 threads=$6; shift 6
 # (a zombie counts as ended: its parent may not have reaped it yet)
 if [ -n "$wait_for" ]; then while ps -o stat= -p "$wait_for" 2>/dev/null | grep -q "^[^Z]"; do sleep 5; done; fi
 for stage in "$@"; do
     IFS="|" read -r out envs methods seeds <<< "$stage"
-    args=(sweep "$out" --envs $envs --methods $methods --keep 0.05 --seeds $seeds --steps "$steps" --jobs 1)
+    args=(sweep "$out" --envs $envs --methods $methods --keep 0.05 --seeds $seeds --steps "$steps" --jobs 1 --threads "$threads")
     for s in $sets; do args+=(--set "$s"); done
     "$py" -m neuropath.cli "${args[@]}" >> "$bench/$out.log" 2>&1 || true
 done'
 IFS=";" read -r -a tier2_stages <<< "$tier2"
-setsid nohup bash -c "$worker" _ "$py" "$bench" "${after[0]:-}" "$steps" "$sets" "$dense_stage" \
+if [ "$threads" -gt 1 ]; then first=("$dense_stage" "$dapd_stage"); else first=("$dense_stage"); fi
+setsid nohup bash -c "$worker" _ "$py" "$bench" "${after[0]:-}" "$steps" "$sets" "$threads" "${first[@]}" \
     "${tier2_stages[@]}" < /dev/null > /dev/null 2>&1 &
 w1=$!
+w2=
 # A DAPD run takes about an hour of one core, a dense one 4-5: once the DAPD sweep is done, its core joins
 # the dense sweep.
-setsid nohup bash -c "$worker" _ "$py" "$bench" "${after[1]:-}" "$steps" "$sets" "$dapd_stage" "$dense_stage" \
-    "${tier2_stages[@]}" < /dev/null > /dev/null 2>&1 &
-w2=$!
+if [ "$threads" = 1 ]; then
+    setsid nohup bash -c "$worker" _ "$py" "$bench" "${after[1]:-}" "$steps" "$sets" 1 "$dapd_stage" "$dense_stage" \
+        "${tier2_stages[@]}" < /dev/null > /dev/null 2>&1 &
+    w2=$!
+fi
 echo "started from $src: logs $bench/paper1m*.log"
 if [ "${PAPER1M_WAIT:-0}" = 1 ]; then
     wait "$w1"
-    wait "$w2"
+    [ -z "$w2" ] || wait "$w2"
 fi

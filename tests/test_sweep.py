@@ -114,6 +114,32 @@ def test_a_run_that_another_process_trains_is_skipped_not_restarted_or_moved(tmp
     assert len(read_csv(busy / "metrics.csv")) == 10
 
 
+def test_a_run_another_sweep_takes_between_check_and_start_is_skipped_not_failed(tmp_path, capsys, monkeypatch):
+    """Two sweeps over one folder can both see a run free and both start it: the one that loses the
+    lock exits 2 ("in use"). Seen on the 1M study's log as "FAILED (exit 2 ...)" for a run that was
+    training fine; the sweep must say it was skipped, and not count it as a failure."""
+    from neuropath.experiments import sweep
+    out = tmp_path / "sw"
+    spec = Grid(["Hopper-v5"], ["dense"], [0.05], [0], 200, [a for a in TINY_SET if a != "--set"]).runs()[0]
+    busy = out / "runs" / spec.name
+    busy.mkdir(parents=True)
+    (out / "sweep.yaml").write_text(yaml.safe_dump({"runs": [{"name": spec.name, "settings": spec.settings}]}))
+    real_status, calls = sweep.status, []
+
+    def status_late(run_dir, steps):    # the other sweep's run takes the lock just after our checks
+        calls.append(run_dir)
+        return real_status(run_dir, steps) if len(calls) > 2 else "new"
+
+    monkeypatch.setattr(sweep, "status", status_late)
+    with HeldRun(busy):
+        capsys.readouterr()
+        assert _sweep(out, seeds=("0",), methods=("dense",)) == 0
+        said = capsys.readouterr().out
+    assert "in use by another process" in (out / "logs" / f"{spec.name}.log").read_text()   # it lost the race
+    assert "FAILED" not in said and f"skipped {spec.name}: finished or started by another process" in said
+    assert busy.is_dir() and not list(out.glob("runs/*.incomplete-*"))
+
+
 def test_once_stopping_a_sweep_starts_no_new_run_and_stops_the_running_ones(tmp_path):
     """A worker thread that passed its status check as Ctrl-C came must not start a run that
     nobody stops (the sweep would then wait for the whole run before it could exit)."""
@@ -337,3 +363,16 @@ def test_a_yes_no_setting_becomes_a_flag_without_a_value(tmp_path):
     args = build_parser().parse_args(cmd[cmd.index("train"):])      # argparse accepts what the sweep runs
     assert args.bootstrap_truncated is True and args.clip_value is False
 
+
+
+def test_threads_per_run_reach_the_run_and_its_openmp_environment(tmp_path):
+    out = tmp_path / "sw"
+    assert _sweep(out, "--threads", "2", "--jobs", "1", seeds=("0",), methods=("dense",)) == 0
+    cfg = yaml.safe_load((out / "runs" / run_name("Hopper-v5", "dense", 1, 0) / "config.yaml").read_text())
+    assert cfg["run"]["threads"] == 2 if "run" in cfg else cfg["threads"] == 2
+    from neuropath.experiments import sweep
+    assert sweep._run_process(["sh", "-c", "echo $OMP_NUM_THREADS $MKL_NUM_THREADS"], str(tmp_path / "t.log"), 3) == 0
+    assert (tmp_path / "t.log").read_text().split() == ["3", "3"]
+    assert "--threads must be >= 1" in _one_line_error(["sweep", str(tmp_path / "sw2"), "--envs", "Hopper-v5",
+                                                         "--threads", "0"], tmp_path)
+    assert not (tmp_path / "sw2").exists()

@@ -7,8 +7,9 @@ run that died before its first checkpoint is moved aside (never deleted) and sta
 Adding environments, methods or seeds to an existing sweep adds runs; changing the settings
 of an existing run is refused.
 
-Each run is its own ``neuropath train`` process with one torch thread. Locally they run
-``--jobs`` at a time; with ``--ray ADDRESS`` each is a Ray task (1 CPU) on the cluster,
+Each run is its own ``neuropath train`` process with one torch thread (``--threads N``: N, for
+a machine with fewer runs left than cores, or runs that must each finish sooner). Locally they run
+``--jobs`` at a time; with ``--ray ADDRESS`` each is a Ray task (``--threads`` CPUs) on the cluster,
 which must see the sweep folder at the same path (a shared filesystem; paths are made
 absolute). ``--ray local`` starts a Ray instance here with ``--jobs`` CPUs.
 """
@@ -206,21 +207,21 @@ def status(run_dir: Path, steps: int) -> str:
     return "broken" if run_dir.exists() else "new"
 
 
-def command(sweep_dir: Path, spec: RunSpec, state: str | None = None) -> list[str]:
+def command(sweep_dir: Path, spec: RunSpec, state: str | None = None, *, threads: int = 1) -> list[str]:
     """The ``neuropath train`` command that starts or continues ``spec`` (``state``: its `status`, if
-    the caller has just read it)."""
+    the caller has just read it) with ``threads`` torch threads."""
     run_dir = sweep_dir / "runs" / spec.name
     base = [PYTHON, "-m", "neuropath.cli", "train"]
     state = state or status(run_dir, int(spec.settings["steps"]))
     if state == "resumable":
-        return base + ["--resume", str(run_dir), "--steps", str(spec.settings["steps"]), "--threads", "1",
-                       "--no-progress"]
+        return base + ["--resume", str(run_dir), "--steps", str(spec.settings["steps"]), "--threads",
+                       str(threads), "--no-progress"]
     if state == "broken":                     # died before its first checkpoint: keep it aside
         n = 1
         while (aside := run_dir.with_name(f"{spec.name}.incomplete-{n}")).exists():
             n += 1
         shutil.move(str(run_dir), str(aside))
-    return base + _flags(spec.settings) + ["--run-dir", str(run_dir), "--threads", "1", "--no-progress"]
+    return base + _flags(spec.settings) + ["--run-dir", str(run_dir), "--threads", str(threads), "--no-progress"]
 
 
 def _flags(settings: dict) -> list[str]:
@@ -250,11 +251,11 @@ _SPAWN_LOCK = threading.Lock()
 _STOPPING = threading.Event()
 
 
-def _run_process(cmd: Sequence[str], log_path: str) -> int | None:
-    """Run one command where this function runs (here, or on a Ray worker: its Python); None when
-    the sweep is stopping and the command was not started."""
+def _run_process(cmd: Sequence[str], log_path: str, threads: int = 1) -> int | None:
+    """Run one command where this function runs (here, or on a Ray worker: its Python) with ``threads``
+    OpenMP/MKL threads; None when the sweep is stopping and the command was not started."""
     cmd = [sys.executable if c == PYTHON else c for c in cmd]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     with open(log_path, "a") as log:
         with _SPAWN_LOCK:
             if _STOPPING.is_set():
@@ -282,7 +283,7 @@ def _stop_children() -> None:
 
 
 def run_sweep(sweep_dir: Path, specs: list[RunSpec], *, jobs: int, ray_address: str | None = None,
-              echo: Callable[[str], None] = print) -> dict[str, int]:
+              threads: int = 1, echo: Callable[[str], None] = print) -> dict[str, int]:
     """Run every spec that is not finished and not running elsewhere; returns name → exit status of
     what was run. Two sweeps over one folder share the work: each skips the runs the other trains
     (locally, each run's command is decided when it starts, not when the sweep starts)."""
@@ -292,7 +293,8 @@ def run_sweep(sweep_dir: Path, specs: list[RunSpec], *, jobs: int, ray_address: 
     busy = sum(v == "running" for v in states.values())
     echo(f"{sum(v == 'finished' for v in states.values())} of {len(specs)} runs finished"
          + (f", {busy} running in another process" if busy else "") + f"; {len(todo)} to run"
-         + (f" on Ray ({ray_address})" if ray_address else f", {jobs} at a time"))
+         + (f" on Ray ({ray_address})" if ray_address else f", {jobs} at a time")
+         + (f", {threads} threads each" if threads > 1 else ""))
     if not todo:
         return {}
     (sweep_dir / "logs").mkdir(parents=True, exist_ok=True)
@@ -310,13 +312,20 @@ def run_sweep(sweep_dir: Path, specs: list[RunSpec], *, jobs: int, ray_address: 
         return str(sweep_dir / "logs" / f"{spec.name}.log")
 
     if ray_address:
-        _run_on_ray(ray_address, [(s.name, command(sweep_dir, s), log_of(s)) for s in todo], done, local_cpus=jobs)
+        _run_on_ray(ray_address, [(s.name, command(sweep_dir, s, threads=threads), log_of(s)) for s in todo], done,
+                    local_cpus=jobs * threads, threads=threads)
     else:
         def launch(spec: RunSpec) -> int | None:
-            state = status(sweep_dir / "runs" / spec.name, int(spec.settings["steps"]))
+            run_dir, steps = sweep_dir / "runs" / spec.name, int(spec.settings["steps"])
+            state = status(run_dir, steps)
             if state in ("finished", "running"):
                 return None
-            return _run_process(command(sweep_dir, spec, state), log_of(spec))
+            rc = _run_process(command(sweep_dir, spec, state, threads=threads), log_of(spec), threads)
+            # Another sweep over this folder may have seen the run free in the same seconds and started
+            # it too: the run that lost the lock exits 2 ("in use") and the run itself is fine.
+            if rc == 2 and status(run_dir, steps) in ("finished", "running"):
+                return None
+            return rc
 
         _STOPPING.clear()                # a sweep run again in this process after a Ctrl-C
         pool = ThreadPoolExecutor(max_workers=max(1, jobs))
@@ -358,11 +367,11 @@ def connect_ray(address: str, *, local_cpus: int | None = None):
 
 
 def _run_on_ray(address: str, jobs_list: list[tuple[str, list[str], str]],
-                done: Callable[[str, int], None], *, local_cpus: int | None = None) -> None:
+                done: Callable[[str, int], None], *, local_cpus: int | None = None, threads: int = 1) -> None:
     ray = connect_ray(address, local_cpus=local_cpus)
     try:
-        task = ray.remote(num_cpus=1, max_retries=2)(_run_process)
-        pending = {task.remote(cmd, log): name for name, cmd, log in jobs_list}
+        task = ray.remote(num_cpus=threads, max_retries=2)(_run_process)
+        pending = {task.remote(cmd, log, threads): name for name, cmd, log in jobs_list}
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             for ref in ready:
