@@ -376,3 +376,31 @@ def test_threads_per_run_reach_the_run_and_its_openmp_environment(tmp_path):
     assert "--threads must be >= 1" in _one_line_error(["sweep", str(tmp_path / "sw2"), "--envs", "Hopper-v5",
                                                          "--threads", "0"], tmp_path)
     assert not (tmp_path / "sw2").exists()
+
+
+def test_cpu_seconds_compare_only_runs_on_the_usual_thread_count(tmp_path):
+    """A dense run on two threads spends ~1.4x the CPU time for the same work: pooled with one-thread runs it
+    would inflate dense's CPU seconds and flatter every sparse method's ratio."""
+    import shutil
+    from .conftest import TINY
+    runs = tmp_path / "runs"
+    for name, pathway in (("d0", "dense"), ("d1", "dense"), ("p0", "static")):
+        npth.Trainer(npth.Config().set({**TINY, "pathway": pathway, "steps": 100, "threads": 1,
+                                        "seed": int(name[1]), "run_dir": str(runs / name)})).train()
+    shutil.copytree(runs / "d1", runs / "d2")
+    cfg = (runs / "d2" / "config.yaml").read_text()
+    assert "threads: 1\n" in cfg and "seed: 1\n" in cfg
+    (runs / "d2" / "config.yaml").write_text(cfg.replace("threads: 1\n", "threads: 2\n").replace("seed: 1\n", "seed: 2\n"))
+    rows = read_csv(runs / "d2" / "metrics.csv")
+    with open(runs / "d2" / "metrics.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows({**r, "cpu_seconds": "1000000"} for r in rows)
+    assert main(["report", str(runs), "--out", str(tmp_path / "rep"), "--reps", "200"]) == 0
+    text = (tmp_path / "rep" / "report.md").read_text()
+    cpu = {n: float(read_csv(runs / n / "metrics.csv")[-1]["cpu_seconds"]) for n in ("d0", "d1", "p0")}
+    dense_row = next(line for line in text.splitlines() if line.startswith("| Hopper-v5 | dense | 0% | ") and "e+" in line)
+    assert f"{(cpu['d0'] + cpu['d1']) / 2:.3g} (1.000)" in dense_row
+    static_row = next(line for line in text.splitlines() if line.startswith("| Hopper-v5 | static | 95% | ") and "e+" in line)
+    assert f"({cpu['p0'] / ((cpu['d0'] + cpu['d1']) / 2):.3f})" in static_row
+    assert "left out: Hopper-v5 dense s2 (2 threads)" in text

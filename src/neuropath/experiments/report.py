@@ -29,7 +29,7 @@ import functools
 import json
 import math
 import warnings
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +63,7 @@ class RunResult:
     settings: dict = field(default_factory=dict)   # what the run learned with (see `run_settings`)
     freezes: list = field(default_factory=list)    # (step, reason) of each network's freeze (pathway.jsonl)
     finished: bool = True   # reached its budget; a cut run counts only in the step windows it passed
+    threads: int = 0        # torch threads it ran on (0: torch's default); CPU seconds compare at equal threads
 
     @property
     def score(self) -> float:
@@ -198,7 +199,8 @@ def load_all_runs(root: Path) -> tuple[list[RunResult], list[RunResult], list[st
                       np.array([int(x["step"]) for x in rows]),
                       np.array([float(x["return_mean"]) for x in rows]), int(r["steps"]),
                       _number(last.get("cpu_seconds")), _number(last.get("energy_j")),
-                      last.get("energy_mode") or "none", settings, freeze_events(run), end is not None))
+                      last.get("energy_mode") or "none", settings, freeze_events(run), end is not None,
+                      int(r.get("threads") or 0)))
     if not done and not cut and not others:
         raise UsageError(f"no neuropath runs under {str(root)!r}")
     return done, cut, others
@@ -606,9 +608,15 @@ def _run_flops(run: RunResult) -> float | None:
 
 def _energy(groups: dict, norm: dict[str, Norm], path: Path, palette: Palette | None = None) -> list[str]:
     """Energy beside return: per group the training FLOPs, CPU seconds and measured joules,
-    each divided by the dense runs' mean in the same environment, and the Fig. 6 plot."""
-    costs = {k: {"flops": [_run_flops(r) for r in runs], "cpu": [r.cpu_seconds for r in runs],
+    each divided by the dense runs' mean in the same environment, and the Fig. 6 plot.
+    CPU seconds count only the runs on an environment's usual thread count: a run on two threads
+    spends ~1.4x the CPU time of a one-thread run for the same work, which would skew the ratio."""
+    threads = _usual_threads(groups)
+    costs = {k: {"flops": [_run_flops(r) for r in runs],
+                 "cpu": [r.cpu_seconds for r in runs if r.threads == threads[k[0]]],
                  "joules": [r.energy_j for r in runs]} for k, runs in groups.items()}
+    left_out = sorted(f"{r.env} {r.method} s{r.seed} ({r.threads or 'default'} threads)"
+                      for k, runs in groups.items() for r in runs if r.threads != threads[k[0]])
     modes = sorted({r.energy_mode for runs in groups.values() for r in runs if r.energy_j is not None})
 
     def mean(values: list) -> float | None:
@@ -637,10 +645,19 @@ def _energy(groups: dict, norm: dict[str, Norm], path: Path, palette: Palette | 
             "Training FLOPs: `neuropath flops` (1 MAC = 2 FLOPs; updates, mask scoring and topology "
             "updates; the paper's energy model is energy ∝ FLOPs). CPU seconds: the run's own process "
             "time (energy ∝ CPU time at constant per-core power; recorded by runs since the energy "
-            "columns were added). Joules: measured, " + (", ".join(modes) if modes else "not available here")
-            + ".", "",
+            "columns were added)" + (f", of runs on the environment's usual thread count only (left out: "
+                                     f"{', '.join(left_out)})" if left_out else "")
+            + ". Joules: measured, " + (", ".join(modes) if modes else "not available here") + ".", "",
             "| env | method | sparsity | training FLOPs | CPU seconds | joules |", "|---|---|---|---|---|---|",
             *rows, "", "![score vs energy](energy.png)"]
+
+
+def _usual_threads(groups: dict) -> dict[str, int]:
+    """Per environment, the thread count most of its runs used (the smaller one on a tie)."""
+    counts: dict[str, Counter] = defaultdict(Counter)
+    for (env, *_), runs in groups.items():
+        counts[env].update(r.threads for r in runs)
+    return {env: min(c, key=lambda t: (-c[t], t)) for env, c in counts.items()}
 
 
 # ---- plots --------------------------------------------------------------------------------
