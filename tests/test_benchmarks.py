@@ -40,9 +40,10 @@ def test_run_cost(tmp_path):
     assert (tmp_path / "dapd" / "metrics.csv").exists()
 
 
-def test_paper1m_study_script(tmp_path):
-    """The 1M study's driver at 200 steps: a snapshot of HEAD, both workers started only after the process
-    they are told to wait for, tier 1 (dense; DAPD and the authors' variant on Hopper) and a tier-2 stage
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_paper1m_study_script(tmp_path, threads):
+    """The 1M study's driver at 200 steps: a snapshot of HEAD, both workers (one 2-thread worker with
+    PAPER1M_THREADS=2) started only after the process they are told to wait for, tier 1 (dense; DAPD and the authors' variant on Hopper) and a tier-2 stage
     (dense on Walker2d) each finished from that snapshot; a rerun trains nothing again, and a finished
     record seeded from the records folder lands in its own sweep and is not trained again either."""
     import os
@@ -54,7 +55,7 @@ def test_paper1m_study_script(tmp_path):
            "PAPER1M_SET": "seed_steps=50 init_steps=50 eval_every=100 eval_episodes=1 checkpoint_every=100 "
                           "batch_size=32 score_batch=32 window=100",
            "PAPER1M_TIER2": "paper1m-walker|Walker2d-v5|dense|0",
-           "PAPER1M_RECORDS": "", "PAPER1M_PYTHON": sys.executable, "PAPER1M_WAIT": "1"}
+           "PAPER1M_RECORDS": "", "PAPER1M_PYTHON": sys.executable, "PAPER1M_WAIT": "1", "PAPER1M_THREADS": threads}
     start = time.time()
     blocker = subprocess.Popen(["sleep", "6"])
     env["PAPER1M_AFTER"] = f"{blocker.pid} {blocker.pid}"
@@ -74,6 +75,8 @@ def test_paper1m_study_script(tmp_path):
     assert all([row["step"] for row in read_csv(r / "metrics.csv")] == ["100", "200"] for r in runs)
     assert all((r / "config.yaml").stat().st_mtime >= released - 1 for r in runs)   # none before the wait
     assert len(list(tmp_path.glob("src-*/src/neuropath/cli.py"))) == 1          # the code the runs used
+    import yaml
+    assert {yaml.safe_load((r / "config.yaml").read_text())["run"]["threads"] for r in runs} == {int(threads)}
     # A new machine: the Walker2d run exists only as a record; it goes back into its sweep, finished.
     records = tmp_path / "records"
     walker = tmp_path / "paper1m-walker" / "runs" / "Walker2d-v5__dense__keep1__s0"
