@@ -11,9 +11,10 @@
 #   bash benchmarks/paper1m.sh [BENCH_DIR]      (default ~/neuropath-bench), then, as runs finish, per sweep S:
 #   python benchmarks/run_records.py BENCH_DIR/S benchmarks/records/paper1m --cut benchmarks/records/paper1m-cut
 #   (--cut keeps the unfinished runs as far as they got)
-# PAPER1M_THREADS=2: one worker instead of two, each run on 2 threads (a run finishes in ~0.7 of the wall time of
-# two 1-thread runs side by side, so that one finishes within a machine's session of ~3 hours; the 1-thread
-# layout finishes none there). Stages in worker 1's order: dense, DAPD, tier 2.
+# PAPER1M_THREADS=2: one worker instead of two, running each stage's sweep on both cores: a stage with dense runs
+# one run at a time on 2 threads (a dense 1M run then takes ~1.8 h instead of 3-5, so it finishes within a
+# machine's session of ~3 hours; side by side on 1 thread each, none does), a stage of sparse methods two runs at
+# a time on 1 thread each (the sparse kernels are single-threaded). Worker 1's order: dense, DAPD, tier 2.
 # PAPER1M_AFTER="PID1 PID2": worker i starts when process PIDi has ended (to chain after workers already
 # running, e.g. from an older snapshot, without stopping them).
 # The smoke run (tests/test_benchmarks.py) shrinks it with PAPER1M_STEPS, PAPER1M_ENVS, PAPER1M_SEEDS, PAPER1M_SET
@@ -27,7 +28,8 @@ steps="${PAPER1M_STEPS:-1000000}"
 envs="${PAPER1M_ENVS:-HalfCheetah-v5 Hopper-v5}"
 seeds="${PAPER1M_SEEDS:-0 1 2}"
 sets="${PAPER1M_SET-checkpoint_every=20000}"
-tier2="${PAPER1M_TIER2-paper1m-walker|Walker2d-v5|dense dapd dapd@authors|0 1 2;paper1m-dst|HalfCheetah-v5 Hopper-v5|rigl rlx2|0 1 2;paper1m-seeds34|HalfCheetah-v5 Hopper-v5|dense dapd dapd@authors|3 4}"
+# (dense and sparse methods in separate stages, so that each runs on its own layout with PAPER1M_THREADS=2)
+tier2="${PAPER1M_TIER2-paper1m-walker-dense|Walker2d-v5|dense|0 1 2;paper1m-walker|Walker2d-v5|dapd dapd@authors|0 1 2;paper1m-dst|HalfCheetah-v5 Hopper-v5|rigl rlx2|0 1 2;paper1m-seeds34-dense|HalfCheetah-v5 Hopper-v5|dense|3 4;paper1m-seeds34|HalfCheetah-v5 Hopper-v5|dapd dapd@authors|3 4}"
 records="${PAPER1M_RECORDS-$repo/benchmarks/records/paper1m}"
 py="${PAPER1M_PYTHON:-$repo/.venv/bin/python}"
 threads="${PAPER1M_THREADS:-1}"
@@ -68,7 +70,10 @@ py=$1 bench=$2 wait_for=$3 steps=$4 sets=$5 threads=$6; shift 6
 if [ -n "$wait_for" ]; then while ps -o stat= -p "$wait_for" 2>/dev/null | grep -q "^[^Z]"; do sleep 5; done; fi
 for stage in "$@"; do
     IFS="|" read -r out envs methods seeds <<< "$stage"
-    args=(sweep "$out" --envs $envs --methods $methods --keep 0.05 --seeds $seeds --steps "$steps" --jobs 1 --threads "$threads")
+    jobs=1 per_run=$threads
+    case " $methods " in *" dense "*) ;; *) jobs=$threads per_run=1 ;; esac
+    args=(sweep "$out" --envs $envs --methods $methods --keep 0.05 --seeds $seeds --steps "$steps" --jobs "$jobs"
+          --threads "$per_run")
     for s in $sets; do args+=(--set "$s"); done
     "$py" -m neuropath.cli "${args[@]}" >> "$bench/$out.log" 2>&1 || true
 done'
