@@ -78,16 +78,19 @@ for stage in "$@"; do
     "$py" -m neuropath.cli "${args[@]}" >> "$bench/$out.log" 2>&1 || true
 done'
 IFS=";" read -r -a tier2_stages <<< "$tier2"
-if [ "$threads" -gt 1 ]; then first=("$dense_stage" "$dapd_stage"); else first=("$dense_stage"); fi
-setsid nohup bash -c "$worker" _ "$py" "$bench" "${after[0]:-}" "$steps" "$sets" "$threads" "${first[@]}" \
-    "${tier2_stages[@]}" < /dev/null > /dev/null 2>&1 &
-w1=$!
+start_worker() {    # WAIT_FOR THREADS STAGE...: a worker in the background; its pid in $!
+    setsid nohup bash -c "$worker" _ "$py" "$bench" "$1" "$steps" "$sets" "${@:2}" < /dev/null > /dev/null 2>&1 &
+}
 w2=
-# A DAPD run takes about an hour of one core, a dense one 4-5: once the DAPD sweep is done, its core joins
-# the dense sweep.
-if [ "$threads" = 1 ]; then
-    setsid nohup bash -c "$worker" _ "$py" "$bench" "${after[1]:-}" "$steps" "$sets" 1 "$dapd_stage" "$dense_stage" \
-        "${tier2_stages[@]}" < /dev/null > /dev/null 2>&1 &
+if [ "$threads" -gt 1 ]; then
+    start_worker "${after[0]:-}" "$threads" "$dense_stage" "$dapd_stage" "${tier2_stages[@]}"
+    w1=$!
+else
+    start_worker "${after[0]:-}" 1 "$dense_stage" "${tier2_stages[@]}"
+    w1=$!
+    # A DAPD run takes about an hour of one core, a dense one 4-5: once the DAPD sweep is done, its core joins
+    # the dense sweep.
+    start_worker "${after[1]:-}" 1 "$dapd_stage" "$dense_stage" "${tier2_stages[@]}"
     w2=$!
 fi
 echo "started from $src: logs $bench/paper1m*.log"

@@ -43,8 +43,8 @@ def test_run_cost(tmp_path):
 @pytest.mark.parametrize("threads", ["1", "2"])
 def test_paper1m_study_script(tmp_path, threads):
     """The 1M study's driver at 200 steps: a snapshot of HEAD, both workers (one 2-thread worker with
-    PAPER1M_THREADS=2) started only after the process they are told to wait for, tier 1 (dense; DAPD and the authors' variant on Hopper) and a tier-2 stage
-    (dense on Walker2d) each finished from that snapshot; a rerun trains nothing again, and a finished
+    PAPER1M_THREADS=2) started only after the process they are told to wait for, tier 1 (dense; DAPD and the
+    authors' variant on Hopper) and a tier-2 stage (dense on Walker2d) each finished from that snapshot; a rerun trains nothing again, and a finished
     record seeded from the records folder lands in its own sweep and is not trained again either."""
     import os
     import shutil

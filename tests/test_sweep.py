@@ -364,12 +364,11 @@ def test_a_yes_no_setting_becomes_a_flag_without_a_value(tmp_path):
     assert args.bootstrap_truncated is True and args.clip_value is False
 
 
-
 def test_threads_per_run_reach_the_run_and_its_openmp_environment(tmp_path):
     out = tmp_path / "sw"
     assert _sweep(out, "--threads", "2", "--jobs", "1", seeds=("0",), methods=("dense",)) == 0
     cfg = yaml.safe_load((out / "runs" / run_name("Hopper-v5", "dense", 1, 0) / "config.yaml").read_text())
-    assert cfg["run"]["threads"] == 2 if "run" in cfg else cfg["threads"] == 2
+    assert cfg["run"]["threads"] == 2
     from neuropath.experiments import sweep
     assert sweep._run_process(["sh", "-c", "echo $OMP_NUM_THREADS $MKL_NUM_THREADS"], str(tmp_path / "t.log"), 3) == 0
     assert (tmp_path / "t.log").read_text().split() == ["3", "3"]
